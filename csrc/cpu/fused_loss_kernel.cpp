@@ -1,0 +1,428 @@
+// CPU kernels of negrec::fused_loss and negrec::fused_loss_backward.
+//
+// Layout of the work: the rows that contribute (label != 0) are cut into blocks of
+// `tile.rows`; blocks run in parallel (at::parallel_for), and each block walks the K shared
+// candidates in tiles of `tile.cols`. A tile of logits [rows, cols] is one GEMM into a
+// thread-local buffer (ATen -> MKL/OpenBLAS, single-threaded inside the parallel region),
+// consumed at once:
+//   forward : an online log-sum-exp over the negatives per row (max, rescaled sum);
+//   backward: the logits are recomputed (no [N, K] state is ever kept), turned into dL/dz in
+//             place, and two more GEMMs push them into dQuery (per block) and dNeg (a per-thread
+//             [K, D] accumulator, summed at the end).
+// So forward + backward is four GEMMs of N x K x D against the three of a plain
+// materialised implementation, with O(threads * (tile + K * D)) extra memory.
+#include "cpu/fused_loss_cpu.h"
+#include "cpu/vec_math.h"
+#include "fused_loss.h"
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <c10/util/irange.h>
+#include <torch/library.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <numeric>
+#include <vector>
+
+namespace negrec::cpu {
+
+TileConfig& tile_config() {
+  static TileConfig config;
+  return config;
+}
+
+namespace {
+
+template <typename T>
+constexpr T kInf = std::numeric_limits<T>::infinity();
+
+// log(1 + exp(x)) without overflow or cancellation.
+inline double softplus(double x) {
+  if (std::isnan(x)) return x;
+  return std::max(x, 0.0) + std::log1p(std::exp(-std::abs(x)));
+}
+
+// 1 / (1 + exp(-x)), for x in [-inf, inf].
+inline double sigmoid(double x) {
+  if (x >= 0) return 1.0 / (1.0 + std::exp(-x));
+  const double e = std::exp(x);
+  return e / (1.0 + e);
+}
+
+// Rows that take part: label != 0. Kept in their original order.
+std::vector<int64_t> active_rows(const at::Tensor& label8) {
+  const int8_t* lab = label8.data_ptr<int8_t>();
+  std::vector<int64_t> rows;
+  rows.reserve(label8.numel());
+  for (const auto i : c10::irange(label8.numel())) {
+    if (lab[i] != 0) rows.push_back(i);
+  }
+  return rows;
+}
+
+// Accidental hits: candidate positions whose id equals a row's target id. Candidate positions
+// sorted by (id, position); a row's hits are the contiguous run of its target id, ascending in
+// position, so a block walks them with a cursor as its tiles advance: O(hits) per row in total,
+// whatever the number of duplicates.
+struct HitIndex {
+  std::vector<int64_t> sorted_ids;
+  std::vector<int64_t> positions;
+
+  explicit HitIndex(const at::Tensor& neg_ids) {
+    const int64_t K = neg_ids.numel();
+    const int64_t* ids = neg_ids.data_ptr<int64_t>();
+    positions.resize(K);
+    std::iota(positions.begin(), positions.end(), int64_t{0});
+    std::stable_sort(positions.begin(), positions.end(),
+                     [ids](int64_t a, int64_t b) { return ids[a] < ids[b]; });
+    sorted_ids.resize(K);
+    for (const auto k : c10::irange(K)) sorted_ids[k] = ids[positions[k]];
+  }
+
+  std::pair<int64_t, int64_t> range(int64_t target) const {
+    auto [lo, hi] = std::equal_range(sorted_ids.begin(), sorted_ids.end(), target);
+    return {lo - sorted_ids.begin(), hi - sorted_ids.begin()};
+  }
+};
+
+// C = A . B^T or C += ..., all on raw row-major buffers, through ATen's GEMM (which inside a
+// parallel region runs single-threaded on the calling thread).
+template <typename T>
+at::Tensor view2d(const T* ptr, int64_t rows, int64_t cols, int64_t ld) {
+  return at::from_blob(const_cast<T*>(ptr), {rows, cols}, {ld, 1},
+                       at::TensorOptions().dtype(c10::CppTypeToScalarType<T>::value));
+}
+
+// Inputs converted once to the accumulation type, contiguous.
+template <typename T>
+struct Inputs {
+  at::Tensor q, t, n, tlq, nlq, w, tid, nid, label8;
+  const T* Q;
+  const T* Tg;
+  const T* Nn;
+  const T* TLQ;
+  const T* NLQ;
+  const T* W;
+  const int64_t* TID;
+  const int8_t* LAB;
+
+  Inputs(const at::Tensor& query, const at::Tensor& target_emb, const at::Tensor& neg_emb,
+         const at::Tensor& target_ids, const at::Tensor& label,
+         const std::optional<at::Tensor>& weight, const std::optional<at::Tensor>& target_logq,
+         const std::optional<at::Tensor>& neg_logq, at::ScalarType acc) {
+    q = query.to(acc).contiguous();
+    t = target_emb.to(acc).contiguous();
+    n = neg_emb.to(acc).contiguous();
+    tid = target_ids.contiguous();
+    label8 = label.to(at::kChar).contiguous();
+    if (target_logq) tlq = target_logq->to(acc).contiguous();
+    if (neg_logq) nlq = neg_logq->to(acc).contiguous();
+    if (weight) w = weight->to(acc).contiguous();
+    Q = q.data_ptr<T>();
+    Tg = t.data_ptr<T>();
+    Nn = n.data_ptr<T>();
+    TLQ = tlq.defined() ? tlq.data_ptr<T>() : nullptr;
+    NLQ = nlq.defined() ? nlq.data_ptr<T>() : nullptr;
+    W = w.defined() ? w.data_ptr<T>() : nullptr;
+    TID = tid.data_ptr<int64_t>();
+    LAB = label8.data_ptr<int8_t>();
+  }
+};
+
+// Visits the logits of one block of rows, tile by tile. For each tile it computes
+// S = Qb . N[k0:k0+kb]^T, sets accidental hits to -inf, and calls
+// on_tile(k0, kb, S) where S is [rb, kb] row-major (raw dot products, before 1/T and logQ).
+template <typename T, typename OnTile>
+void for_each_logit_tile(const Inputs<T>& in, const FusedLossParams& p, const HitIndex& hits,
+                         const std::vector<int64_t>& block_rows, const T* Qb, T* S,
+                         OnTile&& on_tile) {
+  const int64_t rb = static_cast<int64_t>(block_rows.size());
+  const int64_t K = p.K, D = p.D, cols = tile_config().cols;
+  std::vector<int64_t> cursor(rb), end(rb);
+  for (const auto r : c10::irange(rb)) {
+    std::tie(cursor[r], end[r]) = hits.range(in.TID[block_rows[r]]);
+  }
+  const at::Tensor Qv = view2d(Qb, rb, D, D);
+  for (int64_t k0 = 0; k0 < K; k0 += cols) {
+    const int64_t kb = std::min(cols, K - k0);
+    at::Tensor Sv = view2d(S, rb, kb, kb);
+    at::mm_out(Sv, Qv, view2d(in.Nn + k0 * D, kb, D, D).t());
+    for (const auto r : c10::irange(rb)) {
+      T* row = S + r * kb;
+      int64_t& c = cursor[r];
+      while (c < end[r] && hits.positions[c] < k0 + kb) {
+        row[hits.positions[c] - k0] = -kInf<T>;
+        ++c;
+      }
+    }
+    on_tile(k0, kb, S);
+  }
+}
+
+template <typename T>
+std::vector<at::Tensor> forward_impl(const at::Tensor& query, const at::Tensor& target_emb,
+                                     const at::Tensor& neg_emb, const at::Tensor& target_ids,
+                                     const at::Tensor& neg_ids, const at::Tensor& label,
+                                     const std::optional<at::Tensor>& weight,
+                                     const std::optional<at::Tensor>& target_logq,
+                                     const std::optional<at::Tensor>& neg_logq,
+                                     const FusedLossParams& p) {
+  const Inputs<T> in(query, target_emb, neg_emb, target_ids, label, weight, target_logq, neg_logq,
+                     p.acc_dtype);
+  const auto opts = query.options().dtype(p.acc_dtype);
+  at::Tensor lse_all = at::zeros({p.N}, opts);
+  at::Tensor lse_neg = at::zeros({p.N}, opts);
+  at::Tensor row_loss = at::zeros({p.N}, opts);
+  T* LA = lse_all.data_ptr<T>();
+  T* LN = lse_neg.data_ptr<T>();
+  T* RL = row_loss.data_ptr<T>();
+
+  const std::vector<int64_t> rows = active_rows(in.label8);
+  const HitIndex hits(neg_ids.contiguous());
+  const int64_t NA = static_cast<int64_t>(rows.size()), D = p.D;
+  const TileConfig tile = tile_config();
+  const int64_t nblocks = (NA + tile.rows - 1) / tile.rows;
+  const T invT = static_cast<T>(p.inv_temperature);
+
+  at::parallel_for(0, nblocks, 1, [&](int64_t b0, int64_t b1) {
+    // The tile GEMMs below act on plain buffers: skip the autograd dispatch layers.
+    at::AutoDispatchBelowADInplaceOrView below_autograd;
+    std::vector<T> Qb(tile.rows * D), S(tile.rows * tile.cols);
+    std::vector<double> run_sum(tile.rows);
+    std::vector<T> run_max(tile.rows);
+    std::vector<char> seen_nan(tile.rows), seen_inf(tile.rows);
+    for (int64_t b = b0; b < b1; ++b) {
+      const int64_t r0 = b * tile.rows, rb = std::min(tile.rows, NA - r0);
+      const std::vector<int64_t> block(rows.begin() + r0, rows.begin() + r0 + rb);
+      for (const auto r : c10::irange(rb)) {
+        std::copy_n(in.Q + block[r] * D, D, Qb.data() + r * D);
+        run_sum[r] = 0.0;
+        run_max[r] = -kInf<T>;
+        seen_nan[r] = 0;
+        seen_inf[r] = 0;
+      }
+      for_each_logit_tile<T>(in, p, hits, block, Qb.data(), S.data(),
+                             [&](int64_t k0, int64_t kb, T* St) {
+        const T* shift = in.NLQ ? in.NLQ + k0 : nullptr;
+        for (const auto r : c10::irange(rb)) {
+          T* z = St + r * kb;
+          const auto tm = vec::scale_shift_max(z, kb, invT, shift);
+          seen_nan[r] |= static_cast<char>(tm.has_nan);
+          if (tm.max == -kInf<T>) continue;  // everything in this tile is masked (or NaN)
+          if (tm.max == kInf<T>) {  // a +inf logit: the log-sum-exp is +inf (unless NaN)
+            seen_inf[r] = 1;
+            continue;
+          }
+          const T m_new = std::max(run_max[r], tm.max);
+          // Rescale the running sum to the new max; exp(-inf) = 0 covers the first tile.
+          run_sum[r] = run_sum[r] * std::exp(static_cast<double>(run_max[r]) - m_new) +
+                       vec::sum_exp(z, kb, m_new);
+          run_max[r] = m_new;
+        }
+      });
+      for (const auto r : c10::irange(rb)) {
+        const int64_t i = block[r];
+        const double z0 = static_cast<double>(vec::dot(in.Q + i * D, in.Tg + i * D, D)) * invT -
+                          (in.TLQ ? static_cast<double>(in.TLQ[i]) : 0.0);
+        double B;
+        if (seen_nan[r] || std::isnan(run_sum[r])) B = std::numeric_limits<double>::quiet_NaN();
+        else if (seen_inf[r]) B = kInf<double>;
+        else if (run_sum[r] > 0.0) B = static_cast<double>(run_max[r]) + std::log(run_sum[r]);
+        else B = -kInf<double>;  // no negative left for this row
+        // A = LSE(z0, B), written so that B = -inf gives A = z0 and NaN propagates.
+        const double A = B == -kInf<double> ? z0 : std::max(z0, B) + std::log1p(std::exp(-std::abs(z0 - B)));
+        LA[i] = static_cast<T>(A);
+        LN[i] = static_cast<T>(B);
+        const double w = in.W ? static_cast<double>(in.W[i]) : 1.0;
+        if (in.LAB[i] > 0) {
+          RL[i] = static_cast<T>(w * softplus(B - z0));
+        } else if (B != -kInf<double>) {
+          RL[i] = static_cast<T>(w * softplus(z0 - B));
+        }  // else: 1 - p = 0, the row is left out (loss 0)
+      }
+    }
+  });
+
+  at::Tensor loss;
+  if (p.reduction == Reduction::None) {
+    loss = row_loss;
+  } else {
+    double total = 0.0, denom = 0.0;
+    for (const int64_t i : rows) {
+      if (in.LAB[i] < 0 && LN[i] == -kInf<T>) continue;
+      total += static_cast<double>(RL[i]);
+      denom += in.W ? static_cast<double>(in.W[i]) : 1.0;
+    }
+    double value = total;
+    if (p.reduction == Reduction::Mean) value = denom > 0.0 ? total / denom : 0.0;
+    loss = at::scalar_tensor(value, opts);
+  }
+  return {loss, lse_all, lse_neg};
+}
+
+template <typename T>
+std::vector<at::Tensor> backward_impl(const at::Tensor& grad_loss, const at::Tensor& query,
+                                      const at::Tensor& target_emb, const at::Tensor& neg_emb,
+                                      const at::Tensor& target_ids, const at::Tensor& neg_ids,
+                                      const at::Tensor& label,
+                                      const std::optional<at::Tensor>& weight,
+                                      const std::optional<at::Tensor>& target_logq,
+                                      const std::optional<at::Tensor>& neg_logq,
+                                      const at::Tensor& lse_all, const at::Tensor& lse_neg,
+                                      const FusedLossParams& p) {
+  const Inputs<T> in(query, target_emb, neg_emb, target_ids, label, weight, target_logq, neg_logq,
+                     p.acc_dtype);
+  const auto opts = query.options().dtype(p.acc_dtype);
+  const at::Tensor la = lse_all.contiguous(), ln = lse_neg.contiguous();
+  const T* LA = la.data_ptr<T>();
+  const T* LN = ln.data_ptr<T>();
+  const int64_t N = p.N, K = p.K, D = p.D;
+
+  // Rows that contribute: label != 0, and not a negative row without any negative left.
+  std::vector<int64_t> rows;
+  double denom = 0.0;
+  for (const auto i : c10::irange(N)) {
+    if (in.LAB[i] == 0 || (in.LAB[i] < 0 && LN[i] == -kInf<T>)) continue;
+    rows.push_back(i);
+    denom += in.W ? static_cast<double>(in.W[i]) : 1.0;
+  }
+  // Upstream scale per row: dL_total / dloss_i.
+  const at::Tensor g = grad_loss.to(at::kDouble).contiguous();
+  const double* G = g.data_ptr<double>();
+  auto upstream = [&](int64_t i) -> double {
+    if (p.reduction == Reduction::None) return G[i];
+    if (p.reduction == Reduction::Sum) return G[0];
+    return denom > 0.0 ? G[0] / denom : 0.0;
+  };
+
+  at::Tensor dQ = at::zeros({N, D}, opts);
+  at::Tensor dT = at::zeros({N, D}, opts);
+  T* DQ = dQ.data_ptr<T>();
+  T* DT = dT.data_ptr<T>();
+
+  const HitIndex hits(neg_ids.contiguous());
+  const int64_t NA = static_cast<int64_t>(rows.size());
+  const TileConfig tile = tile_config();
+  const int64_t nblocks = (NA + tile.rows - 1) / tile.rows;
+  const T invT = static_cast<T>(p.inv_temperature);
+  std::vector<at::Tensor> dN_per_thread(at::get_num_threads());
+
+  at::parallel_for(0, nblocks, 1, [&](int64_t b0, int64_t b1) {
+    at::AutoDispatchBelowADInplaceOrView below_autograd;
+    at::Tensor& dN_local = dN_per_thread[at::get_thread_num()];
+    if (!dN_local.defined()) dN_local = at::zeros({K, D}, opts);
+    T* dNl = dN_local.data_ptr<T>();
+    std::vector<T> Qb(tile.rows * D), S(tile.rows * tile.cols), dQb(tile.rows * D);
+    std::vector<T> alpha(tile.rows), beta(tile.rows), g0(tile.rows);
+    for (int64_t b = b0; b < b1; ++b) {
+      const int64_t r0 = b * tile.rows, rb = std::min(tile.rows, NA - r0);
+      const std::vector<int64_t> block(rows.begin() + r0, rows.begin() + r0 + rb);
+      for (const auto r : c10::irange(rb)) {
+        const int64_t i = block[r];
+        std::copy_n(in.Q + i * D, D, Qb.data() + r * D);
+        const double z0 = static_cast<double>(vec::dot(in.Q + i * D, in.Tg + i * D, D)) * invT -
+                          (in.TLQ ? static_cast<double>(in.TLQ[i]) : 0.0);
+        const double c = (in.W ? static_cast<double>(in.W[i]) : 1.0) * upstream(i);
+        const double B = static_cast<double>(LN[i]);
+        // dL/dz for the row, with p0 = softmax(z)[0] = sigmoid(z0 - B):
+        //   positive: dz0 = c (p0 - 1) = -c sigmoid(B - z0),  dzk = c exp(zk - A)
+        //   negative: dz0 = c p0,  dzk = c (exp(zk - A) - exp(zk - B)) = -c p0 exp(zk - B)
+        // so every candidate gets alpha * exp(zk - beta), and ||dL/dz||_1 <= 2c.
+        if (in.LAB[i] > 0) {
+          g0[r] = static_cast<T>(-c * sigmoid(B - z0) * invT);
+          alpha[r] = static_cast<T>(c * invT);
+          beta[r] = LA[i];
+        } else {
+          const double p0 = sigmoid(z0 - B);
+          g0[r] = static_cast<T>(c * p0 * invT);
+          alpha[r] = static_cast<T>(-c * p0 * invT);
+          beta[r] = LN[i];
+        }
+      }
+      std::fill(dQb.begin(), dQb.end(), T(0));
+      const at::Tensor Qv = view2d(Qb.data(), rb, D, D);
+      at::Tensor dQv = view2d(dQb.data(), rb, D, D);
+      for_each_logit_tile<T>(in, p, hits, block, Qb.data(), S.data(),
+                             [&](int64_t k0, int64_t kb, T* St) {
+        const T* shift = in.NLQ ? in.NLQ + k0 : nullptr;
+        for (const auto r : c10::irange(rb)) {
+          vec::scaled_exp(St + r * kb, kb, invT, shift, beta[r], alpha[r]);
+        }
+        const at::Tensor Gv = view2d(St, rb, kb, kb);
+        const at::Tensor Nv = view2d(in.Nn + k0 * D, kb, D, D);
+        dQv.addmm_(Gv, Nv);
+        at::Tensor dNv = view2d(dNl + k0 * D, kb, D, D);
+        dNv.addmm_(Gv.t(), Qv);
+      });
+      for (const auto r : c10::irange(rb)) {
+        const int64_t i = block[r];
+        for (const auto d : c10::irange(D)) {
+          DQ[i * D + d] = dQb[r * D + d] + g0[r] * in.Tg[i * D + d];
+          DT[i * D + d] = g0[r] * in.Q[i * D + d];
+        }
+      }
+    }
+  });
+
+  at::Tensor dN;
+  for (auto& part : dN_per_thread) {
+    if (!part.defined()) continue;
+    if (!dN.defined()) dN = part;
+    else dN.add_(part);
+  }
+  if (!dN.defined()) dN = at::zeros({K, D}, opts);
+  const auto out = p.input_dtype;
+  return {dQ.to(out), dT.to(out), dN.to(out)};
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> fused_loss_cpu(
+    const at::Tensor& query, const at::Tensor& target_emb, const at::Tensor& neg_emb,
+    const at::Tensor& target_ids, const at::Tensor& neg_ids, const at::Tensor& label,
+    const std::optional<at::Tensor>& weight, const std::optional<at::Tensor>& target_logq,
+    const std::optional<at::Tensor>& neg_logq, double temperature, c10::string_view reduction) {
+  const FusedLossParams p =
+      check_fused_loss_inputs(query, target_emb, neg_emb, target_ids, neg_ids, label, weight,
+                              target_logq, neg_logq, temperature, reduction, /*check_values=*/true);
+  std::vector<at::Tensor> out;
+  if (p.acc_dtype == at::kDouble) {
+    out = forward_impl<double>(query, target_emb, neg_emb, target_ids, neg_ids, label, weight,
+                               target_logq, neg_logq, p);
+  } else {
+    out = forward_impl<float>(query, target_emb, neg_emb, target_ids, neg_ids, label, weight,
+                              target_logq, neg_logq, p);
+  }
+  return {out[0], out[1], out[2]};
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> fused_loss_backward_cpu(
+    const at::Tensor& grad_loss, const at::Tensor& query, const at::Tensor& target_emb,
+    const at::Tensor& neg_emb, const at::Tensor& target_ids, const at::Tensor& neg_ids,
+    const at::Tensor& label, const std::optional<at::Tensor>& weight,
+    const std::optional<at::Tensor>& target_logq, const std::optional<at::Tensor>& neg_logq,
+    double temperature, c10::string_view reduction, const at::Tensor& lse_all,
+    const at::Tensor& lse_neg) {
+  const FusedLossParams p =
+      check_fused_loss_inputs(query, target_emb, neg_emb, target_ids, neg_ids, label, weight,
+                              target_logq, neg_logq, temperature, reduction, /*check_values=*/true);
+  check_fused_loss_backward_inputs(p, grad_loss, query, lse_all, lse_neg);
+  std::vector<at::Tensor> out;
+  if (p.acc_dtype == at::kDouble) {
+    out = backward_impl<double>(grad_loss, query, target_emb, neg_emb, target_ids, neg_ids, label,
+                                weight, target_logq, neg_logq, lse_all, lse_neg, p);
+  } else {
+    out = backward_impl<float>(grad_loss, query, target_emb, neg_emb, target_ids, neg_ids, label,
+                               weight, target_logq, neg_logq, lse_all, lse_neg, p);
+  }
+  return {out[0], out[1], out[2]};
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(negrec, CPU, m) {
+  m.impl("fused_loss", &fused_loss_cpu);
+  m.impl("fused_loss_backward", &fused_loss_backward_cpu);
+}
+
+}  // namespace negrec::cpu

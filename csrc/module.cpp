@@ -1,0 +1,43 @@
+// The Python module negrec._C. Loading it registers torch.ops.negrec (csrc/ops.cpp and the
+// per-backend kernel files); the functions bound here describe the build and expose tuning
+// knobs for the benchmarks.
+#include <pybind11/pybind11.h>
+#include <torch/version.h>
+
+#include "cpu/fused_loss_cpu.h"
+#include "cpu/vec_math.h"
+#include "negrec_build_info.h"
+
+namespace py = pybind11;
+
+PYBIND11_MODULE(_C, m) {
+  m.doc() = "negrec native extension: torch.ops.negrec kernels and the data-layer hot paths";
+  m.attr("BUILT_WITH_TORCH") = NEGREC_BUILT_WITH_TORCH;
+  m.attr("BUILD_TYPE") = NEGREC_BUILD_TYPE;
+  m.attr("SANITIZE") = NEGREC_SANITIZE;
+#ifdef NEGREC_WITH_CUDA
+  m.attr("CUDA_KERNELS") = true;
+#else
+  m.attr("CUDA_KERNELS") = false;
+#endif
+  m.def("cpu_float_isa", &negrec::cpu::vec::float_isa,
+        "Instruction set the float32 CPU row kernels use: 'avx2+fma' or 'scalar'.");
+  m.def("_force_scalar_cpu_kernels", &negrec::cpu::vec::force_scalar_float, py::arg("force"),
+        "Testing/benchmarking: force the scalar float32 CPU row kernels (True) or restore the "
+        "best available (False).");
+  m.def(
+      "_set_cpu_tile_config",
+      [](int64_t rows, int64_t cols) {
+        if (rows < 1 || cols < 1) {
+          throw py::value_error("tile rows and cols must be >= 1; got rows=" +
+                                std::to_string(rows) + ", cols=" + std::to_string(cols));
+        }
+        negrec::cpu::tile_config() = {rows, cols};
+      },
+      py::arg("rows"), py::arg("cols"),
+      "Benchmarking: set the CPU fused-loss tile (rows per block, candidates per tile).");
+  m.def("_get_cpu_tile_config", []() {
+    const auto& t = negrec::cpu::tile_config();
+    return py::make_tuple(t.rows, t.cols);
+  });
+}

@@ -1,0 +1,19 @@
+"""negrec: sequential recommenders that learn from negative feedback.
+
+The native op ``torch.ops.negrec.fused_loss`` (sampled or full softmax plus the
+not-to-recommend term) is wrapped by :func:`negrec.ops.fused_loss`.
+"""
+
+from __future__ import annotations
+
+from importlib import metadata as _metadata
+
+from negrec._extension import build_info, cuda_kernels_available, extension_available
+from negrec import ops
+
+try:
+    __version__ = _metadata.version("negrec")
+except _metadata.PackageNotFoundError:  # running from a source tree that was not installed
+    __version__ = "0.0.0+unknown"
+
+__all__ = ["__version__", "build_info", "cuda_kernels_available", "extension_available", "ops"]

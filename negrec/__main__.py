@@ -1,0 +1,3 @@
+from negrec.cli import main
+
+raise SystemExit(main())

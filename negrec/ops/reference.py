@@ -1,0 +1,188 @@
+"""Plain-PyTorch implementation of the fused loss: the executable specification.
+
+It materialises the [N, K] logits and lets autograd do the rest, so it is slow and memory
+hungry by design; the native op must agree with it (tests), and it serves when negrec was
+installed without its compiled extension.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+__all__ = ["fused_loss_reference", "validate_fused_loss_inputs"]
+
+_FLOAT_DTYPES = (torch.float32, torch.float64, torch.bfloat16, torch.float16)
+_LABEL_DTYPES = (torch.int8, torch.int16, torch.int32, torch.int64)
+_OP = "negrec.fused_loss"
+
+
+def _shape(t: Tensor) -> str:
+    return "[" + ", ".join(str(s) for s in t.shape) + "]"
+
+
+def validate_fused_loss_inputs(
+    query: Tensor,
+    target_emb: Tensor,
+    neg_emb: Tensor,
+    target_ids: Tensor,
+    neg_ids: Tensor,
+    label: Tensor,
+    weight: Tensor | None,
+    target_logq: Tensor | None,
+    neg_logq: Tensor | None,
+    temperature: float,
+    reduction: str,
+    check_values: bool = True,
+) -> None:
+    """The checks of the native op (csrc/fused_loss_checks.cpp), with the same messages.
+
+    ``check_values=False`` skips the data-dependent checks (label values, finite and
+    non-negative weights, finite logq), e.g. while tracing with fake tensors.
+    """
+    if reduction not in ("none", "sum", "mean"):
+        raise ValueError(f"{_OP}: reduction must be 'none', 'sum' or 'mean'; got '{reduction}'")
+    for name, t, layout in (("query", query, "[N, D]"), ("target_emb", target_emb, "[N, D]"),
+                            ("neg_emb", neg_emb, "[K, D]")):
+        if not isinstance(t, Tensor):
+            raise TypeError(f"{_OP}: {name} must be a torch.Tensor; got {type(t).__name__}")
+        if t.dim() != 2:
+            raise ValueError(f"{_OP}: {name} must be a 2-D tensor {layout}; got a {t.dim()}-D "
+                             f"tensor of shape {_shape(t)}")
+    n, d = query.shape
+    k = neg_emb.shape[0]
+    if tuple(target_emb.shape) != (n, d):
+        raise ValueError(f"{_OP}: target_emb must have the shape of query [{n}, {d}]; got shape "
+                         f"{_shape(target_emb)}")
+    if neg_emb.shape[1] != d:
+        raise ValueError(f"{_OP}: neg_emb must have shape [K, {d}] (D = query.size(1)); got shape "
+                         f"{_shape(neg_emb)}")
+    if query.dtype not in _FLOAT_DTYPES:
+        raise TypeError(f"{_OP}: query must be float32, float64, bfloat16 or float16; got dtype "
+                        f"{query.dtype}")
+    for name, t in (("target_emb", target_emb), ("neg_emb", neg_emb)):
+        if t.dtype != query.dtype:
+            raise TypeError(f"{_OP}: {name} must have query's dtype {query.dtype}; got {t.dtype}")
+    for name, t, size, what in (("target_ids", target_ids, n, "N = query.size(0)"),
+                                ("neg_ids", neg_ids, k, "K = neg_emb.size(0)")):
+        if t.dtype != torch.int64:
+            raise TypeError(f"{_OP}: {name} must be int64 (torch.long); got dtype {t.dtype}")
+        if t.dim() != 1 or t.shape[0] != size:
+            raise ValueError(f"{_OP}: {name} must have shape [{size}] ({what}); got shape {_shape(t)}")
+    if label.dtype not in _LABEL_DTYPES:
+        raise TypeError(f"{_OP}: label must be a signed integer tensor (int8/16/32/64) holding "
+                        f"-1, 0 or +1; got dtype {label.dtype}")
+    if label.dim() != 1 or label.shape[0] != n:
+        raise ValueError(f"{_OP}: label must have shape [{n}] (N = query.size(0)); got shape "
+                         f"{_shape(label)}")
+    for name, t, size, what in (("weight", weight, n, "N = query.size(0)"),
+                                ("target_logq", target_logq, n, "N = query.size(0)"),
+                                ("neg_logq", neg_logq, k, "K = neg_emb.size(0)")):
+        if t is None:
+            continue
+        if not t.is_floating_point():
+            raise TypeError(f"{_OP}: {name} must be a floating-point tensor; got dtype {t.dtype}")
+        if t.dim() != 1 or t.shape[0] != size:
+            raise ValueError(f"{_OP}: {name} must have shape [{size}] ({what}); got shape {_shape(t)}")
+    for name, t in (("target_emb", target_emb), ("neg_emb", neg_emb), ("target_ids", target_ids),
+                    ("neg_ids", neg_ids), ("label", label), ("weight", weight),
+                    ("target_logq", target_logq), ("neg_logq", neg_logq)):
+        if t is not None and t.device != query.device:
+            raise RuntimeError(f"{_OP}: all tensors must be on query's device {query.device}; "
+                               f"{name} is on {t.device}")
+    if not (isinstance(temperature, (int, float)) and math.isfinite(temperature)
+            and temperature > 0):
+        raise ValueError(f"{_OP}: temperature must be a finite number > 0; got {temperature}")
+    if not check_values:
+        return
+    bad = (label < -1) | (label > 1)
+    if bool(bad.any()):
+        i = int(bad.nonzero()[0, 0])
+        raise ValueError(f"{_OP}: label must hold only -1 (negative feedback), 0 (ignore) or +1 "
+                         f"(positive); got {int(label[i])} at index {i}")
+    for name, t in (("weight", weight), ("target_logq", target_logq), ("neg_logq", neg_logq)):
+        if t is not None and not bool(torch.isfinite(t).all()):
+            i = int((~torch.isfinite(t)).nonzero()[0, 0])
+            raise ValueError(f"{_OP}: {name} must be finite; got {float(t[i])} at index {i}")
+    if weight is not None and bool((weight < 0).any()):
+        i = int((weight < 0).nonzero()[0, 0])
+        raise ValueError(f"{_OP}: weight must be >= 0; got {float(weight[i])} at index {i}")
+
+
+def fused_loss_reference(
+    query: Tensor,
+    target_emb: Tensor,
+    neg_emb: Tensor,
+    *,
+    target_ids: Tensor,
+    neg_ids: Tensor,
+    label: Tensor,
+    weight: Tensor | None = None,
+    target_logq: Tensor | None = None,
+    neg_logq: Tensor | None = None,
+    temperature: float = 1.0,
+    reduction: str = "mean",
+    upcast: bool = True,
+    return_lse: bool = False,
+    check_values: bool = True,
+) -> Tensor | tuple[Tensor, Tensor, Tensor]:
+    """Same arguments and result as :func:`negrec.ops.fused_loss`, in plain PyTorch.
+
+    Materialises the [N, K] logits. ``upcast=True`` computes in the accumulation dtype of the
+    native op (float64 for float64 inputs, float32 otherwise); ``upcast=False`` computes in the
+    input dtype (the "naive same-dtype" baseline for low-precision error bounds).
+    ``return_lse=True`` also returns the per-row log-sum-exps (lse_all, lse_neg) of the op.
+    ``check_values=False`` skips the data-dependent input checks (they break torch.compile
+    graphs); shapes, dtypes and devices are always checked.
+    """
+    validate_fused_loss_inputs(query, target_emb, neg_emb, target_ids, neg_ids, label, weight,
+                               target_logq, neg_logq, temperature, reduction,
+                               check_values=check_values)
+    acc = query.dtype
+    if upcast:
+        acc = torch.float64 if query.dtype == torch.float64 else torch.float32
+    q, t, n = query.to(acc), target_emb.to(acc), neg_emb.to(acc)
+    inv_t = 1.0 / temperature
+
+    z0 = (q * t).sum(-1) * inv_t
+    if target_logq is not None:
+        z0 = z0 - target_logq.to(acc)
+    zn = (q @ n.T) * inv_t
+    if neg_logq is not None:
+        zn = zn - neg_logq.to(acc)[None, :]
+    hit = target_ids[:, None] == neg_ids[None, :]  # accidental hits
+    zn = zn.masked_fill(hit, float("-inf"))
+    has_neg = (~hit).any(dim=1)
+    # Rows without any negative get lse_neg = -inf; logsumexp over them would give NaN
+    # gradients, so it is taken over a harmless stand-in and replaced afterwards.
+    safe = torch.where(has_neg[:, None], zn, torch.zeros((), dtype=acc, device=zn.device))
+    lse_neg = torch.where(has_neg, torch.logsumexp(safe, dim=1),
+                          torch.full((), float("-inf"), dtype=acc, device=zn.device))
+    lse_neg_safe = torch.where(has_neg, lse_neg, torch.zeros((), dtype=acc, device=zn.device))
+
+    w = torch.ones_like(z0) if weight is None else weight.to(acc)
+    pos = label == 1
+    neg = (label == -1) & has_neg  # a negative row with no negative left has 1 - p = 0: skipped
+    # -log p = LSE(z) - z0 = softplus(B - z0);  -log(1 - p) = LSE(z) - B = softplus(z0 - B)
+    # softplus(x) = logaddexp(x, 0): exact, unlike F.softplus, which returns x above its
+    # threshold (an error of e^-20 relative at x = 20).
+    zero = torch.zeros((), dtype=acc, device=z0.device)
+    loss_pos = torch.logaddexp(lse_neg - z0, zero)
+    loss_neg = torch.logaddexp(z0 - lse_neg_safe, zero)
+    row = torch.where(pos, w * loss_pos, torch.where(neg, w * loss_neg, zero))
+
+    if reduction == "none":
+        loss = row
+    elif reduction == "sum":
+        loss = row.sum()
+    else:
+        denom = torch.where(pos | neg, w, zero).sum()
+        loss = torch.where(denom > 0, row.sum() / torch.where(denom > 0, denom, 1.0), zero)
+    if not return_lse:
+        return loss
+    lse_all = torch.logaddexp(z0, lse_neg)
+    active = label != 0
+    return (loss, torch.where(active, lse_all, zero).detach(),
+            torch.where(active, lse_neg, zero).detach())
