@@ -1,9 +1,10 @@
 // The Python module negrec._C. Loading it registers torch.ops.negrec (csrc/ops.cpp and the
 // per-backend kernel files); the functions bound here describe the build and expose tuning
-// knobs for the benchmarks.
+// knobs for the benchmarks; the data-layer bindings register through bindings.h.
 #include <pybind11/pybind11.h>
 #include <torch/version.h>
 
+#include "bindings.h"
 #include "cpu/fused_loss_cpu.h"
 #include "cpu/vec_math.h"
 #include "negrec_build_info.h"
@@ -40,4 +41,5 @@ PYBIND11_MODULE(_C, m) {
     const auto& t = negrec::cpu::tile_config();
     return py::make_tuple(t.rows, t.cols);
   });
+  negrec::bind_data(m);
 }

@@ -14,6 +14,7 @@ import sys
 # name -> module path; each module defines add_arguments(parser) and run(args) -> int.
 SUBCOMMANDS = {
     "env": ("negrec.cli.env_cmd", "print torch, CUDA and how negrec's extension was built"),
+    "data": ("negrec.cli.data_cmd", "inspect event logs (negrec data stats ...)"),
 }
 
 
@@ -42,7 +43,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args._run(args) or 0)
-    except (CLIError, FileNotFoundError, NotADirectoryError, ValueError, KeyError) as exc:
+    except (CLIError, FileNotFoundError, NotADirectoryError, IsADirectoryError, ValueError,
+            KeyError) as exc:
         msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         print(f"negrec {args.command}: error: {msg}", file=sys.stderr)
         return 2

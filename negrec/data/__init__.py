@@ -1,0 +1,18 @@
+"""Feedback-aware event logs, loaders, splits, negative samplers and the native collator."""
+
+from negrec.data.collate import Batch, CollateConfig, Collator, TargetRule
+from negrec.data.feedback import FEEDBACK_TYPES, Feedback, parse_feedback
+from negrec.data.loaders import (ColumnMap, DataFormatError, ItemColumns, KuaiRandMapping,
+                                 RatingMapping, load_kuairand, load_movielens, load_source,
+                                 load_table)
+from negrec.data.log import EventLog, ItemMeta, LoadReport
+from negrec.data.samplers import InBatchSampler, PopularitySampler, UniformSampler, make_sampler
+from negrec.data.split import HeldOut, Split, leave_one_out, time_split
+
+__all__ = [
+    "Batch", "CollateConfig", "Collator", "TargetRule", "FEEDBACK_TYPES", "Feedback",
+    "parse_feedback", "ColumnMap", "DataFormatError", "ItemColumns", "KuaiRandMapping",
+    "RatingMapping", "load_kuairand", "load_movielens", "load_source", "load_table", "EventLog",
+    "ItemMeta", "LoadReport", "InBatchSampler", "PopularitySampler", "UniformSampler",
+    "make_sampler", "HeldOut", "Split", "leave_one_out", "time_split",
+]

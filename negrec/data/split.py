@@ -1,0 +1,106 @@
+"""Train / validation / test splits, always made on the full log.
+
+Objectives filter what a model sees (e.g. ``filter_history`` drops dislikes from the inputs)
+*after* the split, so every objective is evaluated on the same held-out events.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from negrec.data.log import EventLog
+
+__all__ = ["HeldOut", "Split", "leave_one_out", "time_split"]
+
+
+@dataclass
+class HeldOut:
+    """Held-out events, one per user at most, with the history that precedes each.
+
+    ``users`` [M] dense user ids; ``items`` / ``feedback`` / ``timestamps`` [M] the held-out
+    event; ``history`` is an :class:`EventLog` (same users, in the same order) holding each
+    user's events before the held-out one.
+    """
+
+    users: np.ndarray
+    items: np.ndarray
+    feedback: np.ndarray
+    timestamps: np.ndarray
+    history: EventLog
+
+    def __len__(self) -> int:
+        return len(self.users)
+
+
+@dataclass
+class Split:
+    train: EventLog  # every user's training events (users keep their dense ids)
+    valid: HeldOut
+    test: HeldOut
+    kind: str
+    skipped_users: int = 0  # users too short to hold out events from (kept in train only)
+
+
+def _held_out(log: EventLog, users: np.ndarray, event_idx: np.ndarray,
+              history_end: np.ndarray) -> HeldOut:
+    hist_keep = np.zeros(log.num_events, dtype=bool)
+    for u, end in zip(users, history_end):
+        hist_keep[log.offsets[u]:end] = True
+    history = log.select_events(hist_keep).select_users(users)
+    return HeldOut(users=users.astype(np.int64), items=log.items[event_idx],
+                   feedback=log.feedback[event_idx], timestamps=log.timestamps[event_idx],
+                   history=history)
+
+
+def leave_one_out(log: EventLog, min_events: int = 3) -> Split:
+    """Per user (events in time order, ties in source order): the last event is the test
+    event, the one before it the validation event, whatever their feedback; the rest is
+    training. Users with fewer than ``min_events`` (>= 3) events stay in training only and
+    are counted in ``skipped_users``.
+
+    The validation history is the training events; the test history adds the validation
+    event (a model is evaluated on what precedes the held-out event).
+    """
+    if min_events < 3:
+        raise ValueError(f"leave_one_out: min_events must be >= 3; got {min_events}")
+    lengths = log.lengths()
+    users = np.flatnonzero(lengths >= min_events)
+    last = log.offsets[users + 1] - 1
+    train_keep = np.ones(log.num_events, dtype=bool)
+    train_keep[last] = False
+    train_keep[last - 1] = False
+    train = log.select_events(train_keep, source=log.source + " [train]")
+    valid = _held_out(log, users, last - 1, last - 1)
+    test = _held_out(log, users, last, last)
+    return Split(train=train, valid=valid, test=test, kind="leave_one_out",
+                 skipped_users=int((lengths < min_events).sum()))
+
+
+def time_split(log: EventLog, valid_fraction: float = 0.1, test_fraction: float = 0.1) -> Split:
+    """A global time split: events after the (1 - test_fraction) time quantile are test
+    events, those between the (1 - test - valid) and (1 - test) quantiles validation events.
+    The held-out sets keep each user's *first* event in the window (one per user, with its full
+    preceding history), so they are comparable with leave-one-out."""
+    if not (0 < valid_fraction < 1 and 0 < test_fraction < 1 and valid_fraction + test_fraction < 1):
+        raise ValueError(f"time_split: fractions must be in (0, 1) and sum below 1; got "
+                         f"valid={valid_fraction}, test={test_fraction}")
+    t_valid, t_test = np.quantile(log.timestamps, [1 - valid_fraction - test_fraction,
+                                                   1 - test_fraction])
+    train = log.select_events(log.timestamps < t_valid, source=log.source + " [train]")
+
+    def window(lo, hi):
+        users, idx = [], []
+        for u in range(log.num_users):
+            s = log.user_slice(u)
+            ts = log.timestamps[s]
+            inside = np.flatnonzero((ts >= lo) & (ts < hi))
+            if len(inside) and inside[0] > 0:
+                users.append(u)
+                idx.append(s.start + inside[0])
+        users_a, idx_a = np.asarray(users, np.int64), np.asarray(idx, np.int64)
+        return _held_out(log, users_a, idx_a, idx_a)
+
+    return Split(train=train, valid=window(t_valid, t_test),
+                 test=window(t_test, np.inf), kind="time_split")

@@ -1,0 +1,301 @@
+"""A ground-truth user simulator: the embedded default dataset and the user model of the
+closed-loop and counterfactual evaluations.
+
+World: ``num_items`` items, each made by one of ``num_creators`` creators; each creator works in
+one content cluster (of ``num_clusters``), so an item's cluster is its creator's. Items have a
+quality and a Zipf-like popularity.
+
+Users (a population sampled by seed) have latent tastes:
+  - a long-run affinity per cluster: N(0, ``base_sd``) plus ``loved_boost`` for
+    ``loved_clusters`` random clusters and minus ``hated_penalty`` for ``hated_clusters``
+    others;
+  - a creator affinity ``creator_scale * <user style, creator style> / sqrt(style_dims)``, and
+    ``-hated_creator_penalty`` for ``hated_creators`` random creators;
+  - the current cluster affinity drifts around the long-run one (Ornstein-Uhlenbeck: pulled
+    back by ``drift_pull`` and shaken by ``drift_sd`` per event), so tastes change slowly.
+
+Behaviour: shown item i, a user's affinity is ``a = cluster + creator + quality`` and the
+response is drawn from softmax([u_pos, 0, u_skip, u_dislike]) over (positive, neutral, skip,
+dislike) with utilities u_pos = pos_slope * a + pos_bias, u_skip = -skip_slope * a + skip_bias,
+u_dislike = -dislike_slope * a + dislike_bias. High affinity gives positives; very low
+affinity gives skips and dislikes (a dislike means "consumed, then disliked").
+
+Sessions: at each step a user either browses organically (share ``organic_share``: a cluster
+drawn from softmax(organic_temperature * affinity), then an item of it by popularity) or is
+shown an item by a recommender (random by default, or any given policy). Items are not
+repeated within a user.
+
+The parameters below are fixed (documented, chosen for plausible rates before any model was
+trained or tuned): the default log (seed 0, 2,500 users x 80 events) has 59% positive, 15%
+neutral, 20% skip and 5.6% dislike events; items of a user's hated clusters are disliked
+49% and skipped 45% of the time, items of loved clusters liked 92% of the time.
+Everything is deterministic given the seed.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Callable
+
+import numpy as np
+
+from negrec.data.feedback import Feedback
+from negrec.data.log import EventLog, ItemMeta
+
+__all__ = ["SimConfig", "Simulator", "UserState"]
+
+# Response categories in the order of the behaviour model's softmax.
+RESPONSES = np.array([Feedback.POSITIVE, Feedback.NEUTRAL, Feedback.SKIP, Feedback.DISLIKE],
+                     dtype=np.int8)
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    # world
+    num_items: int = 1500
+    num_clusters: int = 20
+    num_creators: int = 300
+    quality_sd: float = 0.5
+    popularity_zipf: float = 0.8  # popularity of the r-th item of a cluster ∝ r^-zipf
+    # user tastes
+    base_sd: float = 0.5
+    loved_clusters: int = 3
+    loved_boost: float = 2.0
+    hated_clusters: int = 2
+    hated_penalty: float = 2.5
+    style_dims: int = 4
+    creator_scale: float = 0.6
+    hated_creators: int = 3
+    hated_creator_penalty: float = 2.5
+    drift_pull: float = 0.02
+    drift_sd: float = 0.05
+    # behaviour model
+    pos_slope: float = 2.0
+    pos_bias: float = -0.5
+    skip_slope: float = 1.0
+    skip_bias: float = 0.0
+    dislike_slope: float = 2.0
+    dislike_bias: float = -2.5
+    # sessions
+    organic_share: float = 0.5
+    organic_temperature: float = 1.5
+    # default dataset
+    num_users: int = 2500
+    events_per_user: int = 80
+
+    def __post_init__(self) -> None:
+        checks = {
+            "num_items": (self.num_items > 0, "> 0"),
+            "num_clusters": (self.num_clusters > 0, "> 0"),
+            "num_creators": (self.num_creators >= self.num_clusters, ">= num_clusters"),
+            "loved_clusters + hated_clusters": (
+                self.loved_clusters + self.hated_clusters <= self.num_clusters, "<= num_clusters"),
+            "hated_creators": (0 <= self.hated_creators <= self.num_creators, "in [0, num_creators]"),
+            "organic_share": (0.0 <= self.organic_share <= 1.0, "in [0, 1]"),
+            "events_per_user": (0 < self.events_per_user <= self.num_items, "in (0, num_items]"),
+            "num_users": (self.num_users >= 0, ">= 0"),
+        }
+        for name, (ok, rule) in checks.items():
+            if not ok:
+                raise ValueError(f"SimConfig: {name} must be {rule}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class UserState:
+    """Tastes and state of a set of simulated users (all arrays indexed by user)."""
+
+    long_run: np.ndarray  # [U, C] float64 long-run cluster affinity
+    affinity: np.ndarray  # [U, C] float64 current cluster affinity (drifts)
+    style: np.ndarray  # [U, S] float64
+    hated_creators: np.ndarray  # [U, H] int64
+    seen: np.ndarray  # [U, V] bool: items already consumed/shown
+
+    def __len__(self) -> int:
+        return len(self.long_run)
+
+
+Recommender = Callable[[np.ndarray, "UserState", np.random.Generator], np.ndarray]
+
+
+class Simulator:
+    """The world (items) of one seed, and the user model acting in it."""
+
+    def __init__(self, config: SimConfig = SimConfig(), seed: int = 0):
+        self.config, self.seed = config, seed
+        rng = np.random.default_rng([seed, 0])
+        c = config
+        # creators: each in one cluster, every cluster has at least one
+        creator_cluster = np.concatenate([np.arange(c.num_clusters),
+                                          rng.integers(0, c.num_clusters, c.num_creators - c.num_clusters)])
+        rng.shuffle(creator_cluster)
+        self.creator_cluster = creator_cluster.astype(np.int64)
+        self.creator_style = rng.standard_normal((c.num_creators, c.style_dims))
+        # items: a random creator each; cluster = the creator's
+        self.item_creator = rng.integers(0, c.num_creators, c.num_items).astype(np.int64)
+        self.item_cluster = self.creator_cluster[self.item_creator]
+        self.item_quality = rng.normal(0.0, c.quality_sd, c.num_items)
+        # popularity: Zipf within each cluster, in a random order
+        pop = np.empty(c.num_items)
+        for k in range(c.num_clusters):
+            idx = np.flatnonzero(self.item_cluster == k)
+            ranks = rng.permutation(len(idx)) + 1
+            pop[idx] = ranks.astype(np.float64) ** -c.popularity_zipf
+        self.item_popularity = pop
+        # for organic choice: items grouped by cluster with within-cluster cumulative
+        # popularity, offset by the cluster index so one searchsorted serves every cluster
+        order = np.lexsort((np.arange(c.num_items), self.item_cluster))
+        self._by_cluster = order
+        cum = np.zeros(c.num_items)
+        for k in range(c.num_clusters):
+            sel = self.item_cluster[order] == k
+            p = pop[order][sel]
+            cum[sel] = k + np.cumsum(p) / p.sum()
+        self._cluster_cum = cum
+        self._cluster_sizes = np.bincount(self.item_cluster, minlength=c.num_clusters)
+
+    # ---- metadata -----------------------------------------------------------------------
+    def item_meta(self) -> ItemMeta:
+        c = self.config
+        return ItemMeta(raw_ids=np.arange(c.num_items, dtype=np.int64), cluster=self.item_cluster,
+                        cluster_names=[f"cluster{k}" for k in range(c.num_clusters)],
+                        creator=self.item_creator,
+                        creator_names=[f"creator{r}" for r in range(c.num_creators)])
+
+    # ---- users --------------------------------------------------------------------------
+    def spawn_users(self, n: int, seed: int) -> UserState:
+        """``n`` new users from the population (deterministic in ``seed``)."""
+        c = self.config
+        rng = np.random.default_rng([self.seed, 1, seed])
+        long_run = rng.normal(0.0, c.base_sd, (n, c.num_clusters))
+        for u in range(n):
+            picks = rng.choice(c.num_clusters, c.loved_clusters + c.hated_clusters, replace=False)
+            long_run[u, picks[: c.loved_clusters]] += c.loved_boost
+            long_run[u, picks[c.loved_clusters:]] -= c.hated_penalty
+        hated = np.stack([rng.choice(c.num_creators, c.hated_creators, replace=False)
+                          for _ in range(n)]) if c.hated_creators else np.zeros((n, 0), np.int64)
+        return UserState(long_run=long_run, affinity=long_run.copy(),
+                         style=rng.standard_normal((n, c.style_dims)),
+                         hated_creators=hated.astype(np.int64),
+                         seen=np.zeros((n, c.num_items), dtype=bool))
+
+    # ---- ground truth -------------------------------------------------------------------
+    def affinity(self, state: UserState, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        """Current affinity a of each (user, item) pair (users and items broadcast)."""
+        c = self.config
+        users, items = np.broadcast_arrays(np.asarray(users), np.asarray(items))
+        creators = self.item_creator[items]
+        creator_aff = c.creator_scale * np.einsum(
+            "...d,...d->...", state.style[users], self.creator_style[creators]) / math.sqrt(c.style_dims)
+        hated = (state.hated_creators[users] == creators[..., None]).any(-1) if c.hated_creators else False
+        return (state.affinity[users, self.item_cluster[items]] + creator_aff
+                - c.hated_creator_penalty * hated + self.item_quality[items])
+
+    def response_probabilities(self, state: UserState, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        """[..., 4] probabilities of (positive, neutral, skip, dislike)."""
+        c = self.config
+        a = self.affinity(state, users, items)
+        util = np.stack([c.pos_slope * a + c.pos_bias, np.zeros_like(a),
+                         -c.skip_slope * a + c.skip_bias, -c.dislike_slope * a + c.dislike_bias], -1)
+        util -= util.max(-1, keepdims=True)
+        e = np.exp(util)
+        return e / e.sum(-1, keepdims=True)
+
+    # ---- behaviour ----------------------------------------------------------------------
+    def respond(self, state: UserState, users: np.ndarray, items: np.ndarray,
+                rng: np.random.Generator) -> np.ndarray:
+        """Users consume the given items (one each) and respond: returns int8 feedback codes.
+        Marks the items seen and lets those users' tastes drift one step."""
+        users = np.asarray(users, dtype=np.int64)
+        items = np.asarray(items, dtype=np.int64)
+        probs = self.response_probabilities(state, users, items)
+        r = rng.random(len(users))
+        choice = (probs.cumsum(-1) < r[:, None]).sum(-1).clip(max=3)
+        state.seen[users, items] = True
+        self._drift(state, users, rng)
+        return RESPONSES[choice]
+
+    def _drift(self, state: UserState, users: np.ndarray, rng: np.random.Generator) -> None:
+        c = self.config
+        a = state.affinity[users]
+        a += c.drift_pull * (state.long_run[users] - a) + c.drift_sd * rng.standard_normal(a.shape)
+        state.affinity[users] = a
+
+    def organic_choice(self, state: UserState, users: np.ndarray, rng: np.random.Generator,
+                       tries: int = 8) -> np.ndarray:
+        """Items the users pick themselves: a cluster by softmax(temperature * affinity), then
+        an unseen item of it by popularity (falling back to any unseen item)."""
+        c = self.config
+        logits = c.organic_temperature * state.affinity[users]
+        logits -= logits.max(-1, keepdims=True)
+        p = np.exp(logits)
+        p /= p.sum(-1, keepdims=True)
+        clusters = (p.cumsum(-1) < rng.random(len(users))[:, None]).sum(-1).clip(max=c.num_clusters - 1)
+        items = np.full(len(users), -1, dtype=np.int64)
+        todo = np.arange(len(users))
+        for _ in range(tries):
+            if len(todo) == 0:
+                break
+            pos = np.searchsorted(self._cluster_cum, clusters[todo] + rng.random(len(todo)))
+            pos = np.minimum(pos, c.num_items - 1)
+            cand = self._by_cluster[pos]
+            ok = ~state.seen[users[todo], cand]
+            items[todo[ok]] = cand[ok]
+            todo = todo[~ok]
+        if len(todo):
+            items[todo] = self.random_unseen(state, users[todo], rng)
+        return items
+
+    def random_unseen(self, state: UserState, users: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """A uniformly random item each user has not seen (the default exposure policy)."""
+        c = self.config
+        items = rng.integers(0, c.num_items, len(users))
+        clash = state.seen[users, items]
+        while clash.any():
+            idx = np.flatnonzero(clash)
+            items[idx] = rng.integers(0, c.num_items, len(idx))
+            clash[idx] = state.seen[users[idx], items[idx]]
+        return items
+
+    # ---- datasets -----------------------------------------------------------------------
+    def generate(self, num_users: int | None = None, events_per_user: int | None = None,
+                 seed: int = 0, recommender: Recommender | None = None,
+                 state: UserState | None = None) -> tuple[EventLog, UserState]:
+        """A log of ``num_users`` new users x ``events_per_user`` events (organic browsing
+        mixed with exposures from ``recommender``, random by default) and the users' state
+        (ground truth). ``recommender(users, state, rng) -> items`` must return unseen items."""
+        c = self.config
+        n = c.num_users if num_users is None else num_users
+        steps = c.events_per_user if events_per_user is None else events_per_user
+        if steps > c.num_items:
+            raise ValueError(f"events_per_user ({steps}) cannot exceed num_items ({c.num_items})")
+        rng = np.random.default_rng([self.seed, 2, seed])
+        state = self.spawn_users(n, seed) if state is None else state
+        users = np.arange(n)
+        items = np.empty((n, steps), dtype=np.int64)
+        fb = np.empty((n, steps), dtype=np.int8)
+        organic_flags = np.empty((n, steps), dtype=bool)
+        for t in range(steps):
+            organic = rng.random(n) < c.organic_share
+            chosen = np.empty(n, dtype=np.int64)
+            if organic.any():
+                chosen[organic] = self.organic_choice(state, users[organic], rng)
+            if (~organic).any():
+                exposed = users[~organic]
+                chosen[~organic] = (recommender(exposed, state, rng) if recommender is not None
+                                    else self.random_unseen(state, exposed, rng))
+            fb[:, t] = self.respond(state, users, chosen, rng)
+            items[:, t] = chosen
+            organic_flags[:, t] = organic
+        # dwell as strength: long for positives, short for skips (seconds, with noise)
+        dwell_mean = np.array([0, 60.0, 25.0, 2.0, 20.0])[fb]
+        dwell = dwell_mean * rng.lognormal(0.0, 0.3, fb.shape)
+        ts = np.broadcast_to(np.arange(steps, dtype=np.int64), (n, steps))
+        log = EventLog.from_events(np.repeat(users, steps), items.ravel(), ts.ravel(), fb.ravel(),
+                                   strength=dwell.ravel(), item_meta=self.item_meta(),
+                                   source=f"simulator(seed={self.seed}, users_seed={seed})")
+        self.last_organic = organic_flags
+        return log, state

@@ -1,0 +1,103 @@
+"""The ground-truth simulator: determinism, behaviour statistics, step-by-step use."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from negrec.data import Feedback
+from negrec.sim import SimConfig, Simulator
+
+SMALL = SimConfig(num_users=400, events_per_user=40)
+
+
+def test_deterministic_by_seed():
+    a, _ = Simulator(SMALL, seed=3).generate(seed=1)
+    b, _ = Simulator(SMALL, seed=3).generate(seed=1)
+    c, _ = Simulator(SMALL, seed=3).generate(seed=2)
+    d, _ = Simulator(SMALL, seed=4).generate(seed=1)
+    for name in ("items", "feedback", "timestamps", "strength"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
+    assert not np.array_equal(a.items, c.items)
+    assert not np.array_equal(a.item_meta.cluster, d.item_meta.cluster)
+
+
+def test_log_shape_metadata_and_no_repeats():
+    sim = Simulator(SMALL, seed=0)
+    log, state = sim.generate()
+    assert log.num_users == 400 and np.all(log.lengths() == 40)
+    assert log.item_meta.has_creators
+    # an item's cluster is its creator's cluster
+    np.testing.assert_array_equal(log.item_meta.cluster, sim.creator_cluster[log.item_meta.creator])
+    items = log.items.reshape(400, 40)
+    assert all(len(set(row)) == 40 for row in items)
+    assert state.seen.sum() == log.num_events
+
+
+def test_hated_clusters_get_the_dislikes():
+    sim = Simulator(SimConfig(num_users=1500, events_per_user=60), seed=0)
+    log, state = sim.generate()
+    u = np.repeat(np.arange(1500), 60)
+    long_run = state.long_run[u, sim.item_cluster[log.items]]
+    hated = long_run < -1.5
+    loved = long_run > 1.2
+    dis = log.feedback == Feedback.DISLIKE
+    pos = log.feedback == Feedback.POSITIVE
+    assert dis[hated].mean() > 10 * dis[loved].mean()
+    assert pos[loved].mean() > 0.85 and pos[hated].mean() < 0.05
+    # hated creators too, whatever the cluster
+    hated_creator = (state.hated_creators[u] == sim.item_creator[log.items][:, None]).any(1)
+    assert dis[hated_creator & ~hated].mean() > 3 * dis[~hated_creator & ~hated].mean()
+    # organic browsing favours loved clusters
+    organic = sim.last_organic.ravel()
+    assert loved[organic].mean() > 2 * loved[~organic].mean()
+    # plausible overall rates (documented in negrec.sim.simulator)
+    counts = log.feedback_counts()
+    rates = {k: v / log.num_events for k, v in counts.items()}
+    assert 0.5 < rates["positive"] < 0.7 and 0.03 < rates["dislike"] < 0.09
+
+
+def test_respond_follows_the_behaviour_model():
+    sim = Simulator(SMALL, seed=1)
+    state = sim.spawn_users(1, seed=0)
+    item = int(np.argmax(sim.affinity(state, np.zeros(SMALL.num_items, int), np.arange(SMALL.num_items))))
+    probs = sim.response_probabilities(state, np.array([0]), np.array([item]))[0]
+    assert probs.sum() == pytest.approx(1.0) and probs[0] > 0.9
+    # many independent users with identical tastes: empirical frequencies match
+    n = 20000
+    many = sim.spawn_users(n, seed=0)
+    for name in ("long_run", "affinity", "style", "hated_creators"):
+        getattr(many, name)[:] = getattr(state, name)[0]
+    rng = np.random.default_rng(0)
+    worst = int(np.argmin(sim.affinity(state, np.zeros(SMALL.num_items, int), np.arange(SMALL.num_items))))
+    p = sim.response_probabilities(state, np.array([0]), np.array([worst]))[0]
+    codes = sim.respond(many, np.arange(n), np.full(n, worst), rng)
+    freq = np.array([(codes == f).mean() for f in (1, 2, 3, 4)])
+    assert np.all(np.abs(freq - p) < 5 * np.sqrt(p * (1 - p) / n) + 1e-9)
+    assert many.seen[:, worst].all()
+
+
+def test_given_recommender_drives_the_exposures():
+    sim = Simulator(SMALL, seed=2)
+
+    def always_cluster0(users, state, rng):
+        pool = np.flatnonzero(sim.item_cluster == 0)
+        out = np.empty(len(users), dtype=np.int64)
+        for k, u in enumerate(users):
+            unseen = pool[~state.seen[u, pool]]
+            out[k] = unseen[0] if len(unseen) else sim.random_unseen(state, np.array([u]), rng)[0]
+        return out
+
+    log, _ = sim.generate(num_users=50, events_per_user=20, recommender=always_cluster0)
+    exposed = ~sim.last_organic.ravel()
+    assert (sim.item_cluster[log.items][exposed] == 0).mean() > 0.9
+
+
+def test_config_validation():
+    with pytest.raises(ValueError, match="loved_clusters \\+ hated_clusters must be <= num_clusters"):
+        SimConfig(num_clusters=3, loved_clusters=2, hated_clusters=2)
+    with pytest.raises(ValueError, match=r"events_per_user must be in \(0, num_items\]"):
+        SimConfig(num_items=30, num_creators=20)
+    sim = Simulator(SimConfig(num_items=30, num_creators=20, events_per_user=10), seed=0)
+    with pytest.raises(ValueError, match="cannot exceed num_items"):
+        sim.generate(events_per_user=31)
