@@ -15,6 +15,9 @@ import sys
 SUBCOMMANDS = {
     "env": ("negrec.cli.env_cmd", "print torch, CUDA and how negrec's extension was built"),
     "data": ("negrec.cli.data_cmd", "inspect event logs (negrec data stats ...)"),
+    "train": ("negrec.cli.train_cmd", "train and evaluate a model (checkpoints, metrics.json)"),
+    "evaluate": ("negrec.cli.evaluate_cmd", "offline metrics of a checkpoint"),
+    "recommend": ("negrec.cli.recommend_cmd", "top-K items for a history"),
 }
 
 

@@ -40,41 +40,21 @@ def add_source_arguments(p: argparse.ArgumentParser, *, required: bool = True) -
                    help="ratings >= this are positive (default 4)")
     g.add_argument("--dislike-max", type=float, default=2.0,
                    help="ratings <= this are dislikes (default 2)")
+    g.add_argument("--all-positive", action="store_true",
+                   help="treat every event as a positive interaction (RecBole's convention)")
     g.add_argument("--on-bad-rows", choices=["error", "skip"], default="error")
     g.add_argument("--sim-users", type=int, default=None, help="simulated: number of users")
     g.add_argument("--sim-events", type=int, default=None, help="simulated: events per user")
     g.add_argument("--sim-seed", type=int, default=0, help="simulated: world seed")
 
 
-def load_from_args(args: argparse.Namespace):
-    """The EventLog described by the data-source options."""
-    from pathlib import Path
+def spec_from_args(args: argparse.Namespace, base=None):
+    """The DataSpec described by the data-source options (over ``base``, if given)."""
+    from dataclasses import replace
 
     from negrec.cli import CLIError
-    from negrec.data import loaders
-    from negrec.data.log import EventLog
+    from negrec.data.spec import DataSpec
 
-    src = args.source
-    if src == "simulated":
-        from negrec.sim import SimConfig, Simulator
-
-        log, _ = Simulator(SimConfig(), seed=args.sim_seed).generate(
-            num_users=args.sim_users, events_per_user=args.sim_events)
-        return log
-    if not args.path:
-        raise CLIError(f"--path is required for --source {src}")
-    path = Path(args.path)
-    if not path.exists():
-        raise CLIError(f"--path {path}: no such file or folder")
-    mapping = loaders.RatingMapping(positive_min=args.positive_min, dislike_max=args.dislike_max)
-    if src == "movielens":
-        return loaders.load_movielens(path, mapping=mapping, on_bad_rows=args.on_bad_rows)
-    if src == "kuairand":
-        return loaders.load_kuairand(path, on_bad_rows=args.on_bad_rows)
-    if src == "npz":
-        return EventLog.load(path)
-    if (args.feedback_col is None) == (args.rating_col is None):
-        raise CLIError("--source csv/parquet needs exactly one of --feedback-col and --rating-col")
     fmap = None
     if args.feedback_map:
         try:
@@ -82,15 +62,31 @@ def load_from_args(args: argparse.Namespace):
         except ValueError:
             raise CLIError(f"--feedback-map must look like 'like=positive,hate=dislike'; got "
                            f"{args.feedback_map!r}") from None
-    return loaders.load_table(
-        path,
-        columns=loaders.ColumnMap(user=args.user_col, item=args.item_col, timestamp=args.time_col,
-                                  feedback=args.feedback_col, rating=args.rating_col,
-                                  dwell=args.dwell_col),
-        feedback_values=fmap, rating_mapping=mapping, items_path=args.items_path,
-        item_columns=loaders.ItemColumns(category=args.item_category_col,
-                                         creator=args.item_creator_col),
-        delimiter=args.delimiter, on_bad_rows=args.on_bad_rows)
+    if args.source in ("csv", "parquet") and (args.feedback_col is None) == (args.rating_col is None):
+        raise CLIError("--source csv/parquet needs exactly one of --feedback-col and --rating-col")
+    if args.source not in (None, "simulated") and not args.path:
+        raise CLIError(f"--path is required for --source {args.source}")
+    if args.path and not __import__("pathlib").Path(args.path).exists():
+        raise CLIError(f"--path {args.path}: no such file or folder")
+    values = dict(
+        source=args.source, path=args.path, user_col=args.user_col, item_col=args.item_col,
+        time_col=args.time_col, feedback_col=args.feedback_col, rating_col=args.rating_col,
+        dwell_col=args.dwell_col, feedback_map=fmap, items_path=args.items_path,
+        item_category_col=args.item_category_col, item_creator_col=args.item_creator_col,
+        delimiter=args.delimiter, positive_min=args.positive_min, dislike_max=args.dislike_max,
+        all_positive=args.all_positive, on_bad_rows=args.on_bad_rows, sim_users=args.sim_users,
+        sim_events=args.sim_events, sim_seed=args.sim_seed)
+    if base is None:
+        return DataSpec(**values)
+    given = {k: v for k, v in values.items() if v is not None and v != DataSpec.__dataclass_fields__[k].default}
+    return replace(base, **given) if given else base
+
+
+def load_from_args(args: argparse.Namespace):
+    """The EventLog described by the data-source options."""
+    from negrec.data.spec import load_data
+
+    return load_data(spec_from_args(args))
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

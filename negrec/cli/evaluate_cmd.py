@@ -1,0 +1,57 @@
+"""``negrec evaluate``: offline metrics of a checkpoint."""
+
+from __future__ import annotations
+
+import argparse
+
+from negrec.cli.data_cmd import add_source_arguments, spec_from_args
+
+DESCRIPTION = """Evaluate a checkpoint by full ranking on the leave-one-out validation or test
+events of its own data (or of --data ...), through the checkpoint's own objective (input
+filter, feedback input). Prints JSON: metrics, 95% bootstrap intervals and user counts.
+
+examples:
+  negrec evaluate --checkpoint runs/ntr/best.pt
+  negrec evaluate --checkpoint runs/ntr/best.pt --split valid --keep-history-items"""
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--checkpoint", required=True, help="a best.pt / last.pt written by negrec train")
+    p.add_argument("--split", choices=["test", "valid"], default="test")
+    p.add_argument("--keep-history-items", action="store_true",
+                   help="do not exclude the user's history items from the ranking")
+    p.add_argument("--k", type=int, action="append", help="cut-offs (default 10 and 20)")
+    p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the intervals")
+    p.add_argument("--out", help="also write the JSON here")
+    add_source_arguments(p, required=False)
+
+
+def run(args: argparse.Namespace) -> int:
+    import json
+
+    from negrec.cli import CLIError
+    from negrec.cli.pipeline import write_json
+    from negrec.data.spec import DataSpec, load_data
+    from negrec.data.split import leave_one_out
+    from negrec.eval.metrics import evaluate
+    from negrec.models.checkpoint import load_checkpoint
+
+    ck = load_checkpoint(args.checkpoint)
+    if args.source is not None:
+        spec = spec_from_args(args)
+    else:
+        spec = DataSpec(**ck.config["data"])
+    log = load_data(spec)
+    if log.num_items != ck.model.num_items:
+        raise CLIError(f"the data has {log.num_items} items but the checkpoint was trained on "
+                       f"{ck.model.num_items}: evaluate on the data it was trained on")
+    split = leave_one_out(log)
+    held = split.test if args.split == "test" else split.valid
+    res = evaluate(ck.model, held, ck.objective, ks=tuple(args.k or (10, 20)),
+                   exclude_history=not args.keep_history_items, bootstrap=args.bootstrap)
+    out = {"checkpoint": str(args.checkpoint), "objective": ck.objective.name, "split": args.split,
+           **res.to_dict()}
+    if args.out:
+        write_json(args.out, out)
+    print(json.dumps(out, indent=2, default=float))
+    return 0

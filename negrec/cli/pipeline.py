@@ -1,0 +1,69 @@
+"""Train-and-evaluate, shared by ``negrec train``, ``negrec demo`` and the benchmarks."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from negrec.data.log import EventLog
+from negrec.data.spec import load_data
+from negrec.data.split import Split, leave_one_out
+from negrec.eval.metrics import evaluate
+from negrec.models.checkpoint import load_checkpoint
+from negrec.train.config import TrainConfig
+from negrec.train.trainer import Trainer
+
+__all__ = ["train_and_evaluate", "write_json"]
+
+
+def write_json(path: Path, data: dict) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=float))
+    tmp.replace(path)
+    return path
+
+
+def train_and_evaluate(config: TrainConfig, out_dir: str | Path, *, log: EventLog | None = None,
+                       split: Split | None = None, resume: bool = False, ks=(10, 20),
+                       bootstrap: int = 1000) -> dict:
+    """Loads the data (unless given), splits it leave-one-out on the full log, trains with
+    early stopping on validation NDCG@10, evaluates the best checkpoint on the validation and
+    test events, and writes ``metrics.json`` beside the checkpoints. Returns the metrics."""
+    out = Path(out_dir)
+    if split is None:
+        log = log if log is not None else load_data(config.data)
+        split = leave_one_out(log)
+    objective = config.get_objective()
+
+    def validate(model):
+        return evaluate(model, split.valid, objective, ks=(config.eval_k,), bootstrap=0).metrics
+
+    t0 = time.perf_counter()
+    result = Trainer(config, split.train, out, validate=validate,
+                     validate_metric=f"ndcg@{config.eval_k}", resume=resume).fit()
+    wall = time.perf_counter() - t0
+    best = load_checkpoint(out / "best.pt")
+    valid = evaluate(best.model, split.valid, best.objective, ks=ks, bootstrap=bootstrap,
+                     seed=config.seed)
+    test = evaluate(best.model, split.test, best.objective, ks=ks, bootstrap=bootstrap,
+                    seed=config.seed)
+    metrics = {
+        "objective": objective.to_dict(),
+        "model": config.model.to_dict(),
+        "valid": valid.flat(),
+        "test": test.flat(),
+        "train": {"steps": result.steps, "epochs": result.epochs_completed,
+                  "best_epoch": result.best_epoch, "stopped_early": result.stopped_early,
+                  "stopped_by_budget": result.stopped_by_time,
+                  "train_seconds": result.train_seconds, "wall_seconds": wall,
+                  "targets_per_s": result.targets_per_s, "sequences_per_s": result.sequences_per_s,
+                  "validation_history": result.history},
+        "data": {"source": split.train.source, "train_events": split.train.num_events,
+                 "valid_users": len(split.valid), "test_users": len(split.test),
+                 "users_too_short": split.skipped_users},
+    }
+    write_json(out / "metrics.json", metrics)
+    return metrics

@@ -1,0 +1,174 @@
+"""SASRec-style causal transformer and GRU recommenders behind the common interface.
+
+Input embedding per event = item embedding + recency-position embedding + feedback-code
+embedding (when ``feedback_input``) [+ cluster and creator embeddings]. Recency position 0 is
+the most recent event, so left- and right-padded batches embed identically.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from negrec.data.feedback import NUM_FEEDBACK_CODES
+from negrec.models.base import ModelConfig, SequentialRecommender
+
+__all__ = ["EventEmbedding", "SASRec", "GRURec", "build_model"]
+
+
+class EventEmbedding(nn.Module):
+    """[B, L] items, feedback, mask -> [B, L, D] input embeddings (zero at padding)."""
+
+    def __init__(self, config: ModelConfig, num_items: int, item_cluster: np.ndarray | None,
+                 item_creator: np.ndarray | None):
+        super().__init__()
+        d = config.dim
+        self.config = config
+        self.item = nn.Embedding(num_items + 1, d, padding_idx=num_items)
+        self.position = nn.Embedding(config.max_len, d)
+        self.feedback = nn.Embedding(NUM_FEEDBACK_CODES, d, padding_idx=0) if config.feedback_input else None
+        self.cluster = self.creator = None
+        if config.cluster_input:
+            if item_cluster is None:
+                raise ValueError("ModelConfig.cluster_input needs item clusters (item metadata)")
+            c = torch.as_tensor(np.asarray(item_cluster), dtype=torch.long)
+            n = int(c.max()) + 2 if len(c) else 1
+            # unknown (-1) and padding map to the last row, kept at zero
+            self.register_buffer("item_to_cluster", torch.cat([torch.where(c < 0, n - 1, c),
+                                                               torch.tensor([n - 1])]))
+            self.cluster = nn.Embedding(n, d, padding_idx=n - 1)
+        if config.creator_input:
+            if item_creator is None:
+                raise ValueError("ModelConfig.creator_input needs item creators (item metadata)")
+            c = torch.as_tensor(np.asarray(item_creator), dtype=torch.long)
+            n = int(c.max()) + 2 if len(c) else 1
+            self.register_buffer("item_to_creator", torch.cat([torch.where(c < 0, n - 1, c),
+                                                               torch.tensor([n - 1])]))
+            self.creator = nn.Embedding(n, d, padding_idx=n - 1)
+        self.scale = math.sqrt(d)
+        nn.init.normal_(self.item.weight, std=1.0 / self.scale)
+        with torch.no_grad():
+            self.item.weight[num_items].zero_()
+
+    def forward(self, items: Tensor, feedback: Tensor, mask: Tensor) -> Tensor:
+        L = items.shape[1]
+        if L > self.config.max_len:
+            raise ValueError(f"history length {L} exceeds the model's max_len {self.config.max_len}")
+        x = self.item(items) * self.scale
+        # recency: number of real events after this one (0 = most recent)
+        recency = (mask.flip(1).long().cumsum(1).flip(1) - 1).clamp(min=0)
+        x = x + self.position(recency)
+        if self.feedback is not None:
+            x = x + self.feedback(feedback.long())
+        if self.cluster is not None:
+            x = x + self.cluster(self.item_to_cluster[items])
+        if self.creator is not None:
+            x = x + self.creator(self.item_to_creator[items])
+        return x * mask.unsqueeze(-1).to(x.dtype)
+
+
+class _CausalBlock(nn.Module):
+    """Pre-LayerNorm transformer block with causal, padding-aware attention."""
+
+    def __init__(self, d: int, heads: int, dropout: float):
+        super().__init__()
+        self.heads, self.dropout = heads, dropout
+        self.ln1 = nn.LayerNorm(d)
+        self.qkv = nn.Linear(d, 3 * d)
+        self.proj = nn.Linear(d, d)
+        self.ln2 = nn.LayerNorm(d)
+        self.ffn = nn.Sequential(nn.Linear(d, 4 * d), nn.GELU(), nn.Dropout(dropout), nn.Linear(4 * d, d))
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x: Tensor, attn_mask: Tensor) -> Tensor:
+        B, L, D = x.shape
+        h = self.ln1(x)
+        q, k, v = self.qkv(h).view(B, L, 3, self.heads, D // self.heads).permute(2, 0, 3, 1, 4)
+        a = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask,
+                                           dropout_p=self.dropout if self.training else 0.0)
+        x = x + self.drop(self.proj(a.transpose(1, 2).reshape(B, L, D)))
+        return x + self.drop(self.ffn(self.ln2(x)))
+
+
+class SASRec(SequentialRecommender):
+    """Self-attentive sequential recommender (Kang & McAuley 2018), pre-LN variant."""
+
+    def __init__(self, config: ModelConfig, num_items: int, item_cluster=None, item_creator=None):
+        super().__init__()
+        self.config, self.num_items = config, num_items
+        self.embed = EventEmbedding(config, num_items, item_cluster, item_creator)
+        self.drop = nn.Dropout(config.dropout)
+        self.blocks = nn.ModuleList(_CausalBlock(config.dim, config.num_heads, config.dropout)
+                                    for _ in range(config.num_layers))
+        self.ln = nn.LayerNorm(config.dim)
+        self.output = None if config.tied else nn.Embedding(num_items, config.dim)
+        if self.output is not None:
+            nn.init.normal_(self.output.weight, std=1.0 / math.sqrt(config.dim))
+
+    def encode(self, items: Tensor, feedback: Tensor, mask: Tensor) -> Tensor:
+        L = items.shape[1]
+        x = self.drop(self.embed(items, feedback, mask))
+        causal = torch.ones(L, L, dtype=torch.bool, device=items.device).tril()
+        # a query may attend to earlier real events and to itself (padding rows then attend
+        # to themselves only, avoiding all-masked rows)
+        eye = torch.eye(L, dtype=torch.bool, device=items.device)
+        attn_mask = (causal & (mask[:, None, :] | eye))[:, None]  # [B, 1, L, L]
+        for block in self.blocks:
+            x = block(x, attn_mask)
+        return self.ln(x)
+
+    def item_table(self) -> Tensor:
+        if self.output is not None:
+            return self.output.weight
+        return self.embed.item.weight[: self.num_items]
+
+
+class GRURec(SequentialRecommender):
+    """GRU over the events (the reference paper's retrieval model is an RNN). Histories are
+    packed, so padding never enters the recurrence, whatever the padding side."""
+
+    def __init__(self, config: ModelConfig, num_items: int, item_cluster=None, item_creator=None):
+        super().__init__()
+        self.config, self.num_items = config, num_items
+        self.embed = EventEmbedding(config, num_items, item_cluster, item_creator)
+        self.drop = nn.Dropout(config.dropout)
+        self.gru = nn.GRU(config.dim, config.dim, num_layers=config.num_layers, batch_first=True,
+                          dropout=config.dropout if config.num_layers > 1 else 0.0)
+        self.proj = nn.Linear(config.dim, config.dim)
+        self.ln = nn.LayerNorm(config.dim)
+        self.output = None if config.tied else nn.Embedding(num_items, config.dim)
+        if self.output is not None:
+            nn.init.normal_(self.output.weight, std=1.0 / math.sqrt(config.dim))
+
+    def encode(self, items: Tensor, feedback: Tensor, mask: Tensor) -> Tensor:
+        B, L = items.shape
+        x = self.drop(self.embed(items, feedback, mask))
+        lengths = mask.sum(1)
+        # move each row's real events to the front (a no-op for right padding) ...
+        first = torch.where(mask.any(1), mask.float().argmax(1), torch.zeros_like(lengths))
+        pos = torch.arange(L, device=items.device)
+        gather = ((pos[None, :] + first[:, None]) % L)
+        x_front = torch.gather(x, 1, gather[..., None].expand(B, L, x.shape[-1]))
+        packed = nn.utils.rnn.pack_padded_sequence(x_front, lengths.clamp(min=1).cpu(),
+                                                   batch_first=True, enforce_sorted=False)
+        out, _ = self.gru(packed)
+        out, _ = nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=L)
+        # ... and back to where they came from
+        scatter = torch.empty_like(gather).scatter_(1, gather, pos.expand(B, L))
+        out = torch.gather(out, 1, scatter[..., None].expand(B, L, out.shape[-1]))
+        return self.ln(self.proj(self.drop(out)))
+
+    def item_table(self) -> Tensor:
+        if self.output is not None:
+            return self.output.weight
+        return self.embed.item.weight[: self.num_items]
+
+
+def build_model(config: ModelConfig, num_items: int, item_cluster=None, item_creator=None
+                ) -> SequentialRecommender:
+    cls = {"sasrec": SASRec, "gru": GRURec}[config.kind]
+    return cls(config, num_items, item_cluster=item_cluster, item_creator=item_creator)
