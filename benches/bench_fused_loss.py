@@ -18,6 +18,12 @@ N=16384, D=64, K=8192 (or the largest shape run) as key=value pairs.
   python benches/bench_fused_loss.py --quick    # headline shape only, memory of native and
                                                 # eager only (under a minute)
   python benches/bench_fused_loss.py --tune     # sweep the CPU kernel's tile sizes
+  python benches/bench_fused_loss.py --device cuda [--quick]
+        # the CUDA columns: bfloat16 at N=32768, D=128, K=16384 and a full softmax over
+        # 200,000 items, timed with CUDA events; peak extra memory from the allocator's
+        # statistics (max_memory_allocated minus memory allocated before the call). Ends with
+        # cuda_speedup_vs_eager=.. cuda_speedup_vs_compile=.. cuda_floor_ratio=..
+        # cuda_memory_ratio=.. (headline shape) and the same with cuda_full_ for the full softmax.
 """
 
 from __future__ import annotations
@@ -45,6 +51,10 @@ HEADLINE = (16384, 64, 8192, False)
 FULL_GRID = [(n, d, k, False) for n in (4096, 16384) for d in (64, 128) for k in (1024, 8192)]
 FULL_SOFTMAX = (4096, 64, 20000, True)  # 20,000-item catalogue, every row scored against all
 VARIANTS = ("native", "eager", "compile", "floor")
+# CUDA: the headline sampled-softmax shape and a full softmax over a 200,000-item catalogue.
+CUDA_HEADLINE = (32768, 128, 16384, False)
+CUDA_FULL_SOFTMAX = (8192, 128, 200000, True)
+CUDA_DTYPE = torch.bfloat16
 
 
 def shape_name(shape) -> str:
@@ -52,9 +62,21 @@ def shape_name(shape) -> str:
     return f"N={n},D={d},{'V' if full else 'K'}={k}{',full' if full else ''}"
 
 
-def build_inputs(shape, seed: int = 0) -> dict:
+def build_inputs(shape, seed: int = 0, device: str = "cpu", dtype: torch.dtype = torch.float32) -> dict:
     """float32 inputs with logQ, weights, mixed labels (85% positive, 15% negative feedback,
-    no padding rows, so that every variant does the full work) and some accidental hits."""
+    no padding rows, so that every variant does the full work) and some accidental hits.
+    Generated on the CPU (the same values on every device); embeddings cast to `dtype`."""
+    if device != "cpu" or dtype != torch.float32:
+        cpu = build_inputs(shape, seed)
+        out = {}
+        for k, v in cpu.items():
+            if v is None:
+                out[k] = None
+            elif k in ("query", "target_emb", "neg_emb"):
+                out[k] = v.detach().to(device=device, dtype=dtype).requires_grad_()
+            else:
+                out[k] = v.to(device)
+        return out
     n, d, k, full = shape
     g = torch.Generator().manual_seed(seed)
     num_items = k if full else 10 * k
@@ -87,7 +109,8 @@ def make_runner(variant: str, inputs: dict):
     q, t, n = inputs["query"], inputs["target_emb"], inputs["neg_emb"]
     kw = {k: v for k, v in inputs.items() if k not in ("query", "target_emb", "neg_emb")}
     if variant == "floor":
-        grad = torch.randn(q.shape[0], n.shape[0]) * 1e-3  # stands in for dL/dz
+        # stands in for dL/dz
+        grad = (torch.randn(q.shape[0], n.shape[0], device=q.device) * 1e-3).to(q.dtype)
 
         def fwd():
             with torch.no_grad():
@@ -141,6 +164,99 @@ def time_interleaved(shape, variants, repeats: int, warmup: int) -> dict:
             times[v]["backward"].append(t2 - t1)
             times[v]["forward+backward"].append(t2 - t0)
     return times
+
+
+def time_cuda(inputs: dict, variants, repeats: int, warmup: int) -> dict:
+    """Like time_interleaved, on the GPU: CUDA events around forward and backward, the device
+    synchronised before each call (so no queued work of another variant is timed)."""
+    runners = {v: make_runner(v, inputs) for v in variants}
+    for v, (fwd, bwd) in runners.items():  # compile, autotuning, allocator warm-up
+        for _ in range(warmup):
+            bwd(fwd())
+    torch.cuda.synchronize()
+    times = {v: {"forward": [], "backward": [], "forward+backward": []} for v in variants}
+    for _ in range(repeats):
+        for v, (fwd, bwd) in runners.items():
+            e0, e1, e2 = (torch.cuda.Event(enable_timing=True) for _ in range(3))
+            torch.cuda.synchronize()
+            e0.record()
+            out = fwd()
+            e1.record()
+            bwd(out)
+            e2.record()
+            del out
+            torch.cuda.synchronize()
+            f, b = e0.elapsed_time(e1) / 1e3, e1.elapsed_time(e2) / 1e3
+            times[v]["forward"].append(f)
+            times[v]["backward"].append(b)
+            times[v]["forward+backward"].append(f + b)
+    return times
+
+
+def cuda_memory(variant: str, inputs: dict) -> float:
+    """Peak extra device memory (MiB) of one forward + backward: max_memory_allocated during
+    the call minus memory_allocated just before it (after a warm-up call)."""
+    fwd, bwd = make_runner(variant, inputs)
+    bwd(fwd())
+    gc.collect()
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+    before = torch.cuda.memory_allocated()
+    bwd(fwd())
+    torch.cuda.synchronize()
+    return max(0, torch.cuda.max_memory_allocated() - before) / 2**20
+
+
+def run_cuda(args) -> None:
+    if not torch.cuda.is_available():
+        sys.exit("--device cuda: no CUDA device visible to torch")
+    if not negrec.cuda_kernels_available():
+        sys.exit(f"--device cuda: negrec._C was built without its CUDA kernels "
+                 f"({negrec.build_info().get('CUDA_REASON')}); rebuild with NEGREC_CUDA=ON")
+    shapes = [CUDA_HEADLINE, CUDA_FULL_SOFTMAX]
+    repeats = args.repeats or (3 if args.quick else 10)
+    machine = f"{torch.cuda.get_device_name()} (CUDA {torch.version.cuda})"
+    version = negrec.__version__
+    stamp = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    print(f"negrec {version}, torch {torch.__version__}, {machine}, {CUDA_DTYPE}")
+    print(f"{'shape':<32} {'variant':<8} {'fwd ms':>9} {'bwd ms':>9} {'fwd+bwd ms':>11} "
+          f"{'x floor':>8} {'extra MiB':>10}")
+    headline = {}
+    rows = []
+    for shape in shapes:
+        inputs = build_inputs(shape, device="cuda", dtype=CUDA_DTYPE)
+        times = time_cuda(inputs, VARIANTS, repeats, warmup=1 if args.quick else 2)
+        mem = {} if args.no_memory else {v: cuda_memory(v, inputs) for v in VARIANTS}
+        name = shape_name(shape) + ",bf16"
+        floor_fb = statistics.median(times["floor"]["forward+backward"])
+        for v in VARIANTS:
+            med = {m: statistics.median(ts) for m, ts in times[v].items()}
+            extra = mem.get(v, float("nan"))
+            print(f"{name:<32} {v:<8} {med['forward'] * 1e3:9.2f} {med['backward'] * 1e3:9.2f} "
+                  f"{med['forward+backward'] * 1e3:11.2f} {med['forward+backward'] / floor_fb:8.2f} "
+                  f"{extra:10.1f}")
+            common = dict(timestamp=stamp, op="fused_loss", impl=v, shape=name, machine=machine,
+                          version=version, torch=torch.__version__, threads=0)
+            for mode, ts in times[v].items():
+                p20, p50, p80 = quantiles(ts)
+                rows.append(dict(common, mode=mode, metric="seconds", p20=p20, p50=p50, p80=p80))
+            if v in mem:
+                rows.append(dict(common, mode="forward+backward", metric="peak_extra_mb",
+                                 p20=extra, p50=extra, p80=extra))
+        fb = {v: statistics.median(times[v]["forward+backward"]) for v in VARIANTS}
+        prefix = "cuda_" if shape == CUDA_HEADLINE else "cuda_full_"
+        headline[prefix + "speedup_vs_eager"] = fb["eager"] / fb["native"]
+        headline[prefix + "speedup_vs_compile"] = fb["compile"] / fb["native"]
+        headline[prefix + "floor_ratio"] = fb["native"] / fb["floor"]
+        if mem:
+            headline[prefix + "memory_ratio"] = (mem["native"] / mem["eager"] if mem["eager"] > 0
+                                                 else float("nan"))
+            headline[prefix + "native_extra_mib"] = mem["native"]
+        del inputs
+        torch.cuda.empty_cache()
+    append_csv(args.csv, rows)
+    print(f"appended {len(rows)} rows to {args.csv}")
+    print(" ".join(f"{k}={v:.3f}" for k, v in headline.items()))
 
 
 def _read_status_kb(key: str) -> int:
@@ -239,6 +355,8 @@ def main() -> None:
     ap.add_argument("--csv", type=Path, default=Path("bench_results/fused_loss.csv"))
     ap.add_argument("--no-memory", action="store_true", help="skip the memory subprocesses")
     ap.add_argument("--tune", action="store_true", help="sweep the CPU tile sizes and exit")
+    ap.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                    help="cpu (default): the CPU kernels; cuda: the CUDA kernels (bfloat16)")
     ap.add_argument("--memory-child", help=argparse.SUPPRESS)
     args = ap.parse_args()
 
@@ -250,6 +368,9 @@ def main() -> None:
         sys.exit(f"negrec._C is not available ({negrec.build_info()['reason']}); install negrec first")
     if args.tune:
         tune(args.repeats or 3)
+        return
+    if args.device == "cuda":
+        run_cuda(args)
         return
 
     shapes = [HEADLINE] if args.quick else FULL_GRID + [FULL_SOFTMAX]

@@ -12,12 +12,14 @@ import warnings
 import torch
 from torch import Tensor
 
-from negrec._extension import MISSING_REASON, extension_available
+from negrec._extension import MISSING_REASON, build_info, cuda_kernels_available, extension_available
 from negrec.ops.reference import fused_loss_reference, validate_fused_loss_inputs
 
 __all__ = ["fused_loss"]
 
 _warned_fallback = False
+# Fixed at build time; a constant keeps the device check below free under torch.compile.
+_CUDA_KERNELS = cuda_kernels_available()
 
 
 def fused_loss(
@@ -104,11 +106,31 @@ def fused_loss(
             weight=weight, target_logq=target_logq, neg_logq=neg_logq, temperature=temperature,
             reduction=reduction,
         )
+    if isinstance(query, Tensor):
+        require_kernels_for(query.device)
     loss, _, _ = torch.ops.negrec.fused_loss(
         query, target_emb, neg_emb, target_ids, neg_ids, label, weight, target_logq, neg_logq,
         float(temperature), reduction,
     )
     return loss
+
+
+def require_kernels_for(device: torch.device) -> None:
+    """Raise a clear error when ``negrec._C`` has no kernels for ``device``'s type.
+
+    Without it, a CUDA tensor reaching an extension built without its CUDA kernels fails in
+    the dispatcher with a generic ``NotImplementedError``.
+    """
+    if device.type == "cuda" and not _CUDA_KERNELS:
+        info = build_info()
+        why = info.get("CUDA_REASON") or info.get("reason") or "unknown"
+        raise RuntimeError(
+            "negrec.fused_loss: got CUDA tensors, but negrec._C was built without its CUDA "
+            f"kernels (NEGREC_CUDA={info.get('CUDA_OPTION', '?')}: {why}). Rebuild on a "
+            "machine with nvcc and a CUDA-enabled torch: `NEGREC_CUDA=ON pip install "
+            "--no-build-isolation --force-reinstall --no-deps <path to negrec source>` (see "
+            "README, CUDA), or move the tensors to the CPU."
+        )
 
 
 def _warn_fallback() -> None:
