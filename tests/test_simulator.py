@@ -44,17 +44,19 @@ def test_hated_clusters_get_the_dislikes():
     dis = log.feedback == Feedback.DISLIKE
     pos = log.feedback == Feedback.POSITIVE
     assert dis[hated].mean() > 10 * dis[loved].mean()
-    assert pos[loved].mean() > 0.85 and pos[hated].mean() < 0.05
+    # satiation and aversion (negrec.sim) make even loved clusters disliked now and then
+    assert pos[loved].mean() > 0.55 and pos[hated].mean() < 0.02
     # hated creators too, whatever the cluster
     hated_creator = (state.hated_creators[u] == sim.item_creator[log.items][:, None]).any(1)
     assert dis[hated_creator & ~hated].mean() > 3 * dis[~hated_creator & ~hated].mean()
     # organic browsing favours loved clusters
     organic = sim.last_organic.ravel()
-    assert loved[organic].mean() > 2 * loved[~organic].mean()
+    assert loved[organic].mean() > 1.3 * loved[~organic].mean()
     # plausible overall rates (documented in negrec.sim.simulator)
     counts = log.feedback_counts()
     rates = {k: v / log.num_events for k, v in counts.items()}
-    assert 0.5 < rates["positive"] < 0.7 and 0.03 < rates["dislike"] < 0.09
+    assert 0.35 < rates["positive"] < 0.48 and 0.10 < rates["dislike"] < 0.18
+    assert 0.20 < rates["skip"] < 0.32
 
 
 def test_respond_follows_the_behaviour_model():

@@ -3,6 +3,7 @@ equal to 1 process on the same global batch."""
 
 from __future__ import annotations
 
+import math
 import os
 import subprocess
 import sys
@@ -53,6 +54,14 @@ def test_training_windows_tile_every_target(sim_split):
         # windows of 12 targets from the end: targets 1..n-1 each covered once
         covered = sorted(t for end in e for t in range(max(1, end - 12), end))
         assert covered == list(range(1, lengths[u]))
+    # shifted per epoch: every target still covered, windows differ between epochs
+    shifted = [training_windows(sim_split.train, obj.input_feedback, 12, np.random.default_rng(s))
+               for s in (1, 2)]
+    for users_s, ends_s in shifted:
+        for u in range(sim_split.train.num_users):
+            covered = {t for end in ends_s[users_s == u] for t in range(max(1, end - 12), end)}
+            assert covered == set(range(1, lengths[u]))
+    assert not np.array_equal(shifted[0][1], shifted[1][1])
 
 
 def test_learns_and_checkpoint_is_self_contained(sim_split, tmp_path):
@@ -62,7 +71,8 @@ def test_learns_and_checkpoint_is_self_contained(sim_split, tmp_path):
     before = evaluate(untrained.model, sim_split.valid, obj, bootstrap=10).metrics["ndcg@10"]
     res = Trainer(cfg, sim_split.train, tmp_path / "run",
                   validate=lambda m: evaluate(m, sim_split.valid, obj, bootstrap=10).metrics).fit()
-    assert res.steps == 4 * Trainer(cfg, sim_split.train, tmp_path / "x").steps_per_epoch
+    fresh = Trainer(cfg, sim_split.train, tmp_path / "x")  # windows differ per epoch
+    assert res.steps == sum(math.ceil(len(fresh._windows(e)[0]) / cfg.batch_size) for e in range(4))
     assert res.best_metric > 2 * before  # the simulator's tastes are learnable
     assert res.targets_per_s > 0 and res.sequences_per_s > 0
     for name in ("best.pt", "last.pt", "config.yaml", "metrics.csv"):

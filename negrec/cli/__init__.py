@@ -18,6 +18,9 @@ SUBCOMMANDS = {
     "train": ("negrec.cli.train_cmd", "train and evaluate a model (checkpoints, metrics.json)"),
     "evaluate": ("negrec.cli.evaluate_cmd", "offline metrics of a checkpoint"),
     "recommend": ("negrec.cli.recommend_cmd", "top-K items for a history"),
+    "responsiveness": ("negrec.cli.responsiveness_cmd",
+                       "counterfactual responsiveness and closed-loop rates of checkpoints"),
+    "demo": ("negrec.cli.demo_cmd", "the main job: simulate, train four objectives, report"),
 }
 
 

@@ -31,6 +31,11 @@ class EventEmbedding(nn.Module):
         self.item = nn.Embedding(num_items + 1, d, padding_idx=num_items)
         self.position = nn.Embedding(config.max_len, d)
         self.feedback = nn.Embedding(NUM_FEEDBACK_CODES, d, padding_idx=0) if config.feedback_input else None
+        # Per feedback code, a gain on each dimension of the item representation (init 1): lets
+        # the model turn a disliked item into evidence *against* its direction (a gain near -1)
+        # instead of having to learn that sign flip as an interaction deep in the network.
+        self.feedback_gain = (nn.Parameter(torch.ones(NUM_FEEDBACK_CODES, d))
+                              if config.feedback_input else None)
         self.cluster = self.creator = None
         if config.cluster_input:
             if item_cluster is None:
@@ -41,6 +46,9 @@ class EventEmbedding(nn.Module):
             self.register_buffer("item_to_cluster", torch.cat([torch.where(c < 0, n - 1, c),
                                                                torch.tensor([n - 1])]))
             self.cluster = nn.Embedding(n, d, padding_idx=n - 1)
+            nn.init.normal_(self.cluster.weight, std=1.0 / math.sqrt(d))
+            with torch.no_grad():
+                self.cluster.weight[n - 1].zero_()
         if config.creator_input:
             if item_creator is None:
                 raise ValueError("ModelConfig.creator_input needs item creators (item metadata)")
@@ -49,25 +57,41 @@ class EventEmbedding(nn.Module):
             self.register_buffer("item_to_creator", torch.cat([torch.where(c < 0, n - 1, c),
                                                                torch.tensor([n - 1])]))
             self.creator = nn.Embedding(n, d, padding_idx=n - 1)
+            nn.init.normal_(self.creator.weight, std=1.0 / math.sqrt(d))
+            with torch.no_grad():
+                self.creator.weight[n - 1].zero_()
         self.scale = math.sqrt(d)
         nn.init.normal_(self.item.weight, std=1.0 / self.scale)
         with torch.no_grad():
             self.item.weight[num_items].zero_()
 
+    def item_repr(self, items: Tensor) -> Tensor:
+        """An item's representation: its own embedding plus, when enabled, its cluster's and
+        its creator's (shared by all items of the cluster / creator, so what is learnt about
+        one item carries over to its neighbours). Used for the inputs and, tied, for scoring."""
+        x = self.item(items)
+        if self.cluster is not None:
+            x = x + self.cluster(self.item_to_cluster[items])
+        if self.creator is not None:
+            x = x + self.creator(self.item_to_creator[items])
+        return x
+
+    def table(self, num_items: int) -> Tensor:
+        """[V, D] representations of all items (no padding row)."""
+        return self.item_repr(torch.arange(num_items, device=self.item.weight.device))
+
     def forward(self, items: Tensor, feedback: Tensor, mask: Tensor) -> Tensor:
         L = items.shape[1]
         if L > self.config.max_len:
             raise ValueError(f"history length {L} exceeds the model's max_len {self.config.max_len}")
-        x = self.item(items) * self.scale
+        x = self.item_repr(items) * self.scale
+        if self.feedback_gain is not None:
+            x = x * self.feedback_gain[feedback.long()]
         # recency: number of real events after this one (0 = most recent)
         recency = (mask.flip(1).long().cumsum(1).flip(1) - 1).clamp(min=0)
         x = x + self.position(recency)
         if self.feedback is not None:
             x = x + self.feedback(feedback.long())
-        if self.cluster is not None:
-            x = x + self.cluster(self.item_to_cluster[items])
-        if self.creator is not None:
-            x = x + self.creator(self.item_to_creator[items])
         return x * mask.unsqueeze(-1).to(x.dtype)
 
 
@@ -124,7 +148,7 @@ class SASRec(SequentialRecommender):
     def item_table(self) -> Tensor:
         if self.output is not None:
             return self.output.weight
-        return self.embed.item.weight[: self.num_items]
+        return self.embed.table(self.num_items)
 
 
 class GRURec(SequentialRecommender):
@@ -165,7 +189,7 @@ class GRURec(SequentialRecommender):
     def item_table(self) -> Tensor:
         if self.output is not None:
             return self.output.weight
-        return self.embed.item.weight[: self.num_items]
+        return self.embed.table(self.num_items)
 
 
 def build_model(config: ModelConfig, num_items: int, item_cluster=None, item_creator=None

@@ -57,19 +57,30 @@ def resolve_device(name: str) -> torch.device:
     return dev
 
 
-def training_windows(log: EventLog, input_feedback, max_len: int) -> tuple[np.ndarray, np.ndarray]:
+def training_windows(log: EventLog, input_feedback, max_len: int,
+                     rng: np.random.Generator | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(users, ends) of the training rows: each user's kept events tiled by windows of
     ``max_len`` targets from the most recent backwards, so every kept event after the first
-    is a target exactly once per epoch. ``ends`` counts kept events (the collator's ``ends``)."""
+    is a target once per epoch (``ends`` counts kept events: the collator's ``ends``).
+
+    With ``rng``, the windows below the most recent one are shifted by a random offset per user
+    and epoch: they end at n - off, n - off - L, ... with off uniform in [1, L], so the first
+    two windows overlap by L - off targets (still every target at least once). Without it a
+    model sees the very same windows every epoch and can memorise them (on data with many
+    users and long histories it then learns little that transfers to other windows, such as
+    the evaluation histories)."""
     allowed = np.zeros(len(Feedback), dtype=bool)
     for f in input_feedback:
         allowed[int(f)] = True
     kept = allowed[log.feedback].astype(np.int64)
     prefix = np.concatenate([[0], np.cumsum(kept)])
     n = prefix[log.offsets[1:]] - prefix[log.offsets[:-1]]
+    eligible = np.flatnonzero(n >= 2)
+    offsets = (rng.integers(1, max_len + 1, len(eligible)) if rng is not None
+               else np.full(len(eligible), max_len, np.int64))
     users, ends = [], []
-    for u in np.flatnonzero(n >= 2):
-        e = np.arange(n[u], 1, -max_len)
+    for u, off in zip(eligible, offsets):
+        e = np.concatenate([[n[u]], np.arange(n[u] - off, 1, -max_len)])
         users.append(np.full(len(e), u))
         ends.append(e)
     if not users:
@@ -143,8 +154,7 @@ class Trainer:
         self.collator = Collator(train_log, self.objective.collate_config(
             config.model.max_len, random_crop=config.random_crop), sampler=self.sampler,
             threads=config.collate_threads, generator=self.data_gen)
-        self.window_users, self.window_ends = training_windows(
-            train_log, self.objective.input_feedback, config.model.max_len)
+        self.window_users, self.window_ends = self._windows(0)
         if len(self.window_users) == 0:
             raise ValueError("no training rows: every user has fewer than 2 usable events for "
                              f"objective {self.objective.name}")
@@ -281,6 +291,10 @@ class Trainer:
                 self._writer.add_scalar(f"valid/{row['metric']}", row["value"], row["step"])
 
     # ---- training ------------------------------------------------------------------------
+    def _windows(self, epoch: int) -> tuple[np.ndarray, np.ndarray]:
+        rng = np.random.default_rng([self.config.seed, 7, epoch])
+        return training_windows(self.log, self.objective.input_feedback, self.config.model.max_len, rng)
+
     def _epoch_order(self, epoch: int) -> np.ndarray:
         g = torch.Generator().manual_seed(self.config.seed * 1_000_003 + epoch)
         return torch.randperm(len(self.window_users), generator=g).numpy()
@@ -351,6 +365,8 @@ class Trainer:
         start_epoch = self.epoch
         for epoch in range(start_epoch, cfg.epochs):
             self.epoch = epoch
+            self.window_users, self.window_ends = self._windows(epoch)
+            self.steps_per_epoch = math.ceil(len(self.window_users) / cfg.batch_size)
             order = self._epoch_order(epoch)
             first_batch = self.batch_in_epoch
             bar = tqdm(total=self.steps_per_epoch, initial=first_batch, disable=not (cfg.progress and self.is_main),

@@ -1,0 +1,144 @@
+#!/usr/bin/env python
+"""Quality of the four objectives on MovieLens-100K (ratings >= 4 positive, <= 2 dislike,
+3 neutral): offline metrics on the leave-one-out test events and counterfactual responsiveness
+to a dislike on the users' training histories (genre clusters: each movie's rarest genre; the
+branched item is the model's own top-1), over several seeds.
+
+  python benches/quality_ml100k.py --quick   # 1 seed, 8 epochs (a few minutes)
+  python benches/quality_ml100k.py           # 3 seeds, up to 20 epochs with early stopping
+
+Objectives are interleaved per seed (the same split and seed for all four), so differences are
+paired: for every objective the paired bootstrap interval of its NDCG@10 and dislike
+exposure@10 difference from positive_only pools the test users of all seeds (the users are
+resampled, not the seeds: seed-to-seed variation is shown by the per-seed columns).
+Responsiveness pools the histories of all seeds. Appends to bench_results/quality_ml100k.csv;
+the last line holds key=value pairs of the headline figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime as dt
+import os
+import platform
+import sys
+from pathlib import Path
+
+import numpy as np
+
+import negrec
+from negrec.cli.pipeline import train_and_evaluate
+from negrec.data.spec import DataSpec, load_data
+from negrec.data.split import leave_one_out
+from negrec.eval.counterfactual import log_histories, ratio_of_means_ci, responsiveness
+from negrec.eval.metrics import bootstrap_ci, evaluate
+from negrec.models.base import ModelConfig
+from negrec.models.checkpoint import load_checkpoint
+from negrec.models.objectives import OBJECTIVES
+from negrec.train.config import LossConfig, OptimConfig, TrainConfig
+
+REPO = Path(__file__).resolve().parents[1]
+ML100K = Path(os.environ.get("NEGREC_ML100K", REPO.parent / "shared" / "data" / "ml-100k"))
+
+
+def train_config(objective: str, seed: int, epochs: int) -> TrainConfig:
+    return TrainConfig(
+        data=DataSpec(source="movielens", path=str(ML100K)),
+        model=ModelConfig(kind="sasrec", dim=64, num_layers=2, num_heads=2, dropout=0.2,
+                          max_len=50, cluster_input=True),
+        objective=objective, loss=LossConfig(mode="full"), optim=OptimConfig(lr=2e-3),
+        epochs=epochs, batch_size=64, seed=seed, early_stopping_patience=3, progress=False,
+        tensorboard=False)
+
+
+def pct(e) -> str:
+    return f"{100 * e.mean:+.1f}% [{100 * e.ci_low:+.1f}, {100 * e.ci_high:+.1f}]"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--seeds", type=int, default=None, help="default 3 (1 with --quick)")
+    ap.add_argument("--epochs", type=int, default=None, help="default 20 (8 with --quick)")
+    ap.add_argument("--csv", type=Path, default=Path("bench_results/quality_ml100k.csv"))
+    ap.add_argument("--out", type=Path, default=Path("bench_results/quality_ml100k_runs"))
+    ap.add_argument("--bootstrap", type=int, default=1000)
+    args = ap.parse_args()
+    if not (ML100K / "u.data").exists():
+        sys.exit(f"MovieLens-100K not found at {ML100K}; set NEGREC_ML100K")
+    seeds = list(range(args.seeds or (1 if args.quick else 3)))
+    epochs = args.epochs or (8 if args.quick else 20)
+
+    log = load_data(DataSpec(source="movielens", path=str(ML100K)))
+    split = leave_one_out(log)
+    print(f"ml-100k: {log.num_users} users, {log.num_items} items, {log.num_events} events "
+          f"({', '.join(f'{k} {v}' for k, v in log.feedback_counts().items())}); seeds {seeds}, "
+          f"up to {epochs} epochs", flush=True)
+    per_user = {o: {"ndcg@10": [], "dislike_exposure@10": []} for o in OBJECTIVES}
+    per_seed = {o: [] for o in OBJECTIVES}
+    sims = {o: {"positive": [], "dislike": []} for o in OBJECTIVES}
+    for seed in seeds:
+        for obj in OBJECTIVES:  # interleaved: one objective after the other for each seed
+            run = args.out / f"seed{seed}" / obj
+            m = train_and_evaluate(train_config(obj, seed, epochs), run, split=split, ks=(10,),
+                                   bootstrap=0)
+            ck = load_checkpoint(run / "best.pt")
+            test = evaluate(ck.model, split.test, ck.objective, ks=(10,), bootstrap=0)
+            for k in per_user[obj]:
+                per_user[obj][k].append(test.per_user[k])
+            hist, branched, _ = log_histories(ck.model, ck.objective, split.train)
+            res = responsiveness(ck.model, ck.objective, hist, branched, ck.item_meta,
+                                 actions=("dislike",), repeated=(), bootstrap=0)
+            for a in sims[obj]:
+                sims[obj][a].append(res.similarity["cluster"][a])
+            per_seed[obj].append({"seed": seed, "ndcg@10": test.metrics["ndcg@10"],
+                                  "dislike_exposure@10": test.metrics["dislike_exposure@10"],
+                                  "responsiveness": res.responsiveness["cluster"]["dislike"].mean,
+                                  "epochs": m["train"]["epochs"], "best_epoch": m["train"]["best_epoch"],
+                                  "train_seconds": m["train"]["train_seconds"]})
+            r = per_seed[obj][-1]
+            print(f"seed {seed} {obj:15s} NDCG@10 {r['ndcg@10']:.4f}  dislike exp.@10 "
+                  f"{r['dislike_exposure@10']:.4f}  responsiveness {100 * r['responsiveness']:+.1f}%  "
+                  f"(best epoch {r['best_epoch']}, {r['train_seconds']:.0f} s)", flush=True)
+
+    rows, headline = [], {}
+    print("\n| objective | NDCG@10 | vs positive_only | dislike exp.@10 | vs positive_only | "
+          "responsiveness (genre, 95% CI) |\n|---|---|---|---|---|---|")
+    base = {k: np.concatenate(v) for k, v in per_user["positive_only"].items()}
+    for obj in OBJECTIVES:
+        cur = {k: np.concatenate(v) for k, v in per_user[obj].items()}
+        cells = [obj]
+        for k in ("ndcg@10", "dislike_exposure@10"):
+            diff = cur[k] - base[k]
+            lo, hi = bootstrap_ci(diff, resamples=args.bootstrap, seed=0)
+            cells += [f"{cur[k].mean():.4f}",
+                      "-" if obj == "positive_only" else f"{diff.mean():+.4f} [{lo:+.4f}, {hi:+.4f}]"]
+            rows.append((obj, k, float(cur[k].mean()), float(diff.mean()), lo, hi))
+        resp = ratio_of_means_ci(np.concatenate(sims[obj]["dislike"]), np.concatenate(sims[obj]["positive"]),
+                                 resamples=args.bootstrap, seed=0)
+        cells.append(pct(resp))
+        rows.append((obj, "responsiveness_genre", resp.mean, resp.mean, resp.ci_low, resp.ci_high))
+        headline[f"{obj}_ndcg10"] = f"{cur['ndcg@10'].mean():.4f}"
+        headline[f"{obj}_resp"] = f"{resp.mean:.3f}"
+        if obj == "input_ntr":
+            headline["input_ntr_resp_ci_high"] = f"{resp.ci_high:.3f}"
+            headline["input_ntr_dislike_exp_vs_po"] = f"{(cur['dislike_exposure@10'].mean() / base['dislike_exposure@10'].mean() - 1):.3f}"
+        print("| " + " | ".join(cells) + " |")
+
+    args.csv.parent.mkdir(parents=True, exist_ok=True)
+    new = not args.csv.exists()
+    stamp = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    with args.csv.open("a", newline="") as f:
+        w = csv.writer(f)
+        if new:
+            w.writerow(["time", "objective", "metric", "value", "diff_vs_positive_only", "ci_low",
+                        "ci_high", "seeds", "epochs", "machine", "version"])
+        for obj, metric, value, diff, lo, hi in rows:
+            w.writerow([stamp, obj, metric, value, diff, lo, hi, len(seeds), epochs,
+                        platform.node(), negrec.__version__])
+    print("\n" + " ".join(f"{k}={v}" for k, v in headline.items()))
+
+
+if __name__ == "__main__":
+    main()

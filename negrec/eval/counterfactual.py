@@ -1,0 +1,296 @@
+"""Counterfactual responsiveness: how much does a recommender back off from similar items at
+the very next step after a negative action?
+
+A history is branched at step k into the same item with different actions (positive, dislike,
+skip, or any feedback code); for each branch the model's top-K at step k+1 is computed
+(history items excluded, as in evaluation) and its similarity to the branched item is
+measured: S = share of the top-K in the branched item's content cluster (and, where the data
+has creators, by its creator). The responsiveness of action a is
+
+    R_a = mean_h S_a(h) / mean_h S_positive(h) - 1
+
+(a ratio of means: per-history ratios are undefined when S_positive is 0), as a fraction
+(-0.608 is the reference paper's -60.8%), with a paired bootstrap 95% interval over histories.
+Repeated negative feedback: R after 1, 2, 3 consecutive dislikes of items of the same cluster
+(each compared with the same items liked).
+
+Histories come from the simulator (users consume items recommended by the model under test
+and respond as the simulator's user model says) or from a real log (each user's training
+history; the branched item is the model's own top-1 recommendation).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Sequence
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from negrec.data.feedback import Feedback, parse_feedback
+from negrec.data.log import EventLog, ItemMeta
+from negrec.eval.recommend import recommend
+from negrec.models.base import SequentialRecommender
+from negrec.models.objectives import Objective
+
+__all__ = ["Estimate", "ResponsivenessResult", "log_histories", "responsiveness",
+           "simulated_histories", "cooccurrence_clusters", "ratio_of_means_ci"]
+
+History = tuple[list[int], list[int]]
+
+
+@dataclass
+class Estimate:
+    mean: float
+    ci_low: float
+    ci_high: float
+    n: int
+
+    def excludes_zero(self) -> bool:
+        return self.ci_low > 0 or self.ci_high < 0
+
+
+def ratio_of_means_ci(a: np.ndarray, b: np.ndarray, *, resamples: int = 1000, seed: int = 0,
+                      level: float = 0.95) -> Estimate:
+    """mean(a) / mean(b) - 1 with a paired percentile bootstrap over the entries."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    n = len(a)
+    if n == 0 or b.mean() == 0:
+        return Estimate(math.nan, math.nan, math.nan, n)
+    point = a.mean() / b.mean() - 1.0
+    if resamples <= 0:
+        return Estimate(float(point), math.nan, math.nan, n)
+    rng = np.random.default_rng(seed)
+    lo_q, hi_q = (1 - level) / 2, 1 - (1 - level) / 2
+    stats = np.empty(resamples)
+    for r0 in range(0, resamples, 200):  # chunks keep memory at 200 x n
+        idx = rng.integers(0, n, (min(200, resamples - r0), n))
+        den = b[idx].mean(1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            stats[r0:r0 + len(idx)] = a[idx].mean(1) / den - 1.0
+    stats = stats[np.isfinite(stats)]
+    return Estimate(float(point), float(np.quantile(stats, lo_q)), float(np.quantile(stats, hi_q)), n)
+
+
+@dataclass
+class ResponsivenessResult:
+    """Per similarity kind ("cluster", "creator") and action: the per-history similarity
+    scores, and the responsiveness estimates."""
+
+    k: int
+    num_histories: int
+    actions: list[str]
+    similarity: dict[str, dict[str, np.ndarray]] = field(repr=False)
+    responsiveness: dict[str, dict[str, Estimate]]
+    repeated: dict[str, dict[int, Estimate]]
+
+    def to_dict(self) -> dict:
+        return {
+            "k": self.k, "num_histories": self.num_histories, "actions": self.actions,
+            "mean_similarity": {kind: {a: float(np.mean(v)) for a, v in d.items()}
+                                for kind, d in self.similarity.items()},
+            "responsiveness": {kind: {a: asdict(e) for a, e in d.items()}
+                               for kind, d in self.responsiveness.items()},
+            "repeated_dislikes": {kind: {str(n): asdict(e) for n, e in d.items()}
+                                  for kind, d in self.repeated.items()},
+        }
+
+
+def _share(top: np.ndarray, group_of_item: np.ndarray, group: np.ndarray) -> np.ndarray:
+    """[H] share of each row of ``top`` [H, k] whose group equals ``group`` [H] (>= 0)."""
+    g = group_of_item[top]
+    return ((g == group[:, None]) & (group[:, None] >= 0)).mean(1)
+
+
+def responsiveness(model: SequentialRecommender, objective: Objective,
+                   histories: Sequence[History], branched: np.ndarray, item_meta: ItemMeta, *,
+                   actions: Sequence[str | int | Feedback] = ("dislike", "skip"), k: int = 10,
+                   repeated: Sequence[int] = (1, 2, 3), bootstrap: int = 1000, seed: int = 0,
+                   progress: bool = False) -> ResponsivenessResult:
+    """Branches each history with ``branched[h]`` under the positive action and each of
+    ``actions``; see the module docstring. Histories are (dense item ids, feedback codes)."""
+    if len(histories) != len(branched):
+        raise ValueError(f"responsiveness: {len(histories)} histories but {len(branched)} "
+                         "branched items")
+    if len(histories) == 0:
+        raise ValueError("responsiveness: no histories")
+    codes = [parse_feedback(a) for a in actions]
+    if Feedback.PAD in codes or Feedback.POSITIVE in codes:
+        raise ValueError("responsiveness: actions are compared with the positive branch; give "
+                         "other feedback types (dislike, skip, neutral)")
+    branched = np.asarray(branched, dtype=np.int64)
+    kinds = {"cluster": item_meta.cluster}
+    if item_meta.creator is not None:
+        kinds["creator"] = item_meta.creator
+    all_codes = [Feedback.POSITIVE] + codes
+    sims: dict[str, dict[str, np.ndarray]] = {kind: {} for kind in kinds}
+    bar = tqdm(total=len(all_codes) + len(repeated), disable=not progress, desc="branches", leave=False)
+    for code in all_codes:
+        branch = [(list(h[0]) + [int(x)], list(h[1]) + [int(code)]) for h, x in zip(histories, branched)]
+        top, _ = recommend(model, objective, branch, k)
+        for kind, groups in kinds.items():
+            sims[kind][code.label] = _share(top, groups, groups[branched])
+        bar.update(1)
+    resp = {kind: {c.label: ratio_of_means_ci(sims[kind][c.label], sims[kind]["positive"],
+                                               resamples=bootstrap, seed=seed)
+                   for c in codes} for kind in kinds}
+
+    # repeated dislikes on one cluster: the branched item and the next best items of its
+    # cluster (for the history as it was), disliked in a row vs liked in a row
+    rep: dict[str, dict[int, Estimate]] = {kind: {} for kind in kinds}
+    if repeated:
+        n_max = max(repeated)
+        extra = _same_cluster_followers(model, objective, histories, branched, item_meta.cluster,
+                                        n_max - 1)
+        for n in repeated:
+            seq = [[int(branched[h])] + extra[h][: n - 1] for h in range(len(histories))]
+            ok = np.array([len(s) == n for s in seq])
+            res = {}
+            for code in (Feedback.POSITIVE, Feedback.DISLIKE):
+                branch = [(list(h[0]) + s, list(h[1]) + [int(code)] * len(s))
+                          for h, s, good in zip(histories, seq, ok) if good]
+                top, _ = recommend(model, objective, branch, k)
+                res[code] = top
+            for kind, groups in kinds.items():
+                g = groups[branched[ok]]
+                rep[kind][n] = ratio_of_means_ci(_share(res[Feedback.DISLIKE], groups, g),
+                                                 _share(res[Feedback.POSITIVE], groups, g),
+                                                 resamples=bootstrap, seed=seed)
+            bar.update(1)
+    bar.close()
+    return ResponsivenessResult(k=k, num_histories=len(histories),
+                                actions=[c.label for c in codes], similarity=sims,
+                                responsiveness=resp, repeated=rep)
+
+
+def _same_cluster_followers(model, objective, histories, branched, cluster, n) -> list[list[int]]:
+    """For each history, the ``n`` best-scored items (after the branched one) of the branched
+    item's cluster, excluding the history."""
+    if n <= 0:
+        return [[] for _ in histories]
+    V = len(cluster)
+    top, _ = recommend(model, objective, list(histories), V)
+    out = []
+    for h, x in enumerate(branched):
+        c = cluster[x]
+        if c < 0:
+            out.append([])
+            continue
+        cand = [int(i) for i in top[h] if cluster[i] == c and i != x][:n]
+        out.append(cand)
+    return out
+
+
+# ---- where histories come from ------------------------------------------------------------
+
+def log_histories(model: SequentialRecommender, objective: Objective, log: EventLog,
+                  users: np.ndarray | None = None, min_events: int = 1
+                  ) -> tuple[list[History], np.ndarray, np.ndarray]:
+    """Real-log histories: each user's events in ``log`` (e.g. the training split), and as the
+    branched item the model's own top-1 recommendation for that history. Returns
+    (histories, branched items, users)."""
+    users = np.arange(log.num_users) if users is None else np.asarray(users)
+    users = users[log.lengths()[users] >= min_events]
+    histories = [(log.items[log.user_slice(int(u))].tolist(),
+                  log.feedback[log.user_slice(int(u))].astype(int).tolist()) for u in users]
+    top, _ = recommend(model, objective, histories, 1)
+    return histories, top[:, 0], users
+
+
+def simulated_histories(model: SequentialRecommender, objective: Objective, simulator, *,
+                        num_users: int, steps: int, seed: int, slate_size: int = 10,
+                        progress: bool = False):
+    """Simulated users consume ``steps`` items recommended by ``model``: each step the model
+    shows its top ``slate_size`` unseen items, the user takes one as the simulator's slate
+    choice says, and responds as its user model says. Returns (histories, branched items, user
+    state): the branched item is the model's top-1 after the last step."""
+    state = simulator.spawn_users(num_users, seed)
+    rng = np.random.default_rng([simulator.seed, 3, seed])
+    histories: list[History] = [([], []) for _ in range(num_users)]
+    users = np.arange(num_users)
+    for _ in tqdm(range(steps), disable=not progress, desc="simulating", leave=False):
+        top, _ = recommend(model, objective, histories, slate_size)
+        pick = simulator.choose_from_slate(state, users, top, rng)
+        fb = simulator.respond(state, users, pick, rng)
+        for u in range(num_users):
+            histories[u][0].append(int(pick[u]))
+            histories[u][1].append(int(fb[u]))
+    top, _ = recommend(model, objective, histories, 1)
+    return histories, top[:, 0], state
+
+
+def cooccurrence_clusters(log: EventLog, num_clusters: int, *, window: int = 5, dim: int = 32,
+                          seed: int = 0, iterations: int = 50) -> np.ndarray:
+    """Item clusters for data without metadata: items that appear close together in users'
+    histories (within ``window`` events) end up together. Positive PMI of the windowed
+    co-occurrence counts (diagonal = each row's maximum) -> truncated SVD item vectors
+    (normalised) -> k-means (k-means++ seeding, best of 8 restarts). Deterministic given
+    ``seed``; the co-occurrence matrix is dense, so at most 40,000 items. Items without any
+    event get -1. Returns [V] int32."""
+    V = log.num_items
+    if V > 40_000:  # the co-occurrence matrix is dense [V, V] float64
+        raise ValueError(f"cooccurrence_clusters: {V} items is too many for the dense [V, V] "
+                         "co-occurrence matrix (limit 40,000); give the items clusters in the "
+                         "metadata instead")
+    rows, cols = [], []
+    for u in range(log.num_users):
+        items = log.items[log.user_slice(u)]
+        for d in range(1, window + 1):
+            rows.append(items[:-d])
+            cols.append(items[d:])
+    r = np.concatenate(rows) if rows else np.zeros(0, np.int64)
+    c = np.concatenate(cols) if cols else np.zeros(0, np.int64)
+    counts = torch.zeros(V, V, dtype=torch.float64)
+    counts.index_put_((torch.from_numpy(np.concatenate([r, c])), torch.from_numpy(np.concatenate([c, r]))),
+                      torch.ones(2 * len(r), dtype=torch.float64), accumulate=True)
+    total = counts.sum()
+    seen = counts.sum(1) > 0
+    out = np.full(V, -1, dtype=np.int32)
+    if total == 0 or int(seen.sum()) < num_clusters:
+        raise ValueError(f"cooccurrence_clusters: need at least {num_clusters} items that co-occur")
+    p_i = counts.sum(1) / total
+    with np.errstate(divide="ignore"):
+        pmi = torch.log(counts / total) - torch.log(p_i[:, None]) - torch.log(p_i[None, :])
+    ppmi = torch.nan_to_num(pmi.clamp(min=0), nan=0.0, posinf=0.0, neginf=0.0)[seen][:, seen]
+    # an item "co-occurs with itself": the diagonal gets each row's largest PPMI. Without it
+    # two items seen only with each other have orthogonal rows ([0, a], [a, 0]) and the SVD
+    # mixes in negative-eigenvalue (bipartite) directions; with it they get equal vectors.
+    ppmi += torch.diag(ppmi.max(1).values)
+    q = min(dim, ppmi.shape[0] - 1) if ppmi.shape[0] > 1 else 1
+    # svd_lowrank draws a random projection from torch's global generator: seed it locally so
+    # the clusters depend on ``seed`` only (and the caller's RNG stream is left untouched)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        U, S, _ = torch.svd_lowrank(ppmi, q=q, niter=4, M=None)
+    x = (U * S.sqrt()).numpy()
+    x /= np.linalg.norm(x, axis=1, keepdims=True) + 1e-12
+    labels = _kmeans(x, num_clusters, seed=seed, iterations=iterations)
+    out[seen.numpy()] = labels
+    return out
+
+
+def _kmeans(x: np.ndarray, k: int, *, seed: int, iterations: int, restarts: int = 8) -> np.ndarray:
+    """Lloyd's k-means with k-means++ seeding; the best of ``restarts`` runs (lowest inertia),
+    since one run can merge two true clusters and split another (a local minimum)."""
+    rng = np.random.default_rng(seed)
+    best, best_inertia = None, np.inf
+    for _ in range(restarts):
+        centers = [x[rng.integers(len(x))]]
+        for _ in range(1, k):  # k-means++
+            d = np.min(((x[:, None, :] - np.asarray(centers)[None]) ** 2).sum(-1), axis=1)
+            centers.append(x[rng.choice(len(x), p=d / d.sum())] if d.sum() > 0 else x[rng.integers(len(x))])
+        c = np.asarray(centers)
+        for _ in range(iterations):
+            labels = ((x[:, None, :] - c[None]) ** 2).sum(-1).argmin(1)
+            new = np.array([x[labels == j].mean(0) if np.any(labels == j) else c[j] for j in range(k)])
+            if np.allclose(new, c):
+                break
+            c = new
+        dist = ((x[:, None, :] - c[None]) ** 2).sum(-1)
+        labels = dist.argmin(1)
+        inertia = dist[np.arange(len(x)), labels].sum()
+        if inertia < best_inertia:
+            best, best_inertia = labels, inertia
+    return best.astype(np.int32)
