@@ -231,3 +231,13 @@ def test_uniform_and_in_batch_samplers(native):
     assert set(b.neg_ids.tolist()) == pos_targets and len(b.neg_ids) == len(pos_targets)
     p = (counts + 1.0) / (counts + 1.0).sum()
     torch.testing.assert_close(b.neg_logq, torch.tensor(np.log(p), dtype=torch.float32)[b.neg_ids])
+
+
+def test_collator_refuses_non_integer_users_and_ends():
+    log = EventLog.from_events([0, 0, 1], [0, 1, 2], [0, 1, 2], [1, 1, 1])
+    c = Collator(log, CollateConfig(max_len=4))
+    with pytest.raises(TypeError, match="users must be integers; got dtype float64"):
+        c([0, 1.7])
+    with pytest.raises(TypeError, match="ends must be integers; got dtype float32"):
+        c([0, 1], ends=torch.tensor([1.0, 1.0]))
+    assert c(np.array([1, 0], dtype=np.int32)).users.tolist() == [1, 0]

@@ -85,7 +85,9 @@ void bind_data(py::module_& m) {
       .def("probabilities", &data::AliasTable::probabilities)
       .def("__len__", &data::AliasTable::size)
       .def(py::pickle(
-          [](const data::AliasTable& t) { return py::make_tuple(t.probabilities()); },
+          // the original weights, not probabilities(): a table rebuilt from normalised
+          // probabilities can pair columns differently and draw other ids for a seed
+          [](const data::AliasTable& t) { return py::make_tuple(t.weights()); },
           [](py::tuple state) { return data::AliasTable(state[0].cast<at::Tensor>()); }));
 }
 

@@ -136,7 +136,9 @@ CollateOutput collate(const at::Tensor& offsets_t, const at::Tensor& items_t,
         m = std::min(L, n);
         first = n - m;
       }
-      if (all_allowed) {
+      // Nothing is read when the window is empty (m == 0; then first can be -1, and s + first
+      // would point before the user's events, out of bounds for the first user).
+      if (all_allowed && m > 0) {
         for (int64_t r = first; r < first + m + (config.with_targets ? 1 : 0); ++r) check_event(s + r);
       }
       const int64_t row = b * L;

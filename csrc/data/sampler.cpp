@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 #include <c10/util/Exception.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "data/rng.h"
@@ -22,6 +23,15 @@ AliasTable::AliasTable(const at::Tensor& weights) {
     total += pw[i];
   }
   TORCH_CHECK_VALUE(total > 0.0, "AliasTable: weights must have a positive sum");
+  w_.assign(pw, pw + V);
+  // Finite weights can still sum to +inf (e.g. two of 1e308): normalise by the largest weight
+  // first, else every probability would be w / inf = 0 and draws uniform.
+  double scale = 1.0;
+  if (!std::isfinite(total)) {
+    scale = *std::max_element(pw, pw + V);
+    total = 0.0;
+    for (int64_t i = 0; i < V; ++i) total += pw[i] / scale;
+  }
   p_.resize(V);
   prob_.resize(V);
   alias_.resize(V);
@@ -30,7 +40,7 @@ AliasTable::AliasTable(const at::Tensor& weights) {
   small.reserve(V);
   large.reserve(V);
   for (int64_t i = 0; i < V; ++i) {
-    p_[i] = pw[i] / total;
+    p_[i] = (pw[i] / scale) / total;
     scaled[i] = p_[i] * static_cast<double>(V);
     (scaled[i] < 1.0 ? small : large).push_back(i);
   }
@@ -61,6 +71,12 @@ at::Tensor AliasTable::sample(int64_t k, uint64_t seed) const {
     const uint64_t col = rng.next_below(V);
     o[j] = rng.next_double() < prob_[col] ? static_cast<int64_t>(col) : alias_[col];
   }
+  return out;
+}
+
+at::Tensor AliasTable::weights() const {
+  at::Tensor out = at::empty({size()}, at::TensorOptions().dtype(at::kDouble));
+  std::copy(w_.begin(), w_.end(), out.data_ptr<double>());
   return out;
 }
 

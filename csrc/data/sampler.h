@@ -20,12 +20,17 @@ class AliasTable {
   // The exact probabilities the table samples from (float64 [V]).
   at::Tensor probabilities() const;
 
+  // The weights it was built from (float64 [V]); rebuilding from them gives the same table
+  // bit for bit, which rebuilding from probabilities() does not (pickling uses these).
+  at::Tensor weights() const;
+
   int64_t size() const { return static_cast<int64_t>(prob_.size()); }
 
  private:
   std::vector<double> prob_;   // acceptance probability of column i
   std::vector<int64_t> alias_; // the other outcome of column i
   std::vector<double> p_;      // normalised weights
+  std::vector<double> w_;      // the weights as given
 };
 
 }  // namespace negrec::data

@@ -134,6 +134,15 @@ class Batch:
         return 0 if self.target_labels is None else int((self.target_labels != 0).sum())
 
 
+def _integer_array(values, name: str) -> np.ndarray:
+    """int64 array of ``values``; refuses non-integer dtypes (a float user index such as 1.7
+    would otherwise be truncated to user 1 without a word)."""
+    arr = values.detach().cpu().numpy() if isinstance(values, Tensor) else np.asarray(values)
+    if arr.size and not np.issubdtype(arr.dtype, np.integer):
+        raise TypeError(f"Collator: {name} must be integers; got dtype {arr.dtype}")
+    return arr.astype(np.int64, copy=False)
+
+
 class Collator:
     """Builds batches from an :class:`EventLog` with the C++ collator (GIL released).
 
@@ -170,12 +179,12 @@ class Collator:
     def __call__(self, users: Sequence[int] | Tensor | np.ndarray, ends: Tensor | None = None) -> Batch:
         from negrec._extension import _C
 
-        users_t = torch.as_tensor(np.asarray(users, dtype=np.int64))
+        users_t = torch.as_tensor(_integer_array(users, "users"))
         if users_t.dim() != 1:
             raise ValueError(f"Collator: users must be a 1-D list of user indices; got shape "
                              f"{list(users_t.shape)}")
         if ends is not None:
-            ends = torch.as_tensor(ends, dtype=torch.int64)
+            ends = torch.as_tensor(_integer_array(ends, "ends"))
         allowed, labels, weights = self._tables
         seed = _seed_from(self.generator) if self.config.random_crop and self.with_targets else 0
         (in_items, in_fb, tg_items, tg_labels, tg_weights, mask, lengths) = _C.collate(

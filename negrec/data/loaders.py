@@ -76,8 +76,12 @@ class _Rows:
         self.report.drop(reason, f"line {line_no}: {detail}")
 
     def __iter__(self) -> Iterator[tuple[int, list[str]]]:
+        # a UTF-8 byte-order mark is not part of the first column's name
+        encoding = "utf-8-sig" if self.encoding.lower().replace("_", "-") in ("utf-8", "utf8") \
+            else self.encoding
+        line_no = 0
         try:
-            with open(self.path, "r", encoding=self.encoding, newline="") as f:
+            with open(self.path, "r", encoding=encoding, newline="") as f:
                 if len(self.delimiter) == 1:
                     reader: Iterator[list[str]] = csv.reader(f, delimiter=self.delimiter)
                 else:  # e.g. MovieLens-1M's "::"
@@ -98,37 +102,58 @@ class _Rows:
                         continue
                     yield line_no, fields
         except UnicodeDecodeError as exc:
-            # find the line of the offending byte for the message
+            # exc.start is an offset into the chunk being decoded, not into the file: decode
+            # the whole file to find the line of the offending byte for the message
             raw = self.path.read_bytes()
-            line = raw[: exc.start].count(b"\n") + 1 if exc.object is not None else "?"
+            try:
+                raw.decode(encoding)
+                line: int | str = "?"
+            except UnicodeDecodeError as whole:
+                line = raw[: whole.start].count(b"\n") + 1
             raise DataFormatError(
                 f"{self.path}:{line}: cannot decode as {self.encoding} ({exc.reason}); pass the "
                 "file's encoding"
             ) from None
+        except csv.Error as exc:  # e.g. NUL bytes of a file cut short by a crash
+            raise DataFormatError(f"{self.path}:{line_no + 1}: unreadable row ({exc}); the file "
+                                  "is corrupt or truncated") from None
 
     def column(self, name: str) -> int:
         if self.header is None:
             raise DataFormatError(f"{self.path}: the file has no header line (empty file?)")
         if name not in self.header:
+            hint = ""
+            if len(self.header) == 1:
+                seps = [d for d in (",", ";", "\t", "|") if d != self.delimiter and d in self.header[0]]
+                if seps:
+                    hint = (f" (wrong delimiter? the header looks {seps[0]!r}-separated, not "
+                            f"{self.delimiter!r}-separated)")
             raise DataFormatError(f"{self.path}:1: missing column {name!r}; the header has "
-                                  f"{self.header}")
+                                  f"{self.header}{hint}")
         return self.header.index(name)
 
 
 def _parse_number(rows: _Rows, line_no: int, value: str, what: str, kind=float):
     try:
-        return kind(value)
+        x = kind(value)
     except ValueError:
         # float strings such as "3.0" are acceptable integers
         if kind is int:
             try:
                 f = float(value)
-                if f.is_integer():
+                if f.is_integer() and -2**63 <= f < 2**63:
                     return int(f)
             except ValueError:
                 pass
         rows.bad(line_no, f"unparsable {what}", f"{value!r} is not a number")
         return None
+    if kind is float and not np.isfinite(x):
+        rows.bad(line_no, f"non-finite {what}", f"{value!r}")
+        return None
+    if kind is int and not -2**63 <= x < 2**63:
+        rows.bad(line_no, f"{what} out of the int64 range", f"{value!r}")
+        return None
+    return x
 
 
 # ---- MovieLens ------------------------------------------------------------------------------
@@ -215,12 +240,19 @@ def load_movielens(
     for line_no, f in rows:
         if cols is None:
             cols = tuple(rows.column(c) for c in ("userId", "movieId", "rating", "timestamp"))
-        u = _parse_number(rows, line_no, f[cols[0]], "user id", int)
-        i = _parse_number(rows, line_no, f[cols[1]], "item id", int)
-        r = _parse_number(rows, line_no, f[cols[2]], "rating", float)
-        t = _parse_number(rows, line_no, f[cols[3]], "timestamp", int)
-        if None in (u, i, r, t):
+        if len(f) <= max(cols):
+            rows.bad(line_no, "too few fields", f"expected {max(cols) + 1}, got {len(f)}")
             continue
+        # one bad field drops (and counts) the row once: stop at the first
+        parsed = []
+        for col, what, kind in zip(cols, ("user id", "item id", "rating", "timestamp"),
+                                   (int, int, float, int)):
+            parsed.append(_parse_number(rows, line_no, f[col], what, kind))
+            if parsed[-1] is None:
+                break
+        if parsed[-1] is None:
+            continue
+        u, i, r, t = parsed
         if i not in known_items:
             rows.bad(line_no, "item missing from the movie metadata", f"item {i}")
             continue
@@ -229,6 +261,7 @@ def load_movielens(
         ratings.append(r)
         times.append(t)
     report.rows_kept = len(users)
+    _require_events(rows.path, report)
     cluster, names = _genre_clusters(genres, genre_rule)
     meta = ItemMeta(raw_ids=np.asarray(item_ids, dtype=np.int64), cluster=cluster,
                     cluster_names=names, titles=titles)
@@ -243,6 +276,7 @@ def _ml100k_items(path: Path, on_bad_rows: BadRows, report: LoadReport):
     rows = _Rows(path, delimiter="|", encoding="latin-1", header=False, on_bad_rows=on_bad_rows,
                  report=meta_report, min_fields=5 + len(ML100K_GENRES))
     ids, titles, genres = [], [], []
+    seen: set[int] = set()
     for line_no, f in rows:
         i = _parse_number(rows, line_no, f[0], "item id", int)
         if i is None:
@@ -251,6 +285,10 @@ def _ml100k_items(path: Path, on_bad_rows: BadRows, report: LoadReport):
         if any(x not in ("0", "1") for x in flags):
             rows.bad(line_no, "genre flags must be 0 or 1", f"{flags}")
             continue
+        if i in seen:
+            meta_report.repair("duplicate item rows in the metadata (first kept)", f"line {line_no}: item {i}")
+            continue
+        seen.add(i)
         ids.append(i)
         titles.append(f[1])
         genres.append([g for g, x in zip(ML100K_GENRES, flags) if x == "1" and g != "unknown"])
@@ -264,13 +302,21 @@ def _ml_items(path: Path, delimiter: str, encoding: str, header: bool, on_bad_ro
     rows = _Rows(path, delimiter=delimiter, encoding=encoding, header=header,
                  on_bad_rows=on_bad_rows, report=meta_report, min_fields=3)
     ids, titles, genres = [], [], []
+    seen: set[int] = set()
     cols = None if header else (0, 1, 2)
     for line_no, f in rows:
         if cols is None:
             cols = tuple(rows.column(c) for c in ("movieId", "title", "genres"))
+        if len(f) <= max(cols):
+            rows.bad(line_no, "too few fields", f"expected {max(cols) + 1}, got {len(f)}")
+            continue
         i = _parse_number(rows, line_no, f[cols[0]], "item id", int)
         if i is None:
             continue
+        if i in seen:
+            meta_report.repair("duplicate item rows in the metadata (first kept)", f"line {line_no}: item {i}")
+            continue
+        seen.add(i)
         ids.append(i)
         titles.append(f[cols[1]])
         gs = [g for g in f[cols[2]].split("|") if g and g != "(no genres listed)"]
@@ -282,6 +328,17 @@ def _ml_items(path: Path, delimiter: str, encoding: str, header: bool, on_bad_ro
 def _merge_meta_report(report: LoadReport, meta_report: LoadReport, path: Path) -> None:
     for reason, n in meta_report.dropped.items():
         report.drop(f"{path.name}: {reason}", meta_report.examples.get(reason, ""), n)
+    for reason, n in meta_report.repaired.items():
+        report.repair(f"{path.name}: {reason}", meta_report.examples.get(reason, ""), n)
+
+
+def _require_events(path: Path, report: LoadReport) -> None:
+    """An event file that yields no event at all is empty, truncated or unreadable: an error
+    (an empty log would only fail later, far from the cause)."""
+    if report.rows_kept == 0:
+        why = f"; dropped: {report.dropped}" if report.dropped else ""
+        raise DataFormatError(f"{path}: no events read ({report.rows_read} rows read{why}); the "
+                              "file is empty, truncated or not in the expected format")
 
 
 # ---- KuaiRand ---------------------------------------------------------------------------------
@@ -324,7 +381,11 @@ def load_kuairand(
             if len(f) < width:
                 rows.bad(line_no, "too few fields", f"expected {width}, got {len(f)}")
                 continue
-            vals = {c: _parse_number(rows, line_no, f[j], c, int) for c, j in cols.items()}
+            vals = {}
+            for c, j in cols.items():  # stop at the first bad field: the row counts once
+                vals[c] = _parse_number(rows, line_no, f[j], c, int)
+                if vals[c] is None:
+                    break
             if any(v is None for v in vals.values()):
                 continue
             if vals["is_hate"]:
@@ -342,6 +403,7 @@ def load_kuairand(
             fbs.append(int(fb))
             plays.append(vals["play_time_ms"] / 1000.0)
     report.rows_kept = len(users)
+    _require_events(path, report)
     feature_files = sorted(path.glob("video_features_basic*.csv")) if path.is_dir() else []
     meta = _kuairand_meta(feature_files, np.unique(np.asarray(items, dtype=np.int64)),
                           on_bad_rows, report)
@@ -356,18 +418,26 @@ def _kuairand_meta(files: list[Path], item_ids: np.ndarray, on_bad_rows: BadRows
     tag_of: dict[int, str] = {}
     author_of: dict[int, str] = {}
     for file in files:
+        meta_report = LoadReport(source=str(file))
         rows = _Rows(file, delimiter=",", encoding="utf-8", header=True, on_bad_rows=on_bad_rows,
-                     report=LoadReport(), min_fields=1)
+                     report=meta_report, min_fields=1)
         cols = None
         for line_no, f in rows:
             if cols is None:
                 cols = {c: rows.column(c) for c in ("video_id", "author_id", "tag")}
+            if len(f) <= max(cols["video_id"], cols["author_id"]):
+                rows.bad(line_no, "too few fields",
+                         f"expected {max(cols['video_id'], cols['author_id']) + 1}, got {len(f)}")
+                continue
             vid = _parse_number(rows, line_no, f[cols["video_id"]], "video_id", int)
             if vid is None:
                 continue
             tags = [t for t in f[cols["tag"]].split(",") if t.strip()] if cols["tag"] < len(f) else []
+            if vid in tag_of:
+                meta_report.repair("duplicate video rows in the features (last kept)", f"video {vid}")
             tag_of[vid] = tags[0].strip() if tags else ""
             author_of[vid] = f[cols["author_id"]].strip()
+        _merge_meta_report(report, meta_report, file)
     tag_names = sorted({t for t in tag_of.values() if t})
     authors = sorted({a for a in author_of.values() if a})
     t_index = {t: i for i, t in enumerate(tag_names)}
@@ -421,7 +491,13 @@ def _read_table(path: Path, delimiter: str, encoding: str, on_bad_rows: BadRows,
             import pyarrow.parquet as pq
         except ImportError:
             raise DataFormatError(f"{path}: reading Parquet needs pyarrow (pip install pyarrow)") from None
-        table = pq.read_table(path)
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: file not found")
+        try:
+            table = pq.read_table(path)
+        except Exception as exc:  # truncated or not Parquet at all
+            raise DataFormatError(f"{path}: not a readable Parquet file ({type(exc).__name__}: "
+                                  f"{exc})") from None
         missing = [c for c in needed if c not in table.column_names]
         if missing:
             raise DataFormatError(f"{path}: missing column {missing[0]!r}; the file has "
@@ -494,7 +570,9 @@ def load_table(
         ts_raw = row[columns.timestamp]
         try:
             t = timestamp_parser(ts_raw) if timestamp_parser else int(float(ts_raw))
-        except (ValueError, TypeError):
+            if not -2**63 <= t < 2**63:
+                raise ValueError("out of the int64 range")
+        except (ValueError, TypeError, OverflowError):
             bad("unparsable timestamp", f"{ts_raw!r}")
             continue
         if columns.feedback is not None:
@@ -512,7 +590,10 @@ def load_table(
             fbs.append(int(fb))
         else:
             try:
-                ratings.append(float(row[columns.rating]))
+                r = float(row[columns.rating])
+                if not np.isfinite(r):
+                    raise ValueError("not finite")
+                ratings.append(r)
             except ValueError:
                 bad("unparsable rating", f"{row[columns.rating]!r}")
                 continue
@@ -530,6 +611,7 @@ def load_table(
         items.append(i)
         times.append(t)
     report.rows_kept = len(users)
+    _require_events(path, report)
     if columns.rating is not None:
         fbs = rating_mapping.map(np.asarray(ratings)).tolist()
         strengths = strengths or ratings
@@ -560,6 +642,12 @@ def _table_item_meta(path: Path, cols: ItemColumns, event_items: np.ndarray, del
     seen: set[str] = set()
     for line_no, row in _read_table(path, delimiter, encoding, on_bad_rows, meta_report, needed):
         i = row[cols.item]
+        if not i:
+            bad_row = f"{path}:{line_no}: empty item id"
+            if on_bad_rows == "error":
+                raise DataFormatError(bad_row + " (pass on_bad_rows='skip' to drop such rows and count them)")
+            meta_report.drop("empty item id", f"line {line_no}")
+            continue
         if i in seen:
             report.repair("duplicate item rows in the metadata (first kept)", f"item {i!r}")
             continue
@@ -567,6 +655,7 @@ def _table_item_meta(path: Path, cols: ItemColumns, event_items: np.ndarray, del
         ids.append(i)
         cats.append(row[cols.category] if cols.category else "")
         creators.append(row[cols.creator] if cols.creator else "")
+    _merge_meta_report(report, meta_report, path)
     meta_ids = _maybe_int(ids)
     # items with events but no metadata row join the catalogue without cluster / creator
     ev = np.unique(event_items)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
@@ -30,6 +31,8 @@ class LoadReport:
     dropped: dict[str, int] = field(default_factory=dict)  # reason -> count
     repaired: dict[str, int] = field(default_factory=dict)  # reason -> count
     examples: dict[str, str] = field(default_factory=dict)  # reason -> first example
+    # kept as they are but worth knowing (e.g. duplicate events): reason -> count
+    notes: dict[str, int] = field(default_factory=dict)
 
     def drop(self, reason: str, example: str = "", count: int = 1) -> None:
         self.dropped[reason] = self.dropped.get(reason, 0) + count
@@ -41,6 +44,11 @@ class LoadReport:
         if example and reason not in self.examples:
             self.examples[reason] = example
 
+    def note(self, reason: str, example: str = "", count: int = 1) -> None:
+        self.notes[reason] = self.notes.get(reason, 0) + count
+        if example and reason not in self.examples:
+            self.examples[reason] = example
+
     def summary(self) -> str:
         parts = [f"{self.source}: read {self.rows_read} rows, kept {self.rows_kept}"]
         for reason, n in self.dropped.items():
@@ -49,6 +57,9 @@ class LoadReport:
         for reason, n in self.repaired.items():
             ex = f" (e.g. {self.examples[reason]})" if reason in self.examples else ""
             parts.append(f"repaired {n}: {reason}{ex}")
+        for reason, n in self.notes.items():
+            ex = f" (e.g. {self.examples[reason]})" if reason in self.examples else ""
+            parts.append(f"noted {n}: {reason}{ex}")
         return "; ".join(parts)
 
     def to_dict(self) -> dict[str, Any]:
@@ -99,6 +110,32 @@ class ItemMeta:
         """Metadata for items with no known cluster or creator."""
         return cls(raw_ids=np.asarray(raw_ids), cluster=np.full(len(raw_ids), -1, np.int32),
                    cluster_names=[])
+
+
+def _note_order_and_duplicates(report: LoadReport, users: np.ndarray, items: np.ndarray,
+                               ts: np.ndarray, fb: np.ndarray, perm: np.ndarray,
+                               raw_users: np.ndarray) -> None:
+    """Records in ``report`` the events that came out of time order (they are sorted) and the
+    exact duplicates (same user, item, time and feedback; all kept)."""
+    # out of order: an event earlier in time than the user's previous event in the source
+    src = np.lexsort((np.arange(len(users)), users))  # by user, in source order
+    su, st = users[src], ts[src]
+    back = (su[1:] == su[:-1]) & (st[1:] < st[:-1])
+    if back.any():
+        j = int(np.argmax(back)) + 1
+        report.note("events out of time order in the source (sorted by time, ties in source order)",
+                    f"user {raw_users[su[j]]!r} at time {int(st[j])} after {int(st[j - 1])}",
+                    int(back.sum()))
+    pu, pi, pt, pf = users[perm], items[perm], ts[perm], fb[perm]
+    # in (user, time) order, duplicates of one event are adjacent unless other events share
+    # their time: compare within runs of equal (user, time)
+    key = np.lexsort((pf, pi, pt, pu))
+    ku, ki, kt, kf = pu[key], pi[key], pt[key], pf[key]
+    dup = (ku[1:] == ku[:-1]) & (ki[1:] == ki[:-1]) & (kt[1:] == kt[:-1]) & (kf[1:] == kf[:-1])
+    if dup.any():
+        j = int(np.argmax(dup)) + 1
+        report.note("duplicate events (same user, item, time and feedback; all kept)",
+                    f"user {raw_users[ku[j]]!r}, time {int(kt[j])}", int(dup.sum()))
 
 
 def _raw_array(values: Iterable) -> np.ndarray:
@@ -198,6 +235,9 @@ class EventLog:
         uniq_users, dense_users = np.unique(users, return_inverse=True)
         # primary key user, then time, then input position (stable ties)
         perm = np.lexsort((np.arange(n), ts, dense_users))
+        if report is not None and n > 1:
+            _note_order_and_duplicates(report, dense_users, np.asarray(dense_items), ts, fb, perm,
+                                       uniq_users)
         counts = np.bincount(dense_users, minlength=len(uniq_users))
         offsets = np.zeros(len(uniq_users) + 1, dtype=np.int64)
         np.cumsum(counts, out=offsets[1:])
@@ -291,7 +331,8 @@ class EventLog:
             out["load_report"] = {"rows_read": self.report.rows_read,
                                   "rows_kept": self.report.rows_kept,
                                   "dropped": self.report.dropped,
-                                  "repaired": self.report.repaired}
+                                  "repaired": self.report.repaired,
+                                  "notes": self.report.notes}
         return out
 
     # ---- selection ----------------------------------------------------------------------
@@ -359,6 +400,16 @@ class EventLog:
         path = Path(path)
         if not path.exists():
             raise FileNotFoundError(f"event log file not found: {path}")
+        try:
+            return cls._load(path)
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+            if isinstance(exc, FileNotFoundError):
+                raise
+            raise ValueError(f"{path}: not a readable negrec event log ({type(exc).__name__}: "
+                             f"{exc}); the file is truncated or corrupt") from None
+
+    @classmethod
+    def _load(cls, path: Path) -> "EventLog":
         with np.load(path, allow_pickle=False) as z:
             extra = json.loads(str(z["meta_json"]))
             meta = ItemMeta(raw_ids=z["item_raw_ids"], cluster=z["item_cluster"],

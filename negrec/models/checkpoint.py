@@ -35,17 +35,26 @@ def atomic_torch_save(obj: Any, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    writer = None
     try:
         with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
+            writer = _ErrorRecordingWriter(f)
+            torch.save(obj, writer)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
+        # torch.save reports a failed write (e.g. a full disk) as an opaque RuntimeError of its
+        # zip writer: surface the OSError underneath, with what it means for the checkpoints
+        os_error = exc if isinstance(exc, OSError) else getattr(writer, "error", None)
+        if os_error is not None and isinstance(exc, Exception):
+            keep = "the previous file is unchanged" if path.exists() else "no file was written"
+            raise OSError(os_error.errno, f"writing {path} failed ({os_error.strerror or os_error}); "
+                          f"{keep}, the partial temporary file was removed", str(path)) from exc
         raise
     dir_fd = os.open(path.parent, os.O_RDONLY)
     try:
@@ -53,6 +62,24 @@ def atomic_torch_save(obj: Any, path: str | Path) -> Path:
     finally:
         os.close(dir_fd)
     return path
+
+
+class _ErrorRecordingWriter:
+    """The file object handed to torch.save: remembers the first OSError of a write."""
+
+    def __init__(self, f):
+        self._f, self.error = f, None
+
+    def write(self, data):
+        try:
+            return self._f.write(data)
+        except OSError as exc:
+            if self.error is None:
+                self.error = exc
+            raise
+
+    def __getattr__(self, name):
+        return getattr(self._f, name)
 
 
 def _ids_to_state(ids: np.ndarray) -> dict:

@@ -44,6 +44,10 @@ def validate_fused_loss_inputs(
     """
     if reduction not in ("none", "sum", "mean"):
         raise ValueError(f"{_OP}: reduction must be 'none', 'sum' or 'mean'; got '{reduction}'")
+    for name, t in (("target_ids", target_ids), ("neg_ids", neg_ids), ("label", label),
+                    ("weight", weight), ("target_logq", target_logq), ("neg_logq", neg_logq)):
+        if t is not None and not isinstance(t, Tensor):
+            raise TypeError(f"{_OP}: {name} must be a torch.Tensor; got {type(t).__name__}")
     for name, t, layout in (("query", query, "[N, D]"), ("target_emb", target_emb, "[N, D]"),
                             ("neg_emb", neg_emb, "[K, D]")):
         if not isinstance(t, Tensor):

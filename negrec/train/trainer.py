@@ -308,18 +308,29 @@ class Trainer:
         ctx = self.autocast if self.autocast is not None else _nullcontext()
         with ctx:
             parts: LossParts = self.loss_module(batch)
-        denom = parts.weight.detach().float()
+        # the global batch's weight sum, and how many ranks have a non-finite loss (so that
+        # every rank stops together instead of the others waiting for it in backward)
+        stats = torch.stack([parts.weight.detach().float().reshape(()),
+                             (~torch.isfinite(parts.total.detach())).float().reshape(())])
         if self.world > 1:
-            dist.all_reduce(denom)  # the global batch's weight sum
+            dist.all_reduce(stats)
+        denom, bad_ranks = stats[0], int(stats[1].item())
         if denom.item() <= 0:
             return 0.0, parts.targets  # nothing supervised in this global batch
         # DDP averages gradients over ranks; scaling by the world size makes the result the
         # gradient of (global sum / global weight), exactly as one process on the global batch
         loss = parts.total * (self.world / denom)
-        if not torch.isfinite(loss):
+        if bad_ranks or not torch.isfinite(loss):
+            last = self.out_dir / "last.pt"
+            kept = (f"the last good checkpoint is {last}" if last.exists() else
+                    f"no checkpoint had been written yet (none at {last})")
+            value = loss.item()
+            what = f"the loss became {value}" if not math.isfinite(value) else \
+                "the loss became non-finite on another rank"
+            where = f" on {bad_ranks} of {self.world} ranks" if self.world > 1 else ""
             raise NonFiniteLossError(
-                f"the loss became {loss.item()} at step {self.step} (epoch {self.epoch}); "
-                f"training stopped, the last good checkpoint is {self.out_dir / 'last.pt'}. "
+                f"{what} at step {self.step} (epoch {self.epoch}){where}; "
+                f"training stopped, {kept}. "
                 "Lower optim.lr, enable optim.grad_clip or check the data for extreme values.")
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
