@@ -42,14 +42,19 @@ REPO = Path(__file__).resolve().parents[1]
 ML100K = Path(os.environ.get("NEGREC_ML100K", REPO.parent / "shared" / "data" / "ml-100k"))
 
 
-def train_config(objective: str, seed: int, epochs: int) -> TrainConfig:
+def train_config(objective: str, seed: int, epochs: int, args) -> TrainConfig:
+    """The package defaults (SASRec dim 64, 2 layers, full softmax, batch 64, lr 2e-3, the
+    objective's default weights) unless the command line says otherwise."""
+    defaults = TrainConfig()
     return TrainConfig(
         data=DataSpec(source="movielens", path=str(ML100K)),
         model=ModelConfig(kind="sasrec", dim=64, num_layers=2, num_heads=2, dropout=0.2,
-                          max_len=50, cluster_input=True),
-        objective=objective, loss=LossConfig(mode="full"), optim=OptimConfig(lr=2e-3),
-        epochs=epochs, batch_size=64, seed=seed, early_stopping_patience=3, progress=False,
-        tensorboard=False)
+                          max_len=50, cluster_input=args.genre_input),
+        objective=objective, loss=LossConfig(mode="full"),
+        optim=OptimConfig(lr=args.lr or defaults.optim.lr),
+        w_dislike=defaults.w_dislike if args.w_dislike is None else args.w_dislike,
+        epochs=epochs, batch_size=args.batch_size or defaults.batch_size, seed=seed,
+        early_stopping_patience=3, progress=False, tensorboard=False)
 
 
 def pct(e) -> str:
@@ -64,24 +69,39 @@ def main() -> None:
     ap.add_argument("--csv", type=Path, default=Path("bench_results/quality_ml100k.csv"))
     ap.add_argument("--out", type=Path, default=Path("bench_results/quality_ml100k_runs"))
     ap.add_argument("--bootstrap", type=int, default=1000)
+    ap.add_argument("--objectives", default=",".join(OBJECTIVES),
+                    help="comma-separated; positive_only is always included (the baseline)")
+    ap.add_argument("--w-dislike", type=float, default=None, help="input_ntr's dislike weight")
+    ap.add_argument("--batch-size", type=int, default=None)
+    ap.add_argument("--lr", type=float, default=None)
+    ap.add_argument("--genre-input", action=argparse.BooleanOptionalAction, default=True,
+                    help="the model sees each movie's genre cluster (default: on)")
     args = ap.parse_args()
     if not (ML100K / "u.data").exists():
         sys.exit(f"MovieLens-100K not found at {ML100K}; set NEGREC_ML100K")
     seeds = list(range(args.seeds or (1 if args.quick else 3)))
     epochs = args.epochs or (8 if args.quick else 20)
+    asked = [o.strip() for o in args.objectives.split(",") if o.strip()]
+    unknown = [o for o in asked if o not in OBJECTIVES]
+    if unknown:
+        ap.error(f"--objectives: unknown {unknown}; expected some of {list(OBJECTIVES)}")
+    objectives = ["positive_only"] + [o for o in OBJECTIVES if o in asked and o != "positive_only"]
+    settings = (f"w_dislike={train_config('input_ntr', 0, epochs, args).w_dislike} "
+                f"batch={train_config('input_ntr', 0, epochs, args).batch_size} "
+                f"lr={train_config('input_ntr', 0, epochs, args).optim.lr} genre_input={args.genre_input}")
 
     log = load_data(DataSpec(source="movielens", path=str(ML100K)))
     split = leave_one_out(log)
     print(f"ml-100k: {log.num_users} users, {log.num_items} items, {log.num_events} events "
           f"({', '.join(f'{k} {v}' for k, v in log.feedback_counts().items())}); seeds {seeds}, "
-          f"up to {epochs} epochs", flush=True)
-    per_user = {o: {"ndcg@10": [], "dislike_exposure@10": []} for o in OBJECTIVES}
-    per_seed = {o: [] for o in OBJECTIVES}
-    sims = {o: {"positive": [], "dislike": []} for o in OBJECTIVES}
+          f"up to {epochs} epochs; {settings}", flush=True)
+    per_user = {o: {"ndcg@10": [], "dislike_exposure@10": []} for o in objectives}
+    per_seed = {o: [] for o in objectives}
+    sims = {o: {"positive": [], "dislike": []} for o in objectives}
     for seed in seeds:
-        for obj in OBJECTIVES:  # interleaved: one objective after the other for each seed
+        for obj in objectives:  # interleaved: one objective after the other for each seed
             run = args.out / f"seed{seed}" / obj
-            m = train_and_evaluate(train_config(obj, seed, epochs), run, split=split, ks=(10,),
+            m = train_and_evaluate(train_config(obj, seed, epochs, args), run, split=split, ks=(10,),
                                    bootstrap=0)
             ck = load_checkpoint(run / "best.pt")
             test = evaluate(ck.model, split.test, ck.objective, ks=(10,), bootstrap=0)
@@ -102,11 +122,11 @@ def main() -> None:
                   f"{r['dislike_exposure@10']:.4f}  responsiveness {100 * r['responsiveness']:+.1f}%  "
                   f"(best epoch {r['best_epoch']}, {r['train_seconds']:.0f} s)", flush=True)
 
-    rows, headline = [], {}
+    rows, headline, relative = [], {}, {}
     print("\n| objective | NDCG@10 | vs positive_only | dislike exp.@10 | vs positive_only | "
           "responsiveness (genre, 95% CI) |\n|---|---|---|---|---|---|")
     base = {k: np.concatenate(v) for k, v in per_user["positive_only"].items()}
-    for obj in OBJECTIVES:
+    for obj in objectives:
         cur = {k: np.concatenate(v) for k, v in per_user[obj].items()}
         cells = [obj]
         for k in ("ndcg@10", "dislike_exposure@10"):
@@ -121,10 +141,27 @@ def main() -> None:
         rows.append((obj, "responsiveness_genre", resp.mean, resp.mean, resp.ci_low, resp.ci_high))
         headline[f"{obj}_ndcg10"] = f"{cur['ndcg@10'].mean():.4f}"
         headline[f"{obj}_resp"] = f"{resp.mean:.3f}"
+        if obj != "positive_only":
+            # relative change of dislike exposure vs positive_only, paired over the same users
+            rel = ratio_of_means_ci(cur["dislike_exposure@10"], base["dislike_exposure@10"],
+                                    resamples=args.bootstrap, seed=0)
+            rows.append((obj, "dislike_exposure@10_relative", rel.mean, rel.mean, rel.ci_low, rel.ci_high))
+            relative[obj] = rel
+            headline[f"{obj}_dislike_exp_vs_po"] = f"{rel.mean:.3f}"
         if obj == "input_ntr":
             headline["input_ntr_resp_ci_high"] = f"{resp.ci_high:.3f}"
-            headline["input_ntr_dislike_exp_vs_po"] = f"{(cur['dislike_exposure@10'].mean() / base['dislike_exposure@10'].mean() - 1):.3f}"
+            headline["input_ntr_dislike_exp_vs_po_ci_high"] = f"{relative[obj].ci_high:.3f}"
         print("| " + " | ".join(cells) + " |")
+
+    print("\ndislike exposure@10 relative to positive_only (paired over the test users of all seeds):")
+    for obj, rel in relative.items():
+        print(f"  {obj:15s} {pct(rel)}")
+    if len(seeds) > 1:
+        print("\nper seed (NDCG@10 / dislike exposure@10 / responsiveness):")
+        for obj in objectives:
+            print(f"  {obj:15s} " + "  ".join(
+                f"s{r['seed']}: {r['ndcg@10']:.4f} / {r['dislike_exposure@10']:.4f} / "
+                f"{100 * r['responsiveness']:+.1f}%" for r in per_seed[obj]))
 
     args.csv.parent.mkdir(parents=True, exist_ok=True)
     new = not args.csv.exists()
@@ -133,9 +170,9 @@ def main() -> None:
         w = csv.writer(f)
         if new:
             w.writerow(["time", "objective", "metric", "value", "diff_vs_positive_only", "ci_low",
-                        "ci_high", "seeds", "epochs", "machine", "version"])
+                        "ci_high", "seeds", "epochs", "settings", "machine", "version"])
         for obj, metric, value, diff, lo, hi in rows:
-            w.writerow([stamp, obj, metric, value, diff, lo, hi, len(seeds), epochs,
+            w.writerow([stamp, obj, metric, value, diff, lo, hi, len(seeds), epochs, settings,
                         platform.node(), negrec.__version__])
     print("\n" + " ".join(f"{k}={v}" for k, v in headline.items()))
 
