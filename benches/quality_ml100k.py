@@ -6,6 +6,11 @@ branched item is the model's own top-1), over several seeds.
 
   python benches/quality_ml100k.py --quick   # 1 seed, 8 epochs (a few minutes)
   python benches/quality_ml100k.py           # 3 seeds, up to 20 epochs with early stopping
+  python benches/quality_ml100k.py --model gru --seeds 3   # the GRU (2 layers, dim 64)
+
+Options change the model, the objectives run beside positive_only, input_ntr's dislike weight,
+batch size, learning rate and whether the model sees the genre (see --help); the settings
+are printed and written to the CSV.
 
 Objectives are interleaved per seed (the same split and seed for all four), so differences are
 paired: for every objective the paired bootstrap interval of its NDCG@10 and dislike
@@ -48,7 +53,7 @@ def train_config(objective: str, seed: int, epochs: int, args) -> TrainConfig:
     defaults = TrainConfig()
     return TrainConfig(
         data=DataSpec(source="movielens", path=str(ML100K)),
-        model=ModelConfig(kind="sasrec", dim=64, num_layers=2, num_heads=2, dropout=0.2,
+        model=ModelConfig(kind=args.model, dim=64, num_layers=2, num_heads=2, dropout=0.2,
                           max_len=50, cluster_input=args.genre_input),
         objective=objective, loss=LossConfig(mode="full"),
         optim=OptimConfig(lr=args.lr or defaults.optim.lr),
@@ -72,6 +77,7 @@ def main() -> None:
     ap.add_argument("--objectives", default=",".join(OBJECTIVES),
                     help="comma-separated; positive_only is always included (the baseline)")
     ap.add_argument("--w-dislike", type=float, default=None, help="input_ntr's dislike weight")
+    ap.add_argument("--model", choices=["sasrec", "gru"], default="sasrec")
     ap.add_argument("--batch-size", type=int, default=None)
     ap.add_argument("--lr", type=float, default=None)
     ap.add_argument("--genre-input", action=argparse.BooleanOptionalAction, default=True,
@@ -86,7 +92,7 @@ def main() -> None:
     if unknown:
         ap.error(f"--objectives: unknown {unknown}; expected some of {list(OBJECTIVES)}")
     objectives = ["positive_only"] + [o for o in OBJECTIVES if o in asked and o != "positive_only"]
-    settings = (f"w_dislike={train_config('input_ntr', 0, epochs, args).w_dislike} "
+    settings = (f"model={args.model} w_dislike={train_config('input_ntr', 0, epochs, args).w_dislike} "
                 f"batch={train_config('input_ntr', 0, epochs, args).batch_size} "
                 f"lr={train_config('input_ntr', 0, epochs, args).optim.lr} genre_input={args.genre_input}")
 
