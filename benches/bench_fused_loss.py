@@ -128,6 +128,9 @@ def make_runner(variant: str, inputs: dict):
         fn = fused_loss_reference
     elif variant == "compile":
         # The reference minus its data-dependent input checks, which would break the graph.
+        # One static graph per shape: dynamo's code cache is reset first, else the full grid
+        # hits its recompile limit (8 shapes of one function) and fullgraph=True fails hard.
+        torch._dynamo.reset()
         compiled = torch.compile(fused_loss_reference, dynamic=False, fullgraph=True)
 
         def fn(*a, **k):
