@@ -18,9 +18,8 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from negrec.data.feedback import Feedback
-from negrec.eval.counterfactual import Estimate
+from negrec.eval.counterfactual import Estimate, ratio_of_means_ci, simulate_step
 from negrec.eval.metrics import bootstrap_ci
-from negrec.eval.recommend import recommend
 from negrec.models.base import SequentialRecommender
 from negrec.models.objectives import Objective
 
@@ -49,7 +48,6 @@ def closed_loop(model: SequentialRecommender, objective: Objective, simulator, *
                 progress: bool = False) -> ClosedLoopResult:
     state = simulator.spawn_users(num_users, seed)
     rng = np.random.default_rng([simulator.seed, 4, seed])
-    users = np.arange(num_users)
     histories: list[tuple[list[int], list[int]]] = [([], []) for _ in range(num_users)]
     fb = np.zeros((num_users, steps), dtype=np.int8)
     rep_creator = np.zeros((num_users, steps), dtype=bool)
@@ -59,19 +57,14 @@ def closed_loop(model: SequentialRecommender, objective: Objective, simulator, *
     creators = simulator.item_creator
     clusters = simulator.item_cluster
     for t in tqdm(range(steps), disable=not progress, desc="closed loop", leave=False):
-        top, _ = recommend(model, objective, histories, slate_size)
-        pick = simulator.choose_from_slate(state, users, top, rng)
-        codes = simulator.respond(state, users, pick, rng)
+        pick, codes = simulate_step(model, objective, simulator, state, histories, slate_size, rng)
         fb[:, t] = codes
-        for u in range(num_users):
+        for u in np.flatnonzero(codes == Feedback.DISLIKE):
             i = int(pick[u])
-            histories[u][0].append(i)
-            histories[u][1].append(int(codes[u]))
-            if codes[u] == Feedback.DISLIKE:
-                rep_creator[u, t] = creators[i] in disliked_creators[u]
-                rep_cluster[u, t] = clusters[i] in disliked_clusters[u]
-                disliked_creators[u].add(int(creators[i]))
-                disliked_clusters[u].add(int(clusters[i]))
+            rep_creator[u, t] = creators[i] in disliked_creators[u]
+            rep_cluster[u, t] = clusters[i] in disliked_clusters[u]
+            disliked_creators[u].add(int(creators[i]))
+            disliked_clusters[u].add(int(clusters[i]))
     events = {
         "positive_rate": fb == Feedback.POSITIVE, "neutral_rate": fb == Feedback.NEUTRAL,
         "skip_rate": fb == Feedback.SKIP, "dislike_rate": fb == Feedback.DISLIKE,
@@ -91,6 +84,4 @@ def paired_relative_change(a: np.ndarray, b: np.ndarray, *, resamples: int = 100
                            ) -> Estimate:
     """mean(a) / mean(b) - 1 over the same users (paired bootstrap): e.g. the dislike rate of
     input_ntr relative to positive_only's."""
-    from negrec.eval.counterfactual import ratio_of_means_ci
-
     return ratio_of_means_ci(a, b, resamples=resamples, seed=seed)

@@ -36,7 +36,7 @@ from negrec.models.base import SequentialRecommender
 from negrec.models.objectives import Objective
 
 __all__ = ["Estimate", "ResponsivenessResult", "log_histories", "responsiveness",
-           "simulated_histories", "cooccurrence_clusters", "ratio_of_means_ci"]
+           "simulate_step", "simulated_histories", "cooccurrence_clusters", "ratio_of_means_ci"]
 
 History = tuple[list[int], list[int]]
 
@@ -199,6 +199,23 @@ def log_histories(model: SequentialRecommender, objective: Objective, log: Event
     return histories, top[:, 0], users
 
 
+def simulate_step(model: SequentialRecommender, objective: Objective, simulator, state,
+                  histories: list[History], slate_size: int, rng: np.random.Generator
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """One step for every simulated user (users 0..len(histories)-1 of ``state``): the model
+    shows its top ``slate_size`` unseen items, the user takes one (the simulator's slate choice)
+    and responds (its behaviour model); the event is appended to the user's history. Returns
+    the items taken and the feedback codes, [U] each."""
+    users = np.arange(len(histories))
+    top, _ = recommend(model, objective, histories, slate_size)
+    pick = simulator.choose_from_slate(state, users, top, rng)
+    codes = simulator.respond(state, users, pick, rng)
+    for u, (i, f) in enumerate(zip(pick.tolist(), codes.tolist())):
+        histories[u][0].append(int(i))
+        histories[u][1].append(int(f))
+    return pick, codes
+
+
 def simulated_histories(model: SequentialRecommender, objective: Objective, simulator, *,
                         num_users: int, steps: int, seed: int, slate_size: int = 10,
                         progress: bool = False):
@@ -209,14 +226,8 @@ def simulated_histories(model: SequentialRecommender, objective: Objective, simu
     state = simulator.spawn_users(num_users, seed)
     rng = np.random.default_rng([simulator.seed, 3, seed])
     histories: list[History] = [([], []) for _ in range(num_users)]
-    users = np.arange(num_users)
     for _ in tqdm(range(steps), disable=not progress, desc="simulating", leave=False):
-        top, _ = recommend(model, objective, histories, slate_size)
-        pick = simulator.choose_from_slate(state, users, top, rng)
-        fb = simulator.respond(state, users, pick, rng)
-        for u in range(num_users):
-            histories[u][0].append(int(pick[u]))
-            histories[u][1].append(int(fb[u]))
+        simulate_step(model, objective, simulator, state, histories, slate_size, rng)
     top, _ = recommend(model, objective, histories, 1)
     return histories, top[:, 0], state
 

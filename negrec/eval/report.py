@@ -76,6 +76,15 @@ def markdown_table(report: dict[str, Any]) -> str:
     return "\n".join(rows)
 
 
+def _save(fig, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
 def plot_report(report: dict[str, Any], out_dir: Path) -> list[Path]:
     import matplotlib
 
@@ -111,11 +120,7 @@ def plot_report(report: dict[str, Any], out_dir: Path) -> list[Path]:
         ax.set_ylabel("change in same-group share of top-10 (%)")
         ax.set_title("Counterfactual responsiveness: dislike vs positive branch")
         ax.legend(fontsize=8)
-        fig.tight_layout()
-        p = out_dir / "responsiveness.png"
-        fig.savefig(p, dpi=120)
-        plt.close(fig)
-        paths.append(p)
+        paths.append(_save(fig, out_dir / "responsiveness.png"))
 
     # 2. repeated dislikes on one cluster
     if any(objs[n].get("repeated_dislikes") for n in names):
@@ -134,11 +139,7 @@ def plot_report(report: dict[str, Any], out_dir: Path) -> list[Path]:
         ax.set_ylabel("change in same-cluster share of top-10 (%)")
         ax.set_title("Responsiveness to repeated negative feedback")
         ax.legend(fontsize=8)
-        fig.tight_layout()
-        p = out_dir / "repeated_dislikes.png"
-        fig.savefig(p, dpi=120)
-        plt.close(fig)
-        paths.append(p)
+        paths.append(_save(fig, out_dir / "repeated_dislikes.png"))
 
     # 3. closed-loop rates over time
     loops = {n: objs[n]["closed_loop"] for n in names if "closed_loop" in objs[n]}
@@ -154,11 +155,7 @@ def plot_report(report: dict[str, Any], out_dir: Path) -> list[Path]:
             ax.set_ylabel(f"{rate.replace('_', ' ')} (%)")
             ax.set_title(f"Closed loop: {rate.replace('_', ' ')}")
             ax.legend(fontsize=8)
-        fig.tight_layout()
-        p = out_dir / "closed_loop.png"
-        fig.savefig(p, dpi=120)
-        plt.close(fig)
-        paths.append(p)
+        paths.append(_save(fig, out_dir / "closed_loop.png"))
     return paths
 
 
