@@ -45,6 +45,10 @@ class DemoConfig:
     history_steps: int = 49  # items consumed before the branch (k - 1; the paper: k = 50)
     loop_users: int = 1000
     loop_steps: int = 40
+    # closed-loop users start with this many logged events, made like the training log's
+    # (20 + loop_steps = sim_events in the default and quick sizes); 0 = cold start, where
+    # every user gets the same first slate (see negrec.eval.closed_loop)
+    loop_warmup: int = 20
     bootstrap: int = 1000
     objectives: tuple[str, ...] = OBJECTIVES
     progress: bool = True
@@ -87,7 +91,8 @@ def run_demo(config: DemoConfig, out_dir: str | Path, *, echo=print) -> dict:
             "share of the next top-10 in the branched item's cluster (creator) after a dislike "
             f"vs a positive interaction, over {config.histories} simulated histories of "
             f"{config.history_steps} consumed recommendations (95% paired bootstrap intervals); "
-            f"closed loop: {config.loop_users} simulated users x {config.loop_steps} steps."),
+            f"closed loop: {config.loop_users} simulated users, each with {config.loop_warmup} "
+            f"logged events, then {config.loop_steps} steps of the model's top-10 slates."),
         "simulator": sim_cfg.to_dict(),
         "demo": {k: v for k, v in dataclasses.asdict(config).items() if k != "progress"},
         "objectives": {},
@@ -111,6 +116,7 @@ def run_demo(config: DemoConfig, out_dir: str | Path, *, echo=print) -> dict:
                               bootstrap=config.bootstrap, seed=config.seed)
         loop = closed_loop(ck.model, ck.objective, sim, num_users=config.loop_users,
                            steps=config.loop_steps, seed=20_000 + config.seed,
+                           warmup_events=config.loop_warmup,
                            bootstrap=config.bootstrap)
         loops[name] = loop
         rd = resp.to_dict()

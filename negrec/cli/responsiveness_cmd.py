@@ -27,6 +27,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--actions", default="dislike,skip", help="feedback types compared with positive")
     p.add_argument("--loop-users", type=int, default=500, help="closed-loop users (simulated data)")
     p.add_argument("--loop-steps", type=int, default=50)
+    p.add_argument("--loop-warmup", type=int, default=20,
+                   help="logged events each closed-loop user has before the model takes over "
+                        "(0: cold start)")
     p.add_argument("--clusters", type=int, default=20,
                    help="co-occurrence clusters when the data has none")
     p.add_argument("--bootstrap", type=int, default=1000)
@@ -72,6 +75,7 @@ def run(args: argparse.Namespace) -> int:
                                                     seed=10_000 + args.seed, progress=True)
             loop = closed_loop(ck.model, ck.objective, sim, num_users=args.loop_users,
                                steps=args.loop_steps, seed=20_000 + args.seed,
+                               warmup_events=args.loop_warmup,
                                bootstrap=args.bootstrap, progress=True)
             entry["closed_loop"] = loop.to_dict()
         else:
