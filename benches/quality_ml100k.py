@@ -65,6 +65,16 @@ def train_config(objective: str, seed: int, epochs: int, args) -> TrainConfig:
         early_stopping_patience=3, progress=False, tensorboard=False)
 
 
+def versus_positive_only(cur: dict, base: dict, resamples: int):
+    """Paired comparison over the same users (per-user arrays of one held-out set): NDCG@10
+    difference (mean, ci_low, ci_high) and dislike exposure@10 relative to positive_only's."""
+    diff = cur["ndcg@10"] - base["ndcg@10"]
+    lo, hi = bootstrap_ci(diff, resamples=resamples, seed=0)
+    rel = ratio_of_means_ci(cur["dislike_exposure@10"], base["dislike_exposure@10"],
+                            resamples=resamples, seed=0)
+    return (float(diff.mean()), lo, hi), rel
+
+
 def pct(e) -> str:
     return f"{100 * e.mean:+.1f}% [{100 * e.ci_low:+.1f}, {100 * e.ci_high:+.1f}]"
 
@@ -160,8 +170,7 @@ def main() -> None:
         headline[f"{obj}_resp"] = f"{resp.mean:.3f}"
         if obj != "positive_only":
             # relative change of dislike exposure vs positive_only, paired over the same users
-            rel = ratio_of_means_ci(cur["dislike_exposure@10"], base["dislike_exposure@10"],
-                                    resamples=args.bootstrap, seed=0)
+            _, rel = versus_positive_only(cur, base, args.bootstrap)
             rows.append((obj, "dislike_exposure@10_relative", rel.mean, rel.mean, rel.ci_low, rel.ci_high))
             relative[obj] = rel
             headline[f"{obj}_dislike_exp_vs_po"] = f"{rel.mean:.3f}"
@@ -179,13 +188,10 @@ def main() -> None:
         cur = {k: np.concatenate(v) for k, v in valid_user[obj].items()}
         line = f"  {obj:15s} NDCG@10 {cur['ndcg@10'].mean():.4f}  dislike exp.@10 {cur['dislike_exposure@10'].mean():.4f}"
         if obj != "positive_only":
-            rel = ratio_of_means_ci(cur["dislike_exposure@10"], vbase["dislike_exposure@10"],
-                                    resamples=args.bootstrap, seed=0)
-            diff = cur["ndcg@10"] - vbase["ndcg@10"]
-            lo, hi = bootstrap_ci(diff, resamples=args.bootstrap, seed=0)
-            line += f"  vs positive_only: dislike exp. {pct(rel)}, NDCG {diff.mean():+.4f} [{lo:+.4f}, {hi:+.4f}]"
+            (diff, lo, hi), rel = versus_positive_only(cur, vbase, args.bootstrap)
+            line += f"  vs positive_only: dislike exp. {pct(rel)}, NDCG {diff:+.4f} [{lo:+.4f}, {hi:+.4f}]"
             rows.append((obj, "valid_dislike_exposure@10_relative", rel.mean, rel.mean, rel.ci_low, rel.ci_high))
-            rows.append((obj, "valid_ndcg@10", float(cur["ndcg@10"].mean()), float(diff.mean()), lo, hi))
+            rows.append((obj, "valid_ndcg@10", float(cur["ndcg@10"].mean()), diff, lo, hi))
             if obj == "input_ntr":
                 headline["input_ntr_valid_dislike_exp_vs_po"] = f"{rel.mean:.3f}"
         print(line)
@@ -205,7 +211,7 @@ def main() -> None:
             w.writerow(["time", "objective", "metric", "value", "diff_vs_positive_only", "ci_low",
                         "ci_high", "seeds", "epochs", "settings", "machine", "version"])
         for obj, metric, value, diff, lo, hi in rows:
-            w.writerow([stamp, obj, metric, value, diff, lo, hi, len(seeds), epochs, settings,
+            w.writerow([stamp, obj, metric, value, diff, lo, hi, " ".join(map(str, seeds)), epochs, settings,
                         platform.node(), negrec.__version__])
     print("\n" + " ".join(f"{k}={v}" for k, v in headline.items()))
 

@@ -36,7 +36,7 @@ from hypothesis import strategies as st
 
 from negrec.data import (CollateConfig, Collator, EventLog, Feedback, InBatchSampler,
                          PopularitySampler, TargetRule, UniformSampler)
-from negrec.data.collate_reference import collate_python
+from negrec.data.collate_reference import collate_python, window
 from negrec.data.log import ItemMeta
 from negrec.ops import fused_loss, fused_loss_reference
 
@@ -505,12 +505,7 @@ def _raw_reference(offsets, items, feedback, users, ends, num_items, L, left_pad
         n = len(kept)
         if ends is not None and ends[b] >= 0:
             n = min(n, int(ends[b]))
-        if with_targets:
-            m = min(L, n - 1) if n >= 2 else 0
-            first = n - 1 - m
-        else:
-            m = min(L, n)
-            first = n - m
+        first, m = window(n, L, with_targets)
         if all_allowed and m > 0:
             for r in range(first, first + m + (1 if with_targets else 0)):
                 check(kept[r])

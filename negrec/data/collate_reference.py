@@ -19,7 +19,18 @@ from negrec.data.collate import Batch, CollateConfig
 from negrec.data.feedback import Feedback
 from negrec.data.log import EventLog
 
-__all__ = ["collate_python", "VectorizedCollator"]
+__all__ = ["collate_python", "VectorizedCollator", "window"]
+
+
+def window(n: int, max_len: int, with_targets: bool) -> tuple[int, int]:
+    """(first, m): the most recent window of a row with ``n`` kept events holds the ``m`` events
+    from index ``first``; with targets each input needs a next event, so the last event is
+    only a target (m = min(max_len, n - 1), none when n < 2)."""
+    if with_targets:
+        m = min(max_len, n - 1) if n >= 2 else 0
+        return n - 1 - m, m
+    m = min(max_len, n)
+    return n - m, m
 
 
 def collate_python(log: EventLog, users: Sequence[int], config: CollateConfig,
@@ -43,13 +54,7 @@ def collate_python(log: EventLog, users: Sequence[int], config: CollateConfig,
         kept = [k for k in range(s.start, s.stop) if allowed[int(log.feedback[k])]]
         if ends is not None and ends[b] >= 0:
             kept = kept[: ends[b]]
-        n = len(kept)
-        if with_targets:
-            m = min(L, n - 1) if n >= 2 else 0
-            first = n - 1 - m
-        else:
-            m = min(L, n)
-            first = n - m
+        first, m = window(len(kept), L, with_targets)
         p0 = L - m if config.left_pad else 0
         for j in range(m):
             k = kept[first + j]
