@@ -126,6 +126,9 @@ class SimConfig:
     # default dataset
     num_users: int = 2500
     events_per_user: int = 80
+    # whether the item metadata of the log names each item's creator (the world always has
+    # creators; a log without them is like MovieLens: categories only)
+    creators_visible: bool = True
 
     def __post_init__(self) -> None:
         checks = {
@@ -212,8 +215,9 @@ class Simulator:
         c = self.config
         return ItemMeta(raw_ids=np.arange(c.num_items, dtype=np.int64), cluster=self.item_cluster,
                         cluster_names=[f"cluster{k}" for k in range(c.num_clusters)],
-                        creator=self.item_creator,
-                        creator_names=[f"creator{r}" for r in range(c.num_creators)])
+                        creator=self.item_creator if c.creators_visible else None,
+                        creator_names=([f"creator{r}" for r in range(c.num_creators)]
+                                       if c.creators_visible else None))
 
     # ---- users --------------------------------------------------------------------------
     def spawn_users(self, n: int, seed: int) -> UserState:

@@ -1,0 +1,274 @@
+#!/usr/bin/env python
+"""Does learning from negative feedback hold on worlds the defaults were not tuned on?
+
+For MovieLens-100K and several simulator presets (``negrec.sim.PRESETS``), trains the four
+objectives with the package defaults (only the data, the objective and the seed are set, as
+``negrec train --data X --path P --objective O`` does) over several seeds, plus:
+
+- the most-popular ranking (``negrec.models.popularity.MostPopular``), the floor any learnt
+  model must clear;
+- a placebo control: ``input_ntr`` trained on the same log with the feedback codes permuted
+  across events (``negrec.data.transforms.permute_feedback``). It sees feedback codes with the
+  real frequencies but no meaning, so its "responsiveness" is what a mere change of an input
+  code does; an objective's responsiveness counts only beyond it.
+
+Per world it prints NDCG@10 vs most-popular, input_ntr's dislike exposure@10 vs positive_only
+and vs input_only, input_ntr's NDCG@10 vs positive_only, and each objective's counterfactual
+responsiveness (dislike vs positive branch, content cluster) minus the control's. Every
+interval is a two-stage bootstrap over training seeds and then users / histories
+(``negrec.eval.stats.hierarchical_ci``). Simulated worlds branch histories made by each model
+with simulated users; ml-100k branches the users' training histories at the model's top-1.
+
+  python benches/generalization.py --quick       # 2 worlds, 2 seeds, small sizes (minutes)
+  python benches/generalization.py               # every world, 3 seeds (about an hour)
+
+``--set key=value`` changes the training configuration for every run (for trying a default
+before changing it; the headline figures use none). Appends to
+bench_results/generalization.csv; the last line is
+``worlds_beating_popularity=... worlds_ntr_lowers_dislike_exposure=...
+worlds_responsive_beyond_control=...``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import datetime as dt
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+import negrec
+from negrec.cli.pipeline import train_and_evaluate
+from negrec.data.spec import DataSpec, load_data
+from negrec.data.split import Split, leave_one_out
+from negrec.data.transforms import permute_feedback
+from negrec.eval.counterfactual import log_histories, responsiveness, simulated_histories
+from negrec.eval.metrics import evaluate
+from negrec.eval.stats import Estimate, hierarchical_ci, ratio_of_means
+from negrec.models.checkpoint import load_checkpoint
+from negrec.models.objectives import OBJECTIVES
+from negrec.models.popularity import MostPopular
+from negrec.sim import PRESETS, Simulator, preset
+from negrec.train.config import TrainConfig, apply_overrides
+
+REPO = Path(__file__).resolve().parents[1]
+ML100K = Path(os.environ.get("NEGREC_ML100K", REPO.parent / "shared" / "data" / "ml-100k"))
+CONTROL = "control"  # input_ntr trained on permuted feedback
+WORLDS = ("ml-100k", *PRESETS)
+
+
+@dataclasses.dataclass
+class World:
+    name: str
+    spec: DataSpec
+    split: Split
+    simulator: Simulator | None
+
+
+def make_world(name: str, users: int, events: int) -> World:
+    if name == "ml-100k":
+        spec = DataSpec(source="movielens", path=str(ML100K))
+        sim = None
+    else:
+        cfg = preset(name, num_users=users, events_per_user=events)
+        spec = DataSpec(source="simulated", sim_users=users, sim_events=events,
+                        sim_config=dataclasses.asdict(cfg))
+        sim = Simulator(cfg, seed=spec.sim_seed)
+    log = load_data(spec)
+    return World(name, spec, leave_one_out(log), sim)
+
+
+def run_config(world: World, objective: str, seed: int, overrides: list[str]) -> TrainConfig:
+    """What `negrec train --data ... --objective O --seed S` would run (plus --set's)."""
+    cfg = TrainConfig(data=world.spec, objective=objective, seed=seed)
+    return apply_overrides(cfg, overrides + ["progress=false", "tensorboard=false"])
+
+
+def measure(world: World, name: str, seed: int, args, out: Path) -> dict:
+    """Train one model (or the control) and return its per-user / per-history figures."""
+    objective = "input_ntr" if name == CONTROL else name
+    split = world.split
+    if name == CONTROL:
+        split = dataclasses.replace(split, train=permute_feedback(split.train, seed))
+    t0 = time.perf_counter()
+    metrics = train_and_evaluate(run_config(world, objective, seed, args.set), out, split=split,
+                                 ks=(10,), bootstrap=0)
+    ck = load_checkpoint(out / "best.pt")
+    held = world.split.valid if args.split == "valid" else world.split.test
+    test = evaluate(ck.model, held, ck.objective, ks=(10,), bootstrap=0)
+    sims = similarity(world, ck.model, ck.objective, ck.item_meta, args.histories, seed)
+    return {"ndcg": test.per_user["ndcg@10"], "dexp": test.per_user["dislike_exposure@10"],
+            "sim": sims, "best_epoch": metrics["train"]["best_epoch"],
+            "steps": metrics["train"]["steps"], "seconds": time.perf_counter() - t0}
+
+
+def similarity(world: World, model, objective, meta, histories: int, seed: int) -> dict:
+    """Per-history same-cluster share of the next top-10 after a positive / a dislike."""
+    if world.simulator is not None:
+        hist, branched, _ = simulated_histories(model, objective, world.simulator,
+                                                num_users=histories, steps=20, seed=10_000 + seed)
+    else:
+        train = world.split.train
+        users = np.random.default_rng(seed).permutation(train.num_users)[:histories]
+        hist, branched, _ = log_histories(model, objective, train, np.sort(users))
+    res = responsiveness(model, objective, hist, branched, meta, actions=("dislike",),
+                         repeated=(), bootstrap=0)
+    return {a: res.similarity["cluster"][a] for a in ("positive", "dislike")}
+
+
+def pct(e: Estimate) -> str:
+    return f"{100 * e.mean:+.1f}% [{100 * e.ci_low:+.1f}, {100 * e.ci_high:+.1f}]"
+
+
+def num(e: Estimate, digits: int = 4) -> str:
+    return f"{e.mean:+.{digits}f} [{e.ci_low:+.{digits}f}, {e.ci_high:+.{digits}f}]"
+
+
+def diff_of_means(a, b):
+    return float(np.mean(a) - np.mean(b)) if len(a) else float("nan")
+
+
+def summarize(world: World, runs: dict, pop: dict, resamples: int) -> tuple[list[str], dict, list]:
+    """Table lines, headline booleans and CSV rows of one world."""
+    lines, rows = [], []
+    ci = lambda stat, *s: hierarchical_ci(stat, *s, resamples=resamples, seed=0)  # noqa: E731
+    ctl = [(r["sim"]["dislike"], r["sim"]["positive"]) for r in runs[CONTROL]]
+    ctl_resp = ci(ratio_of_means, ctl)
+    lines.append(f"  {'most_popular':15s} NDCG@10 {np.mean(pop['ndcg']):.4f}  dislike exp.@10 "
+                 f"{np.mean(pop['dexp']):.4f}")
+    verdict = {}
+    for name in [o for o in runs if o != CONTROL] + [CONTROL]:
+        rs = runs[name]
+        vs_pop = ci(diff_of_means, [(r["ndcg"], pop["ndcg"]) for r in rs])
+        resp = ci(ratio_of_means, [(r["sim"]["dislike"], r["sim"]["positive"]) for r in rs])
+        line = (f"  {name:15s} NDCG@10 {np.mean([r['ndcg'].mean() for r in rs]):.4f} "
+                f"(vs most-popular {num(vs_pop)})  dislike exp.@10 "
+                f"{np.mean([r['dexp'].mean() for r in rs]):.4f}  responsiveness {pct(resp)}")
+        rows += [(name, "ndcg10_vs_popular", vs_pop), (name, "responsiveness", resp)]
+        if name != CONTROL:
+            beyond = ci(lambda a, b, c, d: ratio_of_means(a, b) - ratio_of_means(c, d),
+                        [(r["sim"]["dislike"], r["sim"]["positive"]) for r in rs], ctl)
+            line += f"  vs control {100 * beyond.mean:+.1f} pp [{100 * beyond.ci_low:+.1f}, {100 * beyond.ci_high:+.1f}]"
+            rows.append((name, "responsiveness_minus_control", beyond))
+            verdict.setdefault("beats_popular", {})[name] = vs_pop.ci_low > 0
+            verdict.setdefault("beyond_control", {})[name] = beyond.ci_high < 0
+        lines.append(line)
+    lines.append(f"  control responsiveness {pct(ctl_resp)} (input_ntr on permuted feedback)")
+    if "input_ntr" in runs:
+        ntr = runs["input_ntr"]
+        for base in ("positive_only", "input_only"):
+            if base not in runs:
+                continue
+            rel = ci(ratio_of_means, [(a["dexp"], b["dexp"]) for a, b in zip(ntr, runs[base])])
+            rows.append(("input_ntr", f"dislike_exposure_vs_{base}", rel))
+            verdict[f"dexp_below_{base}"] = rel.ci_high < 0
+            lines.append(f"  input_ntr dislike exposure@10 vs {base}: {pct(rel)}")
+        if "positive_only" in runs:
+            nd = ci(diff_of_means, [(a["ndcg"], b["ndcg"]) for a, b in zip(ntr, runs["positive_only"])])
+            rows.append(("input_ntr", "ndcg10_minus_positive_only", nd))
+            verdict["ndcg_not_lower"] = nd.ci_low <= 0 <= nd.ci_high or nd.ci_low > 0
+            lines.append(f"  input_ntr NDCG@10 vs positive_only: {num(nd)}")
+    return lines, verdict, rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true",
+                    help="ml-100k and the default world, 2 seeds, 1,000 simulated users")
+    ap.add_argument("--worlds", help=f"comma-separated, from {', '.join(WORLDS)}")
+    ap.add_argument("--seeds", type=int, help="training seeds per model (default 3; quick 2)")
+    ap.add_argument("--objectives", default=",".join(OBJECTIVES))
+    ap.add_argument("--sim-users", type=int, help="users of simulated worlds (default 2000)")
+    ap.add_argument("--sim-events", type=int, default=60, help="events per simulated user")
+    ap.add_argument("--histories", type=int, help="counterfactual histories per model (500)")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="training-config override for every run (experiments only)")
+    ap.add_argument("--bootstrap", type=int, default=1000)
+    ap.add_argument("--split", choices=["test", "valid"], default="test",
+                    help="held-out events to report (choose settings on valid, report test)")
+    ap.add_argument("--out", type=Path, default=Path("bench_results/generalization_runs"))
+    ap.add_argument("--csv", type=Path, default=Path("bench_results/generalization.csv"))
+    args = ap.parse_args()
+    worlds = (args.worlds.split(",") if args.worlds else
+              ["ml-100k", "default"] if args.quick else list(WORLDS))
+    unknown = [w for w in worlds if w not in WORLDS]
+    if unknown:
+        ap.error(f"--worlds: unknown {unknown}; expected some of {list(WORLDS)}")
+    if "ml-100k" in worlds and not (ML100K / "u.data").exists():
+        sys.exit(f"MovieLens-100K not found at {ML100K}; set NEGREC_ML100K or leave it out of --worlds")
+    seeds = list(range(args.seeds or (2 if args.quick else 3)))
+    args.histories = args.histories or (200 if args.quick else 500)
+    users = args.sim_users or (1000 if args.quick else 2000)
+    objectives = [o for o in args.objectives.split(",") if o]
+    bad = [o for o in objectives if o not in OBJECTIVES]
+    if bad:
+        ap.error(f"--objectives: unknown {bad}; expected some of {list(OBJECTIVES)}")
+    print(f"worlds {worlds}; seeds {seeds}; objectives {objectives} + control; overrides "
+          f"{args.set or 'none'}", flush=True)
+
+    t_start = time.perf_counter()
+    counts = {"beats_popular": 0, "ntr_lowers": 0, "beyond_control": 0}
+    all_rows = []
+    for wname in worlds:
+        world = make_world(wname, users, args.sim_events)
+        log = world.split.train
+        print(f"\n== {wname}: {log.num_users} users, {log.num_items} items, "
+              f"{log.num_events} training events ({', '.join(f'{k} {v}' for k, v in log.feedback_counts().items())})",
+              flush=True)
+        popular = MostPopular(world.split.train)
+        held = world.split.valid if args.split == "valid" else world.split.test
+        pe = evaluate(popular, held, popular_objective(), ks=(10,), bootstrap=0)
+        pop = {"ndcg": pe.per_user["ndcg@10"], "dexp": pe.per_user["dislike_exposure@10"]}
+        runs: dict[str, list[dict]] = {o: [] for o in objectives + [CONTROL]}
+        for seed in seeds:
+            for name in runs:  # interleaved: every model of one seed, then the next seed
+                r = measure(world, name, seed, args, args.out / wname / f"seed{seed}" / name)
+                runs[name].append(r)
+                print(f"  seed {seed} {name:15s} NDCG@10 {r['ndcg'].mean():.4f}  dislike exp.@10 "
+                      f"{r['dexp'].mean():.4f}  responsiveness "
+                      f"{100 * ratio_of_means(r['sim']['dislike'], r['sim']['positive']):+.1f}%  "
+                      f"(best epoch {r['best_epoch']}, {r['steps']} steps, {r['seconds']:.0f} s)",
+                      flush=True)
+        lines, verdict, rows = summarize(world, runs, pop, args.bootstrap)
+        print(f"-- {wname} (intervals: 95%, over seeds and users/histories)")
+        print("\n".join(lines), flush=True)
+        beats = verdict.get("beats_popular", {})
+        counts["beats_popular"] += int(bool(beats) and all(beats.values()))
+        counts["ntr_lowers"] += int(all(verdict.get(k, False) for k in
+                                        ("dexp_below_positive_only", "dexp_below_input_only",
+                                         "ndcg_not_lower")))
+        counts["beyond_control"] += int(verdict.get("beyond_control", {}).get("input_ntr", False))
+        all_rows += [(wname, *row) for row in rows]
+
+    args.csv.parent.mkdir(parents=True, exist_ok=True)
+    new = not args.csv.exists()
+    stamp = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    with args.csv.open("a", newline="") as f:
+        w = csv.writer(f)
+        if new:
+            w.writerow(["time", "world", "model", "figure", "mean", "ci_low", "ci_high", "seeds",
+                        "overrides", "machine", "version"])
+        for wname, model, figure, e in all_rows:
+            w.writerow([stamp, wname, model, figure, e.mean, e.ci_low, e.ci_high, len(seeds),
+                        " ".join(args.set), platform.node(), negrec.__version__])
+    print(f"\n{time.perf_counter() - t_start:.0f} s in all")
+    print(f"worlds={len(worlds)} worlds_beating_popularity={counts['beats_popular']} "
+          f"worlds_ntr_lowers_dislike_exposure={counts['ntr_lowers']} "
+          f"worlds_responsive_beyond_control={counts['beyond_control']}")
+
+
+def popular_objective():
+    from negrec.models.objectives import get_objective
+
+    return get_objective("positive_only")
+
+
+if __name__ == "__main__":
+    main()
