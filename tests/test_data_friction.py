@@ -22,8 +22,21 @@ DUPLICATES = "duplicate events (same user, item, time and feedback; all kept)"
 
 
 def run_cli(*args, cwd="/", timeout=300):
+    """``negrec ARGS`` in a fresh process (for what depends on the process: cwd, training)."""
     return subprocess.run([sys.executable, "-m", "negrec", *args], capture_output=True, text=True,
                           timeout=timeout, cwd=cwd)
+
+
+def cli(capsys, *args):
+    """``negrec ARGS`` through the same entry point, in this process: (status, stdout, stderr)."""
+    from negrec.cli import main
+
+    try:
+        status = main(list(args))
+    except SystemExit as exc:  # --help
+        status = exc.code
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err
 
 
 def source_args(*argv: str) -> argparse.Namespace:
@@ -56,15 +69,25 @@ def test_bad_delimiter_is_a_clear_error(typed):
         parse_delimiter(typed)
 
 
-def test_tab_separated_file_from_the_command_line(tmp_path):
+def test_tab_separated_file_from_the_command_line(tmp_path, capsys):
     ev = tmp_path / "e.tsv"
     ev.write_text("user\titem\ttimestamp\tfeedback\n1\t1\t1\tpositive\n1\t2\t2\tdislike\n")
-    proc = run_cli("data", "stats", "--source", "csv", "--path", str(ev), "--feedback-col",
-                   "feedback", "--delimiter", "\\t")  # what a shell passes for '\t'
-    assert proc.returncode == 0, proc.stderr
-    assert json.loads(proc.stdout)["events"] == 2
-    helptext = run_cli("data", "stats", "--help").stdout
-    assert "backslash escape such as '\\t'" in helptext and "tab, comma, semicolon" in helptext
+    status, out, err = cli(capsys, "data", "stats", "--source", "csv", "--path", str(ev),
+                           "--feedback-col", "feedback", "--delimiter", "\\t")  # a shell's '\t'
+    assert status == 0, err
+    assert json.loads(out)["events"] == 2
+
+
+def test_help_documents_the_rules(capsys):
+    status, out, _ = cli(capsys, "data", "stats", "--help")
+    assert status == 0
+    helptext = " ".join(out.split())
+    assert "a word (tab, comma, semicolon, pipe, space, colon, backslash) or a backslash escape " \
+        "such as '\\t'" in helptext
+    assert "ISO-8601 date-times such as 2024-05-01T12:30:00+02:00 (-> seconds since 1970-01-01 " \
+        "UTC; without a time zone: UTC)" in helptext
+    assert "'*=NAME' maps every other label" in helptext
+    assert "--item-id-col ITEM_ID_COL csv/parquet: the --items-path file's item id column" in helptext
 
 
 # ---- date-time timestamps ------------------------------------------------------------------------
@@ -86,6 +109,19 @@ def test_iso_datetime_timestamps_are_utc_seconds(tmp_path):
     assert log.timestamps[log.user_slice(1)].tolist() == [noon - 12 * 3600 - 30 * 60]
     assert log.report.notes["timestamps with a fraction, floored to whole units (events within "
                             "one unit keep the order of their exact times)"] == 2
+
+
+def test_parquet_timestamp_columns_are_utc_seconds(tmp_path):
+    pa = pytest.importorskip("pyarrow", reason="pyarrow not installed (optional Parquet support)")
+    import pyarrow.parquet as pq
+
+    noon = int(datetime(2024, 5, 1, 12, 30, tzinfo=timezone.utc).timestamp())
+    moments = [datetime(2024, 5, 1, 12, 30), datetime(2024, 5, 1, 12, 31)]
+    for unit, tz in (("s", None), ("ms", "UTC"), ("ns", None)):
+        times = pa.array(moments, pa.timestamp(unit, tz=tz))
+        pq.write_table(pa.table({"user": [1, 1], "item": [1, 2], "timestamp": times,
+                                 "feedback": ["positive", "skip"]}), tmp_path / "e.parquet")
+        assert load_table(tmp_path / "e.parquet").timestamps.tolist() == [noon, noon + 60], unit
 
 
 def test_a_timestamp_column_holds_one_kind(tmp_path):
@@ -160,19 +196,19 @@ def test_bad_feedback_map_entries(mapping, message):
         FeedbackLabels(mapping)
 
 
-def test_feedback_map_on_the_command_line(tmp_path):
+def test_feedback_map_on_the_command_line(tmp_path, capsys):
     ev = tmp_path / "e.csv"
     ev.write_text("user,item,timestamp,action\nu,a,1,like\nu,b,2,meh\nu,c,3,1\n")
     base = ("data", "stats", "--source", "csv", "--path", str(ev), "--feedback-col", "action")
-    proc = run_cli(*base, "--feedback-map", "like=positive")
-    assert proc.returncode == 2 and proc.stderr.count("\n") == 1
+    status, _, err = cli(capsys, *base, "--feedback-map", "like=positive")
+    assert status == 2 and err.count("\n") == 1
     assert ("map them with --feedback-map like=positive,meh=NAME,1=NAME (NAME: one of positive, "
             "neutral, skip, dislike), or every label not listed with --feedback-map "
-            "'like=positive,*=NAME'") in proc.stderr
-    assert "feedback_values" not in proc.stderr
-    proc = run_cli(*base, "--feedback-map", "like=positive, *=neutral")
-    assert proc.returncode == 0, proc.stderr
-    assert json.loads(proc.stdout)["neutral"] == 2
+            "'like=positive,*=NAME'") in err
+    assert "feedback_values" not in err
+    status, out, err = cli(capsys, *base, "--feedback-map", "like=positive, *=neutral")
+    assert status == 0, err
+    assert json.loads(out)["neutral"] == 2
     args = source_args("--source", "csv", "--path", str(ev), "--feedback-col", "action",
                        "--feedback-map", "like=positive,*=skip")
     assert spec_from_args(args).feedback_map == {"like": "positive", "*": "skip"}
@@ -180,7 +216,7 @@ def test_feedback_map_on_the_command_line(tmp_path):
 
 # ---- the items file's id column ---------------------------------------------------------------------
 
-def test_item_id_column_of_the_items_file(tmp_path):
+def test_item_id_column_of_the_items_file(tmp_path, capsys):
     ev = tmp_path / "e.csv"
     ev.write_text("uid,iid,ts,feedback\nu,a,1,positive\nu,b,2,dislike\n")
     items = tmp_path / "items.csv"
@@ -192,10 +228,9 @@ def test_item_id_column_of_the_items_file(tmp_path):
     assert spec.item_id_col == "movie"
     meta = load_data(spec).item_meta
     assert [meta.cluster_names[c] for c in meta.cluster] == ["news", "sport"]
-    proc = run_cli("data", "stats", *argv)
-    assert proc.returncode == 0, proc.stderr
-    assert json.loads(proc.stdout)["clusters"] == 2
-    assert "--item-id-col" in run_cli("data", "stats", "--help").stdout
+    status, out, err = cli(capsys, "data", "stats", *argv)
+    assert status == 0, err
+    assert json.loads(out)["clusters"] == 2
 
 
 # ---- absolute data paths ----------------------------------------------------------------------------
@@ -221,23 +256,25 @@ def test_data_paths_are_made_absolute(tmp_path, monkeypatch):
 
 # ---- command-line spellings in command-line errors ---------------------------------------------------
 
-def test_cli_errors_name_flags_and_the_api_names_keywords(tmp_path):
+def test_cli_errors_name_flags_and_the_api_names_keywords(tmp_path, capsys):
     ev = tmp_path / "e.csv"
     ev.write_text("user,item,timestamp,feedback\nu,a,1,positive\nu,b,x,positive\n")
     with pytest.raises(DataFormatError, match=r"\(pass on_bad_rows='skip' to drop such rows"):
         load_table(ev)
-    proc = run_cli("data", "stats", "--source", "csv", "--path", str(ev), "--feedback-col", "feedback")
-    assert proc.returncode == 2 and proc.stderr.count("\n") == 1
-    assert "e.csv:3: unparsable timestamp" in proc.stderr
-    assert "(pass --on-bad-rows skip to drop such rows" in proc.stderr
-    assert "on_bad_rows" not in proc.stderr
+    stats = ("data", "stats", "--source", "csv", "--path", str(ev), "--feedback-col", "feedback")
+    status, _, err = cli(capsys, *stats)
+    assert status == 2 and err.count("\n") == 1
+    assert "e.csv:3: unparsable timestamp" in err
+    assert "(pass --on-bad-rows skip to drop such rows" in err and "on_bad_rows" not in err
     ev.write_bytes("user,item,timestamp,feedback\nu,caf\xe9,1,positive\n".encode("latin-1"))
-    proc = run_cli("data", "stats", "--source", "csv", "--path", str(ev), "--feedback-col", "feedback")
-    assert proc.returncode == 2 and "e.csv:2: cannot decode as utf-8" in proc.stderr
-    assert "--encoding latin-1" in proc.stderr and "encoding=" not in proc.stderr
-    proc = run_cli("data", "stats", "--source", "csv", "--path", str(ev), "--feedback-col", "feedback",
-                   "--encoding", "latin-1")
-    assert proc.returncode == 0, proc.stderr
+    status, _, err = cli(capsys, *stats)
+    assert status == 2 and "e.csv:2: cannot decode as utf-8" in err
+    assert "--encoding latin-1" in err and "encoding=" not in err
+    status, _, err = cli(capsys, *stats, "--encoding", "latin-1")
+    assert status == 0, err
+    # the full command line prints the same one line
+    proc = run_cli(*stats)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "--encoding latin-1" in proc.stderr
 
 
 # ---- duplicates reported, and a checkpoint's data found from another directory ----------------------
@@ -251,14 +288,15 @@ def _events_with_a_duplicate(path):
     path.write_text("\n".join(lines) + "\n")
 
 
-def test_stats_prints_duplicate_events(tmp_path):
+def test_stats_prints_duplicate_events(tmp_path, capsys):
     ev = tmp_path / "e.csv"
     _events_with_a_duplicate(ev)
-    proc = run_cli("data", "stats", "--source", "csv", "--path", str(ev), "--feedback-col", "feedback")
-    assert proc.returncode == 0, proc.stderr
-    assert json.loads(proc.stdout)["load_report"]["notes"][DUPLICATES] == 1
-    assert proc.stderr.startswith("negrec data: data: table:e.csv: read 241 rows, kept 241; ")
-    assert f"noted 1: {DUPLICATES}" in proc.stderr
+    status, out, err = cli(capsys, "data", "stats", "--source", "csv", "--path", str(ev),
+                           "--feedback-col", "feedback")
+    assert status == 0, err
+    assert json.loads(out)["load_report"]["notes"][DUPLICATES] == 1
+    assert err.startswith("negrec data: data: table:e.csv: read 241 rows, kept 241; ")
+    assert f"noted 1: {DUPLICATES}" in err
 
 
 def test_train_logs_the_load_summary_and_evaluate_runs_from_elsewhere(tmp_path):

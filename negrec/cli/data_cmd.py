@@ -98,7 +98,11 @@ def add_source_arguments(p: argparse.ArgumentParser, *, required: bool = True) -
     g.add_argument("--path", help="folder (movielens, kuairand) or file (csv, parquet, npz)")
     g.add_argument("--user-col", default="user", help="csv/parquet: user column")
     g.add_argument("--item-col", default="item", help="csv/parquet: item column")
-    g.add_argument("--time-col", default="timestamp", help="csv/parquet: timestamp column")
+    g.add_argument("--time-col", default="timestamp",
+                   help="csv/parquet: timestamp column: integers (kept exactly, any unit), "
+                   "decimals (floored to whole units, counted in the load report) or ISO-8601 "
+                   "date-times such as 2024-05-01T12:30:00+02:00 (-> seconds since 1970-01-01 "
+                   "UTC; without a time zone: UTC); one kind per column")
     g.add_argument("--feedback-col", default=None, help="csv/parquet: feedback label column")
     g.add_argument("--rating-col", default=None, help="csv/parquet: numeric rating column "
                    "(mapped with --positive-min / --dislike-max)")
@@ -117,7 +121,8 @@ def add_source_arguments(p: argparse.ArgumentParser, *, required: bool = True) -
                    help="csv/parquet: the --items-path file's creator column")
     g.add_argument("--delimiter", default=",",
                    help="csv: field delimiter (default ','): a character, a word (tab, comma, "
-                   "semicolon, pipe, space, colon) or a backslash escape such as '\\t'")
+                   "semicolon, pipe, space, colon, backslash) or a backslash escape such as "
+                   "'\\t'")
     g.add_argument("--encoding", default="utf-8", help="csv: text encoding (default utf-8)")
     g.add_argument("--positive-min", type=float, default=4.0,
                    help="ratings >= this are positive (default 4)")
@@ -125,7 +130,9 @@ def add_source_arguments(p: argparse.ArgumentParser, *, required: bool = True) -
                    help="ratings <= this are dislikes (default 2)")
     g.add_argument("--all-positive", action="store_true",
                    help="treat every event as a positive interaction (RecBole's convention)")
-    g.add_argument("--on-bad-rows", choices=["error", "skip"], default="error")
+    g.add_argument("--on-bad-rows", choices=["error", "skip"], default="error",
+                   help="error (default): stop at the first bad row, naming file and line; "
+                   "skip: drop bad rows and count them by reason")
     g.add_argument("--sim-users", type=int, default=None, help="simulated: number of users")
     g.add_argument("--sim-events", type=int, default=None, help="simulated: events per user")
     g.add_argument("--sim-seed", type=int, default=0, help="simulated: world seed")

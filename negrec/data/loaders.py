@@ -196,19 +196,23 @@ TIMESTAMP_RULE = ("an integer, a decimal number or an ISO-8601 date-time such as
                   "2024-05-01T12:30:00Z")
 
 
+class _OutOfInt64(ValueError):
+    """A number too large for an int64."""
+
+
 def _number_time(text: str) -> _Time:
-    """An integer or decimal timestamp, exactly; ValueError outside int64."""
+    """An integer or decimal timestamp (``text`` matches ``_DECIMAL``), read exactly."""
+    exact = Decimal(text)
+    if exact.adjusted() > 19:  # beyond int64: do not build a huge integer (e.g. from 1e999999)
+        raise _OutOfInt64(text)
     if _INTEGER.fullmatch(text):
-        whole, fraction, rounded = int(text), 0.0, False
+        whole, fraction, rounded = int(exact), 0.0, False
     else:
-        exact = Decimal(text)
-        if exact.adjusted() > 19:  # beyond int64 whatever the digits: do not build the integer
-            raise ValueError("out of the int64 range")
         whole = int(exact.to_integral_value(rounding=ROUND_FLOOR))
         rounded = exact != whole
         fraction = float(exact - whole)  # a Decimal in [0, 1): float only orders ties
     if not INT64_MIN <= whole <= INT64_MAX:
-        raise ValueError("out of the int64 range")
+        raise _OutOfInt64(text)
     return _Time(whole, fraction, rounded, text)
 
 
@@ -242,11 +246,11 @@ class _TimeColumn:
             else:
                 bad(line_no, f"unparsable {what}", f"{value!r} is not a number")
                 return None
-        except ValueError as exc:
-            if "int64" in str(exc):
-                bad(line_no, f"unparsable {what}", f"{value!r} is out of the int64 range")
-            else:
-                bad(line_no, f"unparsable {what}", f"{value!r} is not {TIMESTAMP_RULE}")
+        except _OutOfInt64:
+            bad(line_no, f"unparsable {what}", f"{value!r} is out of the int64 range")
+            return None
+        except ValueError:  # not an ISO-8601 date-time
+            bad(line_no, f"unparsable {what}", f"{value!r} is not {TIMESTAMP_RULE}")
             return None
         if self.first is None:
             self.first = (kind, line_no)
@@ -413,6 +417,26 @@ class _Rows:
                                *advice)
 
     def __iter__(self) -> Iterator[tuple[int, list[str]]]:
+        """(physical line number, fields) of each data row; the header is kept in ``header``,
+        blank lines are skipped, every other line counts in ``report.rows_read``."""
+        for line_no, fields in self._records():
+            if self.header_wanted and self.header is None:
+                self.header, self.header_line = [h.strip() for h in fields], line_no
+                continue
+            if not fields or (len(fields) == 1 and not fields[0].strip()):
+                continue  # blank line (e.g. a trailing newline)
+            self.report.rows_read += 1
+            if len(fields) < self.min_fields:
+                self.bad(line_no, "too few fields",
+                         f"expected at least {self.min_fields} fields separated by "
+                         f"{self.delimiter!r}, got {len(fields)}: "
+                         f"{self.delimiter.join(fields)[:80]!r}")
+                continue
+            yield line_no, fields
+
+    def _records(self) -> Iterator[tuple[int, list[str]]]:
+        """(line number, fields) of each physical line; a line whose quoted field runs on over
+        the next lines goes to :meth:`_quote_spans_lines` and those lines are read again."""
         decoding = self._decoding()
         try:
             with open(self.path, "r", encoding=decoding, newline="") as f:
@@ -436,21 +460,7 @@ class _Rows:
                     if len(lines.record) > 1:
                         self._quote_spans_lines(lines)
                         continue
-                    line_no = lines.record[0][0]
-                    if self.header_wanted and self.header is None:
-                        self.header = [h.strip() for h in fields]
-                        self.header_line = line_no
-                        continue
-                    if not fields or (len(fields) == 1 and not fields[0].strip()):
-                        continue  # blank line (e.g. a trailing newline)
-                    self.report.rows_read += 1
-                    if len(fields) < self.min_fields:
-                        self.bad(line_no, "too few fields",
-                                 f"expected at least {self.min_fields} fields separated by "
-                                 f"{self.delimiter!r}, got {len(fields)}: "
-                                 f"{self.delimiter.join(fields)[:80]!r}")
-                        continue
-                    yield line_no, fields
+                    yield lines.record[0][0], fields
         except UnicodeDecodeError as exc:
             # exc.start is an offset into the chunk being decoded, not into the file: decode
             # the whole file to find the line of the offending byte for the message
