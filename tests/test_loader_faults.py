@@ -513,8 +513,9 @@ def test_utf8_bom_in_latin1_movielens_files(tmp_path):
     assert log.num_events == 4 and sorted(log.user_ids.tolist()) == [1, 2]
     assert log.item_meta.titles[0] == "Caf\u00e9 1"  # a BOM means UTF-8: read as UTF-8
     assert log.report.notes == {
-        "u.data starts with a UTF-8 byte-order mark: read as UTF-8, not latin-1": 1,
-        "u.item: u.item starts with a UTF-8 byte-order mark: read as UTF-8, not latin-1": 1}
+        "file starts with a UTF-8 byte-order mark: read as UTF-8, not latin-1": 1,  # u.data
+        "u.item: file starts with a UTF-8 byte-order mark: read as UTF-8, not latin-1": 1}
+    assert "(e.g. u.data)" in log.report.summary()
 
 
 def test_utf16_file_in_a_latin1_format_is_a_clear_error(tmp_path):

@@ -397,8 +397,8 @@ class _Rows:
         if head.startswith(codecs.BOM_UTF8):
             if declared != "utf-8":
                 self.read_as_utf8 = True
-                self.report.note(f"{self.path.name} starts with a UTF-8 byte-order mark: read as "
-                                 f"UTF-8, not {self.encoding}")
+                self.report.note(f"file starts with a UTF-8 byte-order mark: read as UTF-8, not "
+                                 f"{self.encoding}", self.path.name)
             return "utf-8-sig"
         if head.startswith(_UTF16_BOMS) and not declared.startswith(("utf-16", "utf-32")):
             raise self._decode_error(1, "the file starts with a UTF-16 byte-order mark",
