@@ -9,14 +9,15 @@ kept + rows dropped (by reason), repairs and notes counted. Nothing is dropped s
 from __future__ import annotations
 
 import re
+from collections import Counter
 
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from negrec.data import (ColumnMap, DataFormatError, EventLog, ItemColumns, load_kuairand,
-                         load_movielens, load_table)
+from negrec.data import (ColumnMap, DataFormatError, EventLog, Feedback, ItemColumns,
+                         load_kuairand, load_movielens, load_table)
 
 GENRES = 19
 
@@ -292,7 +293,7 @@ def test_non_finite_rating(tmp_path, value):
     assert log.report.dropped == {"non-finite rating": 1} and log.num_events == 4
     ev = tmp_path / f"{value}.csv"
     ev.write_text(f"user,item,timestamp,rating\n1,1,1,4\n1,2,2,{value}\n")
-    with pytest.raises(DataFormatError, match=r":3: unparsable rating"):
+    with pytest.raises(DataFormatError, match=r":3: non-finite rating"):  # as MovieLens says
         load_table(ev, columns=ColumnMap(rating="rating"))
 
 
@@ -313,6 +314,217 @@ def test_id_beyond_int64(tmp_path):
         load_movielens(root)
 
 
+# ---- exact timestamps (issue 16, W5) --------------------------------------------------------------
+
+ROUNDED = "timestamps with a fraction, floored to whole units (events within one unit keep the order of their exact times)"
+OUT_OF_ORDER = "events out of time order in the source (sorted by time, ties in source order)"
+
+
+def test_fractional_timestamps_keep_their_exact_order(tmp_path):
+    """Fractions are floored to whole units, counted, and order events inside one unit."""
+    ev = tmp_path / "e.csv"
+    ev.write_text("user,item,timestamp,feedback\nu,a,1.7,positive\nu,b,1.2,skip\nu,c,1.5,dislike\n"
+                  "u,d,0.9,positive\nv,a,2,positive\n")
+    log = load_table(ev)
+    assert log.item_meta.raw_ids[log.items[log.user_slice(0)]].tolist() == ["d", "b", "c", "a"]
+    assert log.timestamps[log.user_slice(0)].tolist() == [0, 1, 1, 1]
+    assert log.report.notes[ROUNDED] == 4
+    assert log.report.notes[OUT_OF_ORDER] == 2  # b after a (1.2 < 1.7), d after c
+    assert "'1.7' -> 1" in log.report.summary()
+    # MovieLens and KuaiRand timestamps follow the same rule
+    root = ml100k(tmp_path / "ml", ["1\t1\t5\t100.5\n", "1\t2\t1\t100.25\n", "1\t3\t4\t99.75\n"])
+    log = load_movielens(root)
+    assert log.item_meta.raw_ids[log.items].tolist() == [3, 2, 1]
+    assert log.timestamps.tolist() == [99, 100, 100] and log.report.notes[ROUNDED] == 3
+    kr = tmp_path / "kr"
+    kr.mkdir()
+    (kr / "log_standard_x.csv").write_text(
+        "user_id,video_id,time_ms,is_like,is_hate,long_view,play_time_ms,duration_ms\n"
+        "1,100,5.9,1,0,0,10,100\n1,101,5.1,0,0,0,10,100\n")
+    log = load_kuairand(kr)
+    assert log.item_meta.raw_ids[log.items].tolist() == [101, 100]
+    assert log.report.notes[ROUNDED] == 2
+
+
+def test_integer_timestamps_beyond_2_53_are_exact(tmp_path):
+    big = 2**53  # float64 cannot tell big from big + 1
+    ev = tmp_path / "e.csv"
+    ev.write_text(f"user,item,timestamp,feedback\nu,a,{big + 1},positive\nu,b,{big},positive\n"
+                  f"u,c,{big + 3}.0,positive\nu,d,9.007199254740997e15,positive\n")
+    log = load_table(ev)
+    assert log.timestamps.tolist() == [big, big + 1, big + 3, big + 5]
+    assert log.item_meta.raw_ids[log.items].tolist() == ["b", "a", "c", "d"]
+    assert ROUNDED not in log.report.notes  # nothing was rounded
+    root = ml100k(tmp_path / "ml", [f"1\t1\t5\t{big + 1}.0\n", f"1\t2\t5\t{big}\n"])
+    assert load_movielens(root).timestamps.tolist() == [big, big + 1]
+
+
+def test_parquet_int64_timestamps_are_exact(tmp_path):
+    pa = pytest.importorskip("pyarrow", reason="pyarrow not installed (optional Parquet support)")
+    import pyarrow.parquet as pq
+
+    big = 2**62 + 1
+    pq.write_table(pa.table({"user": [1, 1], "item": [5, 6], "timestamp": [big + 2, big],
+                             "feedback": ["positive", "dislike"]}), tmp_path / "e.parquet")
+    log = load_table(tmp_path / "e.parquet")
+    assert log.timestamps.tolist() == [big, big + 2]
+
+
+# ---- ids are never merged (issue 16, W6) ------------------------------------------------------------
+
+def test_distinct_id_spellings_are_distinct_ids(tmp_path):
+    ev = tmp_path / "e.csv"
+    spellings = ["0012", "12", "+5", "5", "1_0", "10", "-0", "0", " 7 "]
+    ev.write_text("user,item,timestamp,feedback\n" + "".join(
+        f"{s},{s},{k},positive\n" for k, s in enumerate(spellings)))
+    log = load_table(ev)
+    expected = sorted({s.strip() for s in spellings})  # spaces around an id are not part of it
+    assert log.num_users == len(expected) == 9 and log.num_items == 9
+    assert sorted(log.user_ids.tolist()) == expected
+    assert sorted(log.item_meta.raw_ids.tolist()) == expected
+    # canonical integers only: int64 ids, including negative and beyond-2^53 ones
+    ev.write_text("user,item,timestamp,feedback\n-3,9007199254740993,1,positive\n"
+                  "4,9007199254740992,2,positive\n")
+    log = load_table(ev)
+    assert log.user_ids.dtype == np.int64 and log.user_ids.tolist() == [-3, 4]
+    assert log.item_meta.raw_ids.tolist() == [9007199254740992, 9007199254740993]
+    # beyond int64: the ids stay strings (no overflow, no merge)
+    ev.write_text("user,item,timestamp,feedback\n99999999999999999999,1,1,positive\n"
+                  "99999999999999999998,1,2,positive\n")
+    assert load_table(ev).num_users == 2
+
+
+def test_metadata_ids_join_event_ids_as_spelled(tmp_path):
+    ev = tmp_path / "e.csv"
+    ev.write_text("user,item,timestamp,feedback\n1,12,1,positive\n1,7,2,positive\n")
+    meta = tmp_path / "m.csv"
+    meta.write_text("item,category\n0012,old\n12,new\n+7,plus\n")
+    log = load_table(ev, items_path=meta)
+    m = log.item_meta
+    raw = m.raw_ids.tolist()
+    assert sorted(raw) == ["+7", "0012", "12", "7"]  # four items: nothing merged
+    by_raw = dict(zip(raw, m.cluster.tolist()))
+    assert m.cluster_names[by_raw["12"]] == "new" and m.cluster_names[by_raw["0012"]] == "old"
+    assert by_raw["7"] == -1  # the event's "7" has no metadata row; "+7" is another item
+    assert log.item_meta.raw_ids[log.items].tolist() == ["12", "7"]
+    assert log.report.repaired == {"items with events but no metadata row (cluster -1)": 1,
+                                   "metadata items without any event (kept as items)": 2}
+
+
+@pytest.mark.parametrize("bad_id, what", [("01", "user id"), ("+1", "user id"), ("1_0", "item id"),
+                                          ("1.0", "item id")])
+def test_movielens_ids_must_be_canonical(tmp_path, bad_id, what):
+    lines = GOOD + ([f"{bad_id}\t1\t4\t7\n"] if what == "user id" else [f"1\t{bad_id}\t4\t7\n"])
+    root = ml100k(tmp_path / "a", lines, items=12)
+    with pytest.raises(DataFormatError, match=rf"u\.data:5: non-canonical {what}: {re.escape(repr(bad_id))}"):
+        load_movielens(root)
+    log = load_movielens(root, on_bad_rows="skip")
+    assert log.report.dropped == {f"non-canonical {what}": 1} and log.num_events == 4
+
+
+def test_movielens_and_kuairand_metadata_ids_must_be_canonical(tmp_path):
+    items = [f"{i}|Film|01-Jan-1995||u|" + "|".join(["0"] * GENRES) + "\n" for i in ("1", "2", "03", "3")]
+    root = ml100k(tmp_path / "a", GOOD, item_lines=items)
+    with pytest.raises(DataFormatError, match=r"u\.item:3: non-canonical item id: '03'"):
+        load_movielens(root)
+    log = load_movielens(root, on_bad_rows="skip")
+    assert log.num_items == 3 and log.report.dropped == {"u.item: non-canonical item id": 1}
+    kr = _kuairand(tmp_path / "kr", "video_id,author_id,tag\n0100,7,5\n100,8,6\n")
+    with pytest.raises(DataFormatError, match=r"video_features_basic_x\.csv:2: non-canonical video_id"):
+        load_kuairand(kr)
+    log = load_kuairand(kr, on_bad_rows="skip")
+    m = log.item_meta
+    assert m.creator_names[m.creator[list(m.raw_ids).index(100)]] == "8"
+
+
+# ---- unbalanced quotes hide no row (issue 16, S1) ---------------------------------------------------
+
+SIX_ROWS = ('user,item,timestamp,feedback\nu1,a,1,positive\nu1,"b,2,positive\nu1,c,3,positive\n'
+            'u2,a,4,skip\nu2,b,5,dislike\nu3,"c",6,positive\n')
+
+
+def test_unbalanced_quote_is_a_bad_row_and_hides_nothing(tmp_path):
+    ev = tmp_path / "e.csv"
+    ev.write_text(SIX_ROWS)
+    with pytest.raises(DataFormatError, match=r"e\.csv:3: unclosed quote: a quoted field opened on "
+                                              r"this line runs on to line 7"):
+        load_table(ev)
+    log = load_table(ev, on_bad_rows="skip")
+    rep = log.report
+    assert (rep.rows_read, rep.rows_kept, rep.dropped) == (6, 5, {"unclosed quote": 1})
+    assert log.num_events == 5 and sorted(log.user_ids.tolist()) == ["u1", "u2", "u3"]
+
+
+def test_line_numbers_after_an_unbalanced_quote_are_physical_lines(tmp_path):
+    ev = tmp_path / "e.csv"
+    ev.write_text('user,item,timestamp,feedback\nu1,a,1,positive\nu1,"b,2,positive\n'
+                  'u1,c",3,positive\nu2,a,4,skip\nu2,b,x,dislike\n')
+    rep = load_table(ev, on_bad_rows="skip").report
+    assert rep.examples["unclosed quote"].startswith("line 3: ")
+    assert rep.examples["unparsable timestamp"].startswith("line 6: ")
+    assert rep.dropped == {"unclosed quote": 1, "unparsable timestamp": 1}  # line 4: item 'c"'
+    assert accounted(rep)
+
+
+def test_unbalanced_quote_in_metadata_files(tmp_path):
+    movies = 'movieId,title,genres\n1,"Heat (1995),Action\n2,Casino (1995),Drama\n3,Ran (1985),War\n'
+    root = ml_latest(tmp_path / "a", "userId,movieId,rating,timestamp\n1,2,4,1\n1,3,4,2\n", movies)
+    with pytest.raises(DataFormatError, match=r"movies\.csv:2: unclosed quote"):
+        load_movielens(root)
+    log = load_movielens(root, on_bad_rows="skip")
+    assert log.num_items == 2 and log.report.dropped == {"movies.csv: unclosed quote": 1}
+    kr = _kuairand(tmp_path / "kr", 'video_id,author_id,tag\n100,7,"5\n101,8,6\n102,9,7\n')
+    with pytest.raises(DataFormatError, match=r"video_features_basic_x\.csv:2: unclosed quote"):
+        load_kuairand(kr)
+    log = load_kuairand(kr, on_bad_rows="skip")
+    m = log.item_meta
+    assert m.creator_names[m.creator[list(m.raw_ids).index(101)]] == "8"
+    assert log.report.dropped == {"video_features_basic_x.csv: unclosed quote": 1}
+
+
+def test_unbalanced_quote_past_the_csv_field_limit(tmp_path):
+    """An open quote that runs on for more than csv's field-size limit (128 KiB) is the same bad
+    row, not an unreadable file."""
+    rows = "".join(f"u{k},i{k},{k},positive\n" for k in range(12_000))  # ~250 KB
+    ev = tmp_path / "e.csv"
+    ev.write_text('user,item,timestamp,feedback\nu,"x,1,positive\n' + rows)
+    with pytest.raises(DataFormatError, match=r"e\.csv:2: unclosed quote"):
+        load_table(ev)
+    rep = load_table(ev, on_bad_rows="skip").report
+    assert (rep.rows_read, rep.rows_kept, rep.dropped) == (12_001, 12_000, {"unclosed quote": 1})
+
+
+def test_unclosed_quote_in_the_header_is_an_error(tmp_path):
+    ev = tmp_path / "e.csv"
+    ev.write_text('user,"item,timestamp,feedback\nu,a,1,positive\n')
+    with pytest.raises(DataFormatError, match=r"e\.csv:1: unclosed quote in the header"):
+        load_table(ev, on_bad_rows="skip")
+
+
+# ---- byte-order marks whatever the encoding (issue 16, unclear errors) ------------------------------
+
+def test_utf8_bom_in_latin1_movielens_files(tmp_path):
+    items = [f"{i}|Caf\u00e9 {i}|01-Jan-1995||u|" + "|".join(["0"] * GENRES) + "\n" for i in (1, 2, 3)]
+    root = tmp_path / "a"
+    root.mkdir()
+    (root / "u.item").write_bytes(b"\xef\xbb\xbf" + "".join(items).encode("utf-8"))
+    (root / "u.data").write_bytes(b"\xef\xbb\xbf" + "".join(GOOD).encode("latin-1"))
+    log = load_movielens(root)
+    assert log.num_events == 4 and sorted(log.user_ids.tolist()) == [1, 2]
+    assert log.item_meta.titles[0] == "Caf\u00e9 1"  # a BOM means UTF-8: read as UTF-8
+    assert log.report.notes == {
+        "file starts with a UTF-8 byte-order mark: read as UTF-8, not latin-1": 1,  # u.data
+        "u.item: file starts with a UTF-8 byte-order mark: read as UTF-8, not latin-1": 1}
+    assert "(e.g. u.data)" in log.report.summary()
+
+
+def test_utf16_file_in_a_latin1_format_is_a_clear_error(tmp_path):
+    root = ml100k(tmp_path / "a", ["".join(GOOD).encode("utf-16")])
+    with pytest.raises(DataFormatError, match=r"u\.data:1: cannot decode as latin-1 \(the file starts "
+                                              r"with a UTF-16 byte-order mark\)"):
+        load_movielens(root)
+
+
 # ---- fuzz: random corruption of a valid file -----------------------------------------------------
 
 BASE_CSV = ("user,item,timestamp,feedback,dwell\n" +
@@ -320,11 +532,15 @@ BASE_CSV = ("user,item,timestamp,feedback,dwell\n" +
                     f"{k * 0.5}\n" for u in range(6) for k in range(5)))
 
 
+INTACT_LINE = re.compile(r"(u\d+),(i\d+),(-?\d+),(positive|skip|dislike|neutral),\d+\.\d+")
+
+
 @st.composite
 def corrupted(draw):
     data = bytearray(BASE_CSV.encode())
     for _ in range(draw(st.integers(1, 4))):
-        op = draw(st.sampled_from(["truncate", "delete", "insert", "replace", "delimiter", "dup_line"]))
+        op = draw(st.sampled_from(["truncate", "delete", "insert", "replace", "delimiter", "dup_line",
+                                   "quote"]))
         if not data:
             break
         i = draw(st.integers(0, len(data) - 1))
@@ -338,6 +554,8 @@ def corrupted(draw):
             data[i] = draw(st.integers(0, 255))
         elif op == "delimiter":
             data[:] = data.replace(b",", draw(st.sampled_from([b";", b"\t", b"|", b",,"])), draw(st.integers(1, 5)))
+        elif op == "quote":  # an unbalanced quote, which csv would let swallow the next lines
+            data[i:i] = b'"'
         elif op == "dup_line":
             lines = bytes(data).split(b"\n")
             j = draw(st.integers(0, len(lines) - 1))
@@ -350,9 +568,9 @@ def corrupted(draw):
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(corrupted(), st.sampled_from(["error", "skip"]))
 def test_fuzz_corrupted_csv(tmp_path, data, on_bad_rows):
-    """Random truncations, deletions, insertions of random bytes, delimiter changes and
-    duplicated lines: a DataFormatError (a ValueError naming the file), or a log whose report
-    accounts for every row read."""
+    """Random truncations, deletions, insertions of random bytes and quotes, delimiter changes
+    and duplicated lines: a DataFormatError (a ValueError naming the file), or a log whose report
+    accounts for every row read and that keeps every line the corruption left intact."""
     ev = tmp_path / "fuzz.csv"
     ev.write_bytes(data)
     cols = ColumnMap(feedback="feedback", dwell="dwell")
@@ -366,3 +584,14 @@ def test_fuzz_corrupted_csv(tmp_path, data, on_bad_rows):
     assert log.num_events == rep.rows_kept
     if on_bad_rows == "error":
         assert not rep.dropped
+    # no line may vanish: with the header intact, every well-formed event line is an event
+    lines = re.split(r"\r\n|\r|\n", data.decode("utf-8"))
+    if lines[0] != BASE_CSV.split("\n")[0] or "mixed timestamp kinds" in rep.dropped:
+        return  # columns moved, or a corrupt first time set the column's kind: rows may go
+    intact = Counter(tuple(m.groups()) for m in map(INTACT_LINE.fullmatch, lines[1:]) if m)
+    kept = Counter()
+    for u in range(log.num_users):
+        for j in range(*log.offsets[u:u + 2]):
+            kept[(log.user_ids[u], log.item_meta.raw_ids[log.items[j]], str(log.timestamps[j]),
+                  Feedback(log.feedback[j]).label)] += 1
+    assert not intact - kept, (intact - kept, rep.summary())

@@ -51,7 +51,9 @@ def main(argv: list[str] | None = None) -> int:
         return int(args._run(args) or 0)
     except (CLIError, FileNotFoundError, NotADirectoryError, IsADirectoryError, ValueError,
             KeyError) as exc:
-        msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        from negrec.cli.data_cmd import cli_message  # data errors name flags, not keywords
+
+        msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else cli_message(exc)
         print(f"negrec {args.command}: error: {msg}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from negrec.cli.data_cmd import add_source_arguments, spec_from_args
+from negrec.cli.data_cmd import add_source_arguments, load_and_report, spec_from_args
 
 DESCRIPTION = """Train a sequential recommender with one of the objectives (positive_only,
 input_only, input_ntr, filter_history), with early stopping on validation NDCG@10, then
@@ -68,7 +68,8 @@ def run(args: argparse.Namespace) -> int:
         cfg = load_config(saved)
     else:
         cfg = build_config(args)
-    metrics = train_and_evaluate(cfg, args.out, resume=args.resume)
+    log = load_and_report(cfg.data, "train")  # the loader's summary line on stderr
+    metrics = train_and_evaluate(cfg, args.out, log=log, resume=args.resume)
     t = metrics["test"]
     summary = {k: t[k] for k in ("ndcg@10", "recall@10", "mrr", "dislike_exposure@10",
                                  "positive_users", "dislike_users") if k in t}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from enum import IntEnum
+from typing import Mapping
 
 
 class Feedback(IntEnum):
@@ -47,3 +48,48 @@ def parse_feedback(value: str | int | Feedback) -> Feedback:
             return f
     raise ValueError(f"unknown feedback {value!r}; expected one of "
                      f"{[f.label for f in FEEDBACK_TYPES]}")
+
+
+#: The feedback-map entry that gives every label not listed its meaning.
+OTHER_LABELS = "*"
+
+_BY_NAME = {f.label: f for f in FEEDBACK_TYPES}
+
+
+class FeedbackLabels:
+    """Raw feedback labels of a log -> :class:`Feedback`, through an optional map.
+
+    A label, matched without surrounding spaces and case, means: its entry in ``mapping`` if it
+    has one; else the feedback type it names (positive, neutral, skip, dislike); else the
+    ``"*"`` entry of ``mapping`` if there is one; else nothing (``None``: the caller reports
+    it). Numbers are never read as feedback codes, so a log labelled ``1`` / ``0`` needs a map.
+    Map values must be feedback names; a label mapped twice to different types is an error.
+    """
+
+    def __init__(self, mapping: Mapping[str, str] | None = None):
+        self.mapping: dict[str, Feedback] = {}
+        self.other: Feedback | None = None
+        for raw, name in (mapping or {}).items():
+            key = self.key(raw)
+            target = _BY_NAME.get(self.key(name))
+            if not key or target is None:
+                raise ValueError(f"feedback map entry {raw!r} -> {name!r}: expected a non-empty "
+                                 f"label mapped to one of {', '.join(_BY_NAME)}")
+            if key == OTHER_LABELS:
+                self.other = target
+            elif self.mapping.setdefault(key, target) is not target:
+                raise ValueError(f"feedback map: label {raw!r} is mapped to both "
+                                 f"{self.mapping[key].label} and {target.label} (labels are "
+                                 "matched without case and surrounding spaces)")
+
+    @staticmethod
+    def key(label: str) -> str:
+        """How labels are matched: without surrounding spaces, in lower case."""
+        return str(label).strip().lower()
+
+    def __call__(self, label: str) -> Feedback | None:
+        key = self.key(label)
+        for meaning in (self.mapping.get(key), _BY_NAME.get(key)):
+            if meaning is not None:
+                return meaning
+        return self.other

@@ -20,6 +20,9 @@ from negrec.data.feedback import FEEDBACK_TYPES, Feedback
 
 __all__ = ["EventLog", "ItemMeta", "LoadReport"]
 
+#: The LoadReport note counting exact duplicate events (kept, not merged).
+DUPLICATE_EVENTS = "duplicate events (same user, item, time and feedback; all kept)"
+
 
 @dataclass
 class LoadReport:
@@ -113,29 +116,35 @@ class ItemMeta:
 
 
 def _note_order_and_duplicates(report: LoadReport, users: np.ndarray, items: np.ndarray,
-                               ts: np.ndarray, fb: np.ndarray, perm: np.ndarray,
-                               raw_users: np.ndarray) -> None:
+                               ts: np.ndarray, fractions: np.ndarray | None, fb: np.ndarray,
+                               perm: np.ndarray, raw_users: np.ndarray) -> None:
     """Records in ``report`` the events that came out of time order (they are sorted) and the
-    exact duplicates (same user, item, time and feedback; all kept)."""
+    exact duplicates (same user, item, time and feedback; all kept). Times compare as
+    (``ts``, ``fractions``) when the fractions below the integer timestamps are given."""
     # out of order: an event earlier in time than the user's previous event in the source
     src = np.lexsort((np.arange(len(users)), users))  # by user, in source order
     su, st = users[src], ts[src]
-    back = (su[1:] == su[:-1]) & (st[1:] < st[:-1])
+    earlier = st[1:] < st[:-1]
+    if fractions is not None:
+        sf = fractions[src]
+        earlier |= (st[1:] == st[:-1]) & (sf[1:] < sf[:-1])
+    back = (su[1:] == su[:-1]) & earlier
     if back.any():
         j = int(np.argmax(back)) + 1
         report.note("events out of time order in the source (sorted by time, ties in source order)",
-                    f"user {raw_users[su[j]]!r} at time {int(st[j])} after {int(st[j - 1])}",
+                    f"user {raw_users[su[j]].item()!r} at time {int(st[j])} after {int(st[j - 1])}",
                     int(back.sum()))
-    pu, pi, pt, pf = users[perm], items[perm], ts[perm], fb[perm]
     # in (user, time) order, duplicates of one event are adjacent unless other events share
-    # their time: compare within runs of equal (user, time)
-    key = np.lexsort((pf, pi, pt, pu))
-    ku, ki, kt, kf = pu[key], pi[key], pt[key], pf[key]
-    dup = (ku[1:] == ku[:-1]) & (ki[1:] == ki[:-1]) & (kt[1:] == kt[:-1]) & (kf[1:] == kf[:-1])
+    # their time: sort by every field that defines an event and compare neighbours
+    fields = [fb[perm], items[perm]] + ([] if fractions is None else [fractions[perm]]) + \
+        [ts[perm], users[perm]]
+    key = np.lexsort(fields)
+    ordered = [f[key] for f in fields]
+    dup = np.logical_and.reduce([f[1:] == f[:-1] for f in ordered])
     if dup.any():
         j = int(np.argmax(dup)) + 1
-        report.note("duplicate events (same user, item, time and feedback; all kept)",
-                    f"user {raw_users[ku[j]]!r}, time {int(kt[j])}", int(dup.sum()))
+        report.note(DUPLICATE_EVENTS, f"user {raw_users[ordered[-1][j]].item()!r}, time "
+                    f"{int(ordered[-2][j])}", int(dup.sum()))
 
 
 def _raw_array(values: Iterable) -> np.ndarray:
@@ -191,6 +200,7 @@ class EventLog:
         item_meta: ItemMeta | None = None,
         source: str = "",
         report: LoadReport | None = None,
+        time_fractions: Iterable[float] | None = None,
     ) -> "EventLog":
         """Build a log from per-event arrays of raw user ids, raw item ids, times, codes.
 
@@ -198,6 +208,9 @@ class EventLog:
         ``item_meta`` (whose ``raw_ids`` define the catalogue) when given; an event whose item
         is not in it is an error. Without metadata, items are numbered in sorted raw-id order.
         Each user's events are sorted by time, stably (ties keep their input order).
+        ``time_fractions`` [E] float (optional): the part of each event's time below its
+        integer timestamp (a loader that floored fractional times passes it); it orders events
+        that share a timestamp and is not stored.
         """
         users = _raw_array(users)
         raw_items = _raw_array(items)
@@ -214,6 +227,10 @@ class EventLog:
         st = None if strength is None else np.asarray(strength, dtype=np.float32)
         if st is not None and len(st) != n:
             raise ValueError(f"EventLog.from_events: strength has {len(st)} entries, users has {n}")
+        frac = None if time_fractions is None else np.asarray(time_fractions, dtype=np.float64)
+        if frac is not None and len(frac) != n:
+            raise ValueError(f"EventLog.from_events: time_fractions has {len(frac)} entries, "
+                             f"users has {n}")
 
         if item_meta is None:
             uniq, dense_items = np.unique(raw_items, return_inverse=True)
@@ -233,11 +250,13 @@ class EventLog:
             dense_items = order[pos] if n else np.zeros(0, np.int64)
 
         uniq_users, dense_users = np.unique(users, return_inverse=True)
-        # primary key user, then time, then input position (stable ties)
-        perm = np.lexsort((np.arange(n), ts, dense_users))
+        # primary key user, then time (then its fraction), then input position (stable ties)
+        keys = (np.arange(n), ts, dense_users) if frac is None else \
+            (np.arange(n), frac, ts, dense_users)
+        perm = np.lexsort(keys)
         if report is not None and n > 1:
-            _note_order_and_duplicates(report, dense_users, np.asarray(dense_items), ts, fb, perm,
-                                       uniq_users)
+            _note_order_and_duplicates(report, dense_users, np.asarray(dense_items), ts, frac, fb,
+                                       perm, uniq_users)
         counts = np.bincount(dense_users, minlength=len(uniq_users))
         offsets = np.zeros(len(uniq_users) + 1, dtype=np.int64)
         np.cumsum(counts, out=offsets[1:])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -17,9 +18,13 @@ class DataSpec:
     """Where the events come from and how raw values become feedback.
 
     ``source``: movielens | kuairand | csv | parquet | npz (a saved EventLog) | simulated.
-    csv/parquet use the column options; ratings (MovieLens, or ``rating_col``) map to feedback
-    with ``positive_min`` / ``dislike_max``; ``all_positive`` turns every event into a positive
-    interaction (RecBole's convention for MovieLens). ``sim_*`` configure the simulator.
+    ``path`` and ``items_path`` are made absolute when the spec is created (relative to the
+    working directory then), so a spec saved in a checkpoint loads from anywhere.
+    csv/parquet use the column options (``item_id_col``: the items file's id column;
+    ``feedback_map``: label -> feedback name, ``"*"`` for every other label; ``delimiter``: the
+    character itself; ``encoding``: of csv files); ratings (MovieLens, or ``rating_col``) map to
+    feedback with ``positive_min`` / ``dislike_max``; ``all_positive`` turns every event into a
+    positive interaction (RecBole's convention for MovieLens). ``sim_*`` configure the simulator.
     """
 
     source: str = "simulated"
@@ -32,9 +37,11 @@ class DataSpec:
     dwell_col: str | None = None
     feedback_map: dict[str, str] | None = None
     items_path: str | None = None
+    item_id_col: str = "item"
     item_category_col: str | None = "category"
     item_creator_col: str | None = None
     delimiter: str = ","
+    encoding: str = "utf-8"
     positive_min: float = 4.0
     dislike_max: float = 2.0
     genre_rule: str = "rarest"
@@ -50,9 +57,17 @@ class DataSpec:
             raise ValueError(f"data source must be one of {', '.join(SOURCES)}; got {self.source!r}")
         if self.source != "simulated" and not self.path:
             raise ValueError(f"data source {self.source!r} needs a path")
+        self.path = _absolute(self.path)
+        self.items_path = _absolute(self.items_path)
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def _absolute(path: str | None) -> str | None:
+    """``path`` made absolute against the working directory (``~`` expanded, ``..`` folded;
+    symbolic links kept as they are)."""
+    return None if path is None else os.path.abspath(os.path.expanduser(str(path)))
 
 
 def load_data(spec: DataSpec) -> EventLog:
@@ -84,9 +99,10 @@ def load_data(spec: DataSpec) -> EventLog:
                                           rating=spec.rating_col, dwell=spec.dwell_col),
                 feedback_values=spec.feedback_map, rating_mapping=mapping,
                 items_path=spec.items_path,
-                item_columns=loaders.ItemColumns(category=spec.item_category_col,
+                item_columns=loaders.ItemColumns(item=spec.item_id_col,
+                                                 category=spec.item_category_col,
                                                  creator=spec.item_creator_col),
-                delimiter=spec.delimiter, on_bad_rows=spec.on_bad_rows)
+                delimiter=spec.delimiter, encoding=spec.encoding, on_bad_rows=spec.on_bad_rows)
     if spec.all_positive:
         import numpy as np
 
