@@ -38,6 +38,25 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=at_least(0), default=0)
 
 
+def parse_actions(text: str) -> list[str]:
+    """``--actions``: feedback types other than positive (checked before any work)."""
+    from negrec.cli import CLIError
+    from negrec.data.feedback import Feedback, parse_feedback
+
+    actions = [a.strip() for a in text.split(",") if a.strip()]
+    if not actions:
+        raise CLIError(f"--actions must name feedback types (dislike, skip, neutral); got {text!r}")
+    for a in actions:
+        try:
+            code = parse_feedback(a)
+        except ValueError as exc:
+            raise CLIError(f"--actions: {exc}") from None
+        if code in (Feedback.POSITIVE, Feedback.PAD):
+            raise CLIError(f"--actions: {a!r} cannot be compared with the positive branch; give "
+                           "dislike, skip or neutral")
+    return actions
+
+
 def run(args: argparse.Namespace) -> int:
     import dataclasses
     from pathlib import Path
@@ -54,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
     from negrec.eval.report import markdown_table, write_report
     from negrec.models.checkpoint import load_checkpoint
 
-    actions = [a.strip() for a in args.actions.split(",") if a.strip()]
+    actions = parse_actions(args.actions)
     report = {"title": "negrec responsiveness report", "description": (
         "Counterfactual responsiveness (dislike vs positive branch) with 95% paired bootstrap "
         "intervals; closed-loop rates for simulated data."), "objectives": {}}
