@@ -8,6 +8,7 @@ The killed runs are subprocesses; everything they need is in FAULT_SCRIPT below.
 
 from __future__ import annotations
 
+import csv
 import errno
 import os
 import signal
@@ -27,8 +28,10 @@ from negrec.sim import SimConfig, Simulator
 from negrec.train import LossConfig, NonFiniteLossError, OptimConfig, TrainConfig, Trainer
 
 SIM = dict(num_items=120, num_clusters=6, num_creators=20, num_users=80, events_per_user=25)
+# log_every=1: a metrics.csv row per step, so that rows written after the last checkpoint of a
+# killed run exist (a resumed run must not write them twice)
 CONFIG = dict(random_crop=True, epochs=2, batch_size=32, progress=False, tensorboard=False,
-              eval_every=0, checkpoint_every=3, device="cpu")
+              eval_every=0, checkpoint_every=3, log_every=1, device="cpu")
 
 
 def make_config(**kw) -> TrainConfig:
@@ -175,6 +178,17 @@ def test_sigkill_then_resume_reproduces_the_uninterrupted_run(train_log, uninter
     a, b = params(uninterrupted.model), params(resumed.model)
     for name in a:
         assert torch.equal(a[name], b[name]), name
+    # the resumed run's metrics log holds each step once, with the uninterrupted run's values
+    # (the kill during the write at step 9 came after step 9's row), and the killed write's
+    # temporary file is gone
+    assert _metric_rows(out) == _metric_rows(uninterrupted.out_dir)
+    assert list(out.glob(".*.tmp")) == []
+
+
+def _metric_rows(out: Path) -> list[tuple]:
+    """(kind, step, epoch, loss, lr) of each metrics.csv row (timings differ between runs)."""
+    with (out / "metrics.csv").open(newline="") as f:
+        return [(r["kind"], r["step"], r["epoch"], r["loss"], r["lr"]) for r in csv.DictReader(f)]
 
 
 # ---- NaN losses -----------------------------------------------------------------------------

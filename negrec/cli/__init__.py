@@ -1,8 +1,10 @@
 """The ``negrec`` command line (also ``python -m negrec``).
 
 Each subcommand lives in its own module under :mod:`negrec.cli` and registers itself in
-:data:`SUBCOMMANDS`; expected failures (bad paths, configs, arguments) print one clear line
-and exit with status 2 instead of a traceback.
+:data:`SUBCOMMANDS`. Errors caused by the user's input (:class:`~negrec.errors.UserError`,
+a data file's DataFormatError, and OSError: a missing file, a full disk) print one line and
+exit with status 2; ``negrec --debug ...`` shows their traceback instead. Any other exception
+is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+
+from negrec.errors import UserError
 
 # name -> module path; each module defines add_arguments(parser) and run(args) -> int.
 SUBCOMMANDS = {
@@ -24,8 +28,8 @@ SUBCOMMANDS = {
 }
 
 
-class CLIError(Exception):
-    """An expected, user-facing failure: printed as one line, exit status 2."""
+class CLIError(UserError):
+    """A user error found by the command line itself (an option's value or combination)."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,6 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train sequential recommenders that learn from negative feedback and "
                     "measure how quickly they respond to it.",
     )
+    parser.add_argument("--debug", action="store_true",
+                        help="show the traceback of an error caused by the input, not one line")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (module, help_text) in SUBCOMMANDS.items():
         mod = importlib.import_module(module)
@@ -49,13 +55,32 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args._run(args) or 0)
-    except (CLIError, FileNotFoundError, NotADirectoryError, IsADirectoryError, ValueError,
-            KeyError) as exc:
-        from negrec.cli.data_cmd import cli_message  # data errors name flags, not keywords
-
-        msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else cli_message(exc)
-        print(f"negrec {args.command}: error: {msg}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         print(f"negrec {args.command}: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:
+        if args.debug or not is_user_error(exc):
+            raise
+        print(f"negrec {args.command}: error: {one_line(exc)}", file=sys.stderr)
+        return 2
+
+
+def is_user_error(exc: BaseException) -> bool:
+    """Caused by the input or the environment, not by a bug: a UserError, a data file's
+    DataFormatError, or an OSError (missing file, permissions, full disk)."""
+    from negrec.data.loaders import DataFormatError
+
+    return isinstance(exc, (UserError, DataFormatError, OSError))
+
+
+def one_line(exc: BaseException) -> str:
+    """The message of ``exc`` on one line; an OSError's with the file it concerns."""
+    if isinstance(exc, OSError) and exc.strerror:
+        text = exc.strerror
+        if exc.filename is not None and str(exc.filename) not in text:
+            text = f"{exc.filename}: {text}"
+    else:
+        from negrec.cli.data_cmd import cli_message  # data errors name flags, not keywords
+
+        text = cli_message(exc)
+    return " ".join(text.split())

@@ -22,6 +22,7 @@ from negrec.models.checkpoint import load_checkpoint
 from negrec.models.objectives import OBJECTIVES
 from negrec.sim import SimConfig, Simulator
 from negrec.train.config import LossConfig, OptimConfig, TrainConfig
+from negrec.train.trainer import check_run_folder
 
 __all__ = ["DemoConfig", "run_demo"]
 
@@ -80,8 +81,12 @@ class DemoConfig:
             early_stopping_patience=0, progress=self.progress, tensorboard=False)
 
 
-def run_demo(config: DemoConfig, out_dir: str | Path, *, echo=print) -> dict:
+def run_demo(config: DemoConfig, out_dir: str | Path, *, echo=print, overwrite: bool = False) -> dict:
+    """Runs the demo into ``out_dir``; its training runs go to ``out_dir/runs/<objective>``,
+    which must not hold runs already unless ``overwrite`` (they are then replaced)."""
     out = Path(out_dir)
+    for name in config.objectives:  # before any work
+        check_run_folder(out / "runs" / name, resume=False, overwrite=overwrite)
     t_start = time.perf_counter()
     sim_cfg = SimConfig(num_users=config.sim_users, events_per_user=config.sim_events)
     sim = Simulator(sim_cfg, seed=config.seed)
@@ -113,7 +118,7 @@ def run_demo(config: DemoConfig, out_dir: str | Path, *, echo=print) -> dict:
         from negrec.cli.pipeline import train_and_evaluate
 
         metrics = train_and_evaluate(cfg, out / "runs" / name, split=split, ks=(10,),
-                                     bootstrap=config.bootstrap)
+                                     bootstrap=config.bootstrap, overwrite=overwrite)
         ck = load_checkpoint(out / "runs" / name / "best.pt")
         hist, branched, _ = simulated_histories(ck.model, ck.objective, sim,
                                                 num_users=config.histories,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from negrec.cli.options import at_least
+
 DESCRIPTION = """Run the whole story on the embedded simulator: generate a log with likes,
 skips and dislikes, train the four objectives (positive_only, input_only, input_ntr,
 filter_history), evaluate them offline, measure their counterfactual responsiveness to a
@@ -23,7 +25,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     size.add_argument("--quick", action="store_true", help="a reduced run (under 3 minutes)")
     size.add_argument("--full-size", action="store_true",
                       help="2,000 simulated histories and closed-loop users (longer)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=at_least(0), default=0)
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the training runs of an earlier demo in the same folder")
     p.add_argument("--no-progress", action="store_true")
 
 
@@ -33,5 +37,5 @@ def run(args: argparse.Namespace) -> int:
     cfg = DemoConfig.quick() if args.quick else DemoConfig.full_size() if args.full_size else DemoConfig()
     cfg.seed = args.seed
     cfg.progress = not args.no_progress
-    run_demo(cfg, args.out)
+    run_demo(cfg, args.out, overwrite=args.overwrite)
     return 0

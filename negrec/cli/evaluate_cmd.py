@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from negrec.cli.data_cmd import add_source_arguments, spec_from_args
+from negrec.cli.options import at_least
 
 DESCRIPTION = """Evaluate a checkpoint by full ranking on the leave-one-out validation or test
 events of its own data (or of --data ...), through the checkpoint's own objective (input
@@ -20,8 +21,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--split", choices=["test", "valid"], default="test")
     p.add_argument("--keep-history-items", action="store_true",
                    help="do not exclude the user's history items from the ranking")
-    p.add_argument("--k", type=int, action="append", help="cut-offs (default 10 and 20)")
-    p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the intervals")
+    p.add_argument("--k", type=at_least(1), action="append", help="cut-offs (default 10 and 20)")
+    p.add_argument("--bootstrap", type=at_least(0), default=1000,
+                   help="bootstrap resamples for the intervals (0: none)")
     p.add_argument("--out", help="also write the JSON here")
     add_source_arguments(p, required=False)
 
@@ -30,17 +32,16 @@ def run(args: argparse.Namespace) -> int:
     import json
 
     from negrec.cli import CLIError
-    from negrec.cli.pipeline import write_json
-    from negrec.data.spec import DataSpec, load_data
+    from negrec.cli.options import reject_source_options_without_source
+    from negrec.cli.pipeline import stored_config, write_json
+    from negrec.data.spec import load_data
     from negrec.data.split import leave_one_out
     from negrec.eval.metrics import evaluate
     from negrec.models.checkpoint import load_checkpoint
 
+    reject_source_options_without_source(args, "negrec evaluate")
     ck = load_checkpoint(args.checkpoint)
-    if args.source is not None:
-        spec = spec_from_args(args)
-    else:
-        spec = DataSpec(**ck.config["data"])
+    spec = spec_from_args(args) if args.source is not None else stored_config(ck).data
     log = load_data(spec)
     if log.num_items != ck.model.num_items:
         raise CLIError(f"the data has {log.num_items} items but the checkpoint was trained on "

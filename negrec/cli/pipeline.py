@@ -10,29 +10,37 @@ from negrec.data.log import EventLog
 from negrec.data.spec import load_data
 from negrec.data.split import Split, leave_one_out
 from negrec.eval.metrics import evaluate
-from negrec.models.checkpoint import load_checkpoint
+from negrec.errors import UserError
+from negrec.models.checkpoint import LoadedCheckpoint, atomic_write_text, load_checkpoint
 from negrec.train.config import TrainConfig
-from negrec.train.trainer import Trainer
+from negrec.train.trainer import Trainer, check_run_folder
 
-__all__ = ["train_and_evaluate", "write_json"]
+__all__ = ["stored_config", "train_and_evaluate", "write_json"]
+
+
+def stored_config(checkpoint: LoadedCheckpoint) -> TrainConfig:
+    """The training configuration stored in a loaded checkpoint, validated."""
+    try:
+        return TrainConfig.from_dict(checkpoint.config)
+    except UserError as exc:
+        raise UserError(f"{checkpoint.path}: the stored configuration is invalid ({exc})") from None
 
 
 def write_json(path: Path, data: dict) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=float))
-    tmp.replace(path)
-    return path
+    """Writes ``data`` as JSON, atomically (never a truncated file, no temporary left)."""
+    return atomic_write_text(path, json.dumps(data, indent=2, default=float))
 
 
 def train_and_evaluate(config: TrainConfig, out_dir: str | Path, *, log: EventLog | None = None,
-                       split: Split | None = None, resume: bool = False, ks=(10, 20),
-                       bootstrap: int = 1000) -> dict:
+                       split: Split | None = None, resume: bool = False, overwrite: bool = False,
+                       ks=(10, 20), bootstrap: int = 1000) -> dict:
     """Loads the data (unless given), splits it leave-one-out on the full log, trains with
-    early stopping on validation NDCG@10, evaluates the best checkpoint on the validation and
-    test events, and writes ``metrics.json`` beside the checkpoints. Returns the metrics."""
+    early stopping on validation NDCG@10, evaluates ``best.pt`` (the best validated model, or
+    the last one when no validation ran) on the validation and test events, and writes
+    ``metrics.json`` beside the checkpoints. Returns the metrics. ``resume`` / ``overwrite``:
+    see :class:`~negrec.train.Trainer`."""
     out = Path(out_dir)
+    check_run_folder(out, resume=resume, overwrite=overwrite)  # before loading the data
     if split is None:
         log = log if log is not None else load_data(config.data)
         split = leave_one_out(log)
@@ -43,7 +51,8 @@ def train_and_evaluate(config: TrainConfig, out_dir: str | Path, *, log: EventLo
 
     t0 = time.perf_counter()
     result = Trainer(config, split.train, out, validate=validate,
-                     validate_metric=f"ndcg@{config.eval_k}", resume=resume).fit()
+                     validate_metric=f"ndcg@{config.eval_k}", resume=resume,
+                     overwrite=overwrite).fit()
     wall = time.perf_counter() - t0
     best = load_checkpoint(out / "best.pt")
     valid = evaluate(best.model, split.valid, best.objective, ks=ks, bootstrap=bootstrap,
@@ -56,7 +65,8 @@ def train_and_evaluate(config: TrainConfig, out_dir: str | Path, *, log: EventLo
         "valid": valid.flat(),
         "test": test.flat(),
         "train": {"steps": result.steps, "epochs": result.epochs_completed,
-                  "best_epoch": result.best_epoch, "stopped_early": result.stopped_early,
+                  "best_epoch": result.best_epoch, "best_checkpoint": result.best_checkpoint,
+                  "stopped_early": result.stopped_early,
                   "stopped_by_budget": result.stopped_by_time,
                   "train_seconds": result.train_seconds, "wall_seconds": wall,
                   "targets_per_s": result.targets_per_s, "sequences_per_s": result.sequences_per_s,

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 
+from negrec.cli.options import at_least
+
 DESCRIPTION = """Measure how much each checkpoint backs off from similar items right after a
 dislike (and a skip): counterfactual branching of histories, top-10 at the next step, share in
 the branched item's cluster / creator, responsiveness = ratio of means - 1 with a paired
@@ -21,19 +23,38 @@ examples:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", action="append", required=True, help="repeatable")
     p.add_argument("--out", default="responsiveness_report")
-    p.add_argument("--histories", type=int, default=1000,
+    p.add_argument("--histories", type=at_least(1), default=1000,
                    help="simulated histories (or real users sampled) per checkpoint")
-    p.add_argument("--steps", type=int, default=49, help="simulated items consumed before the branch")
+    p.add_argument("--steps", type=at_least(1), default=49, help="simulated items consumed before the branch")
     p.add_argument("--actions", default="dislike,skip", help="feedback types compared with positive")
-    p.add_argument("--loop-users", type=int, default=500, help="closed-loop users (simulated data)")
-    p.add_argument("--loop-steps", type=int, default=50)
-    p.add_argument("--loop-warmup", type=int, default=20,
+    p.add_argument("--loop-users", type=at_least(1), default=500, help="closed-loop users (simulated data)")
+    p.add_argument("--loop-steps", type=at_least(1), default=50)
+    p.add_argument("--loop-warmup", type=at_least(0), default=20,
                    help="logged events each closed-loop user has before the model takes over "
                         "(0: cold start)")
-    p.add_argument("--clusters", type=int, default=20,
+    p.add_argument("--clusters", type=at_least(1), default=20,
                    help="co-occurrence clusters when the data has none")
-    p.add_argument("--bootstrap", type=int, default=1000)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--bootstrap", type=at_least(0), default=1000)
+    p.add_argument("--seed", type=at_least(0), default=0)
+
+
+def parse_actions(text: str) -> list[str]:
+    """``--actions``: feedback types other than positive (checked before any work)."""
+    from negrec.cli import CLIError
+    from negrec.data.feedback import Feedback, parse_feedback
+
+    actions = [a.strip() for a in text.split(",") if a.strip()]
+    if not actions:
+        raise CLIError(f"--actions must name feedback types (dislike, skip, neutral); got {text!r}")
+    for a in actions:
+        try:
+            code = parse_feedback(a)
+        except ValueError as exc:
+            raise CLIError(f"--actions: {exc}") from None
+        if code in (Feedback.POSITIVE, Feedback.PAD):
+            raise CLIError(f"--actions: {a!r} cannot be compared with the positive branch; give "
+                           "dislike, skip or neutral")
+    return actions
 
 
 def run(args: argparse.Namespace) -> int:
@@ -43,7 +64,8 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from negrec.cli import CLIError
-    from negrec.data.spec import DataSpec, load_data
+    from negrec.cli.pipeline import stored_config
+    from negrec.data.spec import load_data
     from negrec.data.split import leave_one_out
     from negrec.eval.closed_loop import closed_loop
     from negrec.eval.counterfactual import (cooccurrence_clusters, log_histories, responsiveness,
@@ -51,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
     from negrec.eval.report import markdown_table, write_report
     from negrec.models.checkpoint import load_checkpoint
 
-    actions = [a.strip() for a in args.actions.split(",") if a.strip()]
+    actions = parse_actions(args.actions)
     report = {"title": "negrec responsiveness report", "description": (
         "Counterfactual responsiveness (dislike vs positive branch) with 95% paired bootstrap "
         "intervals; closed-loop rates for simulated data."), "objectives": {}}
@@ -60,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
         name = ck.objective.name
         if name in report["objectives"]:
             name = f"{name} ({Path(path).parent.name})"
-        spec = DataSpec(**ck.config["data"])
+        spec = stored_config(ck).data
         entry = {}
         meta = ck.item_meta
         if spec.source == "simulated":

@@ -8,15 +8,27 @@ from negrec.cli.data_cmd import add_source_arguments, load_and_report, spec_from
 
 DESCRIPTION = """Train a sequential recommender with one of the objectives (positive_only,
 input_only, input_ntr, filter_history), with early stopping on validation NDCG@10, then
-evaluate the best checkpoint. Writes under --out: best.pt, last.pt, config.yaml (the full
-resolved config), metrics.csv (training curve), metrics.json (validation and test metrics:
-ndcg@10, recall@10, mrr, dislike_exposure@10, hr_gap@10, with 95% intervals and user counts).
+evaluate the best checkpoint. Writes under --out: best.pt (the best validated model, or the
+last model when no validation ran), last.pt, config.yaml (the full resolved config),
+metrics.csv (training curve), metrics.json (validation and test metrics: ndcg@10, recall@10,
+mrr, dislike_exposure@10, hr_gap@10, with 95% intervals and user counts).
+
+An --out that already holds a run is refused: continue it with --resume, or start over with
+--overwrite. --resume continues from OUT/last.pt with the configuration stored in it; only
+--epochs, --max-minutes, --no-progress and --set epochs=/max_steps=/max_minutes=/progress= may
+change it (epochs not with the cosine schedule).
 
 examples:
   negrec train --data movielens --path ../shared/data/ml-100k --objective input_ntr --out runs/ntr
   negrec train --config my.yaml --set optim.lr=3e-3 --set model.kind=gru --out runs/gru
   negrec train --data simulated --epochs 5 --out runs/sim
-  negrec train --out runs/ntr --resume        # continue a killed run"""
+  negrec train --out runs/ntr --resume                # continue a killed run
+  negrec train --out runs/ntr --resume --epochs 40    # train a finished run for longer"""
+
+# flags that are shorthands for one configuration key
+FLAG_KEYS = (("objective", "--objective", "objective"), ("model_kind", "--model", "model.kind"),
+             ("epochs", "--epochs", "epochs"), ("seed", "--seed", "seed"),
+             ("device", "--device", "device"), ("max_minutes", "--max-minutes", "max_minutes"))
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -27,49 +39,93 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--epochs", type=int)
     p.add_argument("--seed", type=int)
     p.add_argument("--device", help="auto | cpu | cuda | cuda:N")
-    p.add_argument("--max-minutes", type=float, help="training-time budget")
+    p.add_argument("--max-minutes", type=float,
+                   help="training-time budget, in total (a resumed run's earlier sessions count)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override any config key, e.g. --set optim.lr=3e-3 (repeatable)")
-    p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    run = p.add_mutually_exclusive_group()
+    run.add_argument("--resume", action="store_true", help="continue the run in OUT from OUT/last.pt")
+    run.add_argument("--overwrite", action="store_true",
+                     help="delete the run already in OUT (checkpoints, config.yaml, metrics.csv, "
+                          "metrics.json, tensorboard/) and start a new one")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     add_source_arguments(p, required=False)
 
 
+def _overrides(args: argparse.Namespace) -> list[tuple[str, str]]:
+    """(what the user typed, ``key=value``) for every configuration change asked for."""
+    sets = [(f"--set {item}", item) for item in args.set]
+    for dest, flag, key in FLAG_KEYS:
+        value = getattr(args, dest)
+        if value is not None:
+            sets.insert(0, (f"{flag} {value}", f"{key}={value}"))
+    if args.no_progress:
+        sets.append(("--no-progress", "progress=false"))
+    return sets
+
+
 def build_config(args: argparse.Namespace):
+    """The configuration of a new run: --config (or the defaults), the data options, then the
+    flags and --set overrides."""
+    from negrec.cli import CLIError
+    from negrec.cli.options import reject_source_options_without_source
+    from negrec.data.spec import DataSpec
     from negrec.train.config import apply_overrides, load_config
 
+    reject_source_options_without_source(args, "negrec train")
     cfg = load_config(args.config)
     if args.source is not None:
+        if args.config and cfg.data != DataSpec():
+            raise CLIError(f"--config {args.config} has a data section and --data {args.source} is "
+                           "given: the data come from one of them (drop one)")
         cfg.data = spec_from_args(args)
-    sets = list(args.set)
-    for flag, key in (("objective", "objective"), ("model_kind", "model.kind"), ("epochs", "epochs"),
-                      ("seed", "seed"), ("device", "device"), ("max_minutes", "max_minutes")):
-        value = getattr(args, flag)
-        if value is not None:
-            sets.insert(0, f"{key}={value}")
-    if args.no_progress:
-        sets.append("progress=false")
-    return apply_overrides(cfg, sets)
+    return apply_overrides(cfg, [item for _, item in _overrides(args)])
+
+
+def resume_config(args: argparse.Namespace):
+    """The configuration stored in OUT/last.pt, with the changes a resumed run may make;
+    anything else asked for is refused (it would otherwise be ignored)."""
+    from pathlib import Path
+
+    from negrec.cli import CLIError
+    from negrec.cli.options import given_source_options
+    from negrec.train.config import apply_overrides, parse_override, resume_adjustable_keys
+    from negrec.train.trainer import config_from_checkpoint
+
+    last = Path(args.out) / "last.pt"
+    fixed = (["--config"] if args.config else []) + [
+        flag for dest, flag, key in FLAG_KEYS if getattr(args, dest) is not None
+        and key not in ("epochs", "max_minutes")] + given_source_options(args)
+    if fixed:
+        raise CLIError(f"--resume continues {last} with the configuration stored in it; "
+                       f"{', '.join(fixed)} would change it: start a new run instead (--overwrite "
+                       "or another --out)")
+    if not last.exists():
+        raise CLIError(f"--resume: {last} not found (nothing to resume in {args.out})")
+    cfg = config_from_checkpoint(last)
+    adjustable = resume_adjustable_keys(cfg)
+    sets = _overrides(args)
+    for label, item in sets:
+        key, _ = parse_override(item)
+        if key not in adjustable:
+            raise CLIError(f"--resume: {label} cannot be applied: {key} is fixed once a run has "
+                           f"started (a resumed run can change only {', '.join(adjustable)}); "
+                           "start a new run instead (--overwrite or another --out)")
+    return apply_overrides(cfg, [item for _, item in sets])
 
 
 def run(args: argparse.Namespace) -> int:
     import json
-    from pathlib import Path
 
-    from negrec.cli import CLIError
     from negrec.cli.pipeline import train_and_evaluate
 
-    if args.resume:
-        from negrec.train.config import load_config
+    from negrec.train.trainer import check_run_folder
 
-        saved = Path(args.out) / "config.yaml"
-        if not saved.exists():
-            raise CLIError(f"--resume: {saved} not found (nothing to resume in {args.out})")
-        cfg = load_config(saved)
-    else:
-        cfg = build_config(args)
+    cfg = resume_config(args) if args.resume else build_config(args)
+    check_run_folder(args.out, resume=args.resume, overwrite=args.overwrite)  # before loading
     log = load_and_report(cfg.data, "train")  # the loader's summary line on stderr
-    metrics = train_and_evaluate(cfg, args.out, log=log, resume=args.resume)
+    metrics = train_and_evaluate(cfg, args.out, log=log, resume=args.resume,
+                                 overwrite=args.overwrite)
     t = metrics["test"]
     summary = {k: t[k] for k in ("ndcg@10", "recall@10", "mrr", "dislike_exposure@10",
                                  "positive_users", "dislike_users") if k in t}

@@ -5,6 +5,8 @@ from __future__ import annotations
 from enum import IntEnum
 from typing import Mapping
 
+from negrec.errors import UserError
+
 
 class Feedback(IntEnum):
     """What the user did with an item. Codes are stored as int8; 0 is padding.
@@ -40,13 +42,13 @@ def parse_feedback(value: str | int | Feedback) -> Feedback:
         try:
             return Feedback(value)
         except ValueError:
-            raise ValueError(f"unknown feedback code {value}; expected one of "
+            raise UserError(f"unknown feedback code {value}; expected one of "
                              f"{[int(f) for f in Feedback]}") from None
     key = str(value).strip().lower()
     for f in Feedback:
         if f.label == key:
             return f
-    raise ValueError(f"unknown feedback {value!r}; expected one of "
+    raise UserError(f"unknown feedback {value!r}; expected one of "
                      f"{[f.label for f in FEEDBACK_TYPES]}")
 
 
@@ -73,12 +75,12 @@ class FeedbackLabels:
             key = self.key(raw)
             target = _BY_NAME.get(self.key(name))
             if not key or target is None:
-                raise ValueError(f"feedback map entry {raw!r} -> {name!r}: expected a non-empty "
+                raise UserError(f"feedback map entry {raw!r} -> {name!r}: expected a non-empty "
                                  f"label mapped to one of {', '.join(_BY_NAME)}")
             if key == OTHER_LABELS:
                 self.other = target
             elif self.mapping.setdefault(key, target) is not target:
-                raise ValueError(f"feedback map: label {raw!r} is mapped to both "
+                raise UserError(f"feedback map: label {raw!r} is mapped to both "
                                  f"{self.mapping[key].label} and {target.label} (labels are "
                                  "matched without case and surrounding spaces)")
 

@@ -48,6 +48,7 @@ import numpy as np
 
 from negrec.data.feedback import FEEDBACK_TYPES, OTHER_LABELS, Feedback, FeedbackLabels
 from negrec.data.log import EventLog, ItemMeta, LoadReport
+from negrec.errors import UserError
 
 __all__ = [
     "DataFormatError", "Option", "RatingMapping", "ColumnMap", "ItemColumns", "KuaiRandMapping",
@@ -80,7 +81,7 @@ class Option:
 SKIP_BAD_ROWS = Option("on_bad_rows", "skip")
 
 
-class DataFormatError(ValueError):
+class DataFormatError(UserError):
     """A malformed input file: the message names the file, the line and what is wrong.
 
     Built from text and :class:`Option` parts; ``str()`` spells the options as Python keyword
@@ -102,7 +103,7 @@ class _BadRows:
 
     def __init__(self, path: Path, on_bad_rows: BadRows, report: LoadReport):
         if on_bad_rows not in ("error", "skip"):
-            raise ValueError(f"on_bad_rows must be 'error' or 'skip'; got {on_bad_rows!r}")
+            raise UserError(f"on_bad_rows must be 'error' or 'skip'; got {on_bad_rows!r}")
         self.path, self.policy, self.report = path, on_bad_rows, report
 
     def __call__(self, line_no: int, reason: str, detail: str) -> None:
@@ -318,7 +319,7 @@ class RatingMapping:
 
     def __post_init__(self) -> None:
         if not self.dislike_max < self.positive_min:
-            raise ValueError(f"RatingMapping: dislike_max ({self.dislike_max}) must be below "
+            raise UserError(f"RatingMapping: dislike_max ({self.dislike_max}) must be below "
                              f"positive_min ({self.positive_min})")
 
     def map(self, ratings: np.ndarray) -> np.ndarray:
@@ -376,7 +377,7 @@ class _Rows:
         if not path.exists():
             raise FileNotFoundError(f"{path}: file not found")
         if not delimiter or any(c in delimiter for c in '\r\n"'):
-            raise ValueError(f"delimiter must be non-empty, without quotes or line breaks; got "
+            raise UserError(f"delimiter must be non-empty, without quotes or line breaks; got "
                              f"{delimiter!r}")
         self.path, self.delimiter, self.encoding = path, delimiter, encoding
         self.header_wanted, self.report, self.min_fields = header, report, min_fields
@@ -391,7 +392,7 @@ class _Rows:
         try:
             declared = codecs.lookup(self.encoding).name
         except LookupError:
-            raise ValueError(f"{self.path}: unknown encoding {self.encoding!r}") from None
+            raise UserError(f"{self.path}: unknown encoding {self.encoding!r}") from None
         with open(self.path, "rb") as f:
             head = f.read(4)
         if head.startswith(codecs.BOM_UTF8):
@@ -509,7 +510,7 @@ def _genre_clusters(item_genres: list[list[str]], rule: GenreRule) -> tuple[np.n
     (the most specific; ties broken by genre name); ``first``: the first one listed.
     Items without a genre get -1."""
     if rule not in ("rarest", "first"):
-        raise ValueError(f"genre_rule must be 'rarest' or 'first'; got {rule!r}")
+        raise UserError(f"genre_rule must be 'rarest' or 'first'; got {rule!r}")
     freq: dict[str, int] = {}
     for gs in item_genres:
         for g in gs:
@@ -825,7 +826,7 @@ class ColumnMap:
 
     def __post_init__(self) -> None:
         if (self.feedback is None) == (self.rating is None):
-            raise ValueError("ColumnMap: give exactly one of feedback= (a label column) and "
+            raise UserError("ColumnMap: give exactly one of feedback= (a label column) and "
                              f"rating= (a numeric column); got feedback={self.feedback!r}, "
                              f"rating={self.rating!r}")
 
@@ -1079,5 +1080,5 @@ def load_source(source: str, path: str | Path, **kwargs) -> EventLog:
         return load_table(path, **kwargs)
     if source == "npz":
         return EventLog.load(path)
-    raise ValueError(f"unknown data source {source!r}; expected movielens, kuairand, csv, "
+    raise UserError(f"unknown data source {source!r}; expected movielens, kuairand, csv, "
                      "parquet or npz")

@@ -17,6 +17,7 @@ from typing import Any, Iterable
 import numpy as np
 
 from negrec.data.feedback import FEEDBACK_TYPES, Feedback
+from negrec.errors import UserError
 
 __all__ = ["EventLog", "ItemMeta", "LoadReport"]
 
@@ -424,7 +425,7 @@ class EventLog:
         except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
             if isinstance(exc, FileNotFoundError):
                 raise
-            raise ValueError(f"{path}: not a readable negrec event log ({type(exc).__name__}: "
+            raise UserError(f"{path}: not a readable negrec event log ({type(exc).__name__}: "
                              f"{exc}); the file is truncated or corrupt") from None
 
     @classmethod

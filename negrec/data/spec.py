@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from negrec.data.log import EventLog
+from negrec.errors import UserError
 
 __all__ = ["DataSpec", "load_data"]
 
@@ -54,9 +55,9 @@ class DataSpec:
 
     def __post_init__(self) -> None:
         if self.source not in SOURCES:
-            raise ValueError(f"data source must be one of {', '.join(SOURCES)}; got {self.source!r}")
+            raise UserError(f"data source must be one of {', '.join(SOURCES)}; got {self.source!r}")
         if self.source != "simulated" and not self.path:
-            raise ValueError(f"data source {self.source!r} needs a path")
+            raise UserError(f"data source {self.source!r} needs a path")
         self.path = _absolute(self.path)
         self.items_path = _absolute(self.items_path)
 

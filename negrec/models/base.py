@@ -22,7 +22,10 @@ from dataclasses import asdict, dataclass, field
 from typing import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
+
+from negrec.errors import UserError
 
 __all__ = ["ModelConfig", "SequentialRecommender", "last_positions"]
 
@@ -53,15 +56,15 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         if self.kind not in ("sasrec", "gru"):
-            raise ValueError(f"ModelConfig.kind must be 'sasrec' or 'gru'; got {self.kind!r}")
-        for name in ("dim", "num_layers", "max_len"):
+            raise UserError(f"model.kind must be 'sasrec' or 'gru'; got {self.kind!r}")
+        for name in ("dim", "num_layers", "num_heads", "max_len"):
             if getattr(self, name) <= 0:
-                raise ValueError(f"ModelConfig.{name} must be > 0; got {getattr(self, name)}")
+                raise UserError(f"model.{name} must be > 0; got {getattr(self, name)}")
         if self.kind == "sasrec" and self.dim % self.num_heads:
-            raise ValueError(f"ModelConfig.dim ({self.dim}) must be divisible by num_heads "
-                             f"({self.num_heads})")
+            raise UserError(f"model.dim ({self.dim}) must be divisible by num_heads "
+                            f"({self.num_heads})")
         if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"ModelConfig.dropout must be in [0, 1); got {self.dropout}")
+            raise UserError(f"model.dropout must be in [0, 1); got {self.dropout}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -95,7 +98,9 @@ class SequentialRecommender(nn.Module, abc.ABC):
     def score(self, states: Tensor, items: Tensor) -> Tensor:
         """Logits <state, item>: states [..., D] with items [K] -> [..., K]; with items
         [..., K] (same leading shape) -> [..., K]."""
-        emb = self.item_table()[items]
+        # F.embedding, not table[items]: its backward sums the rows of repeated items in
+        # index order (advanced indexing's does so in a thread-dependent order on the CPU)
+        emb = F.embedding(items, self.item_table())
         if items.dim() == 1:
             return states @ emb.T
         return (states.unsqueeze(-2) * emb).sum(-1)

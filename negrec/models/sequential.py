@@ -20,6 +20,18 @@ from negrec.models.base import ModelConfig, SequentialRecommender
 __all__ = ["EventEmbedding", "SASRec", "GRURec", "build_model"]
 
 
+def _side_table_rows(values: np.ndarray) -> tuple[Tensor, int]:
+    """Item -> row of a side table (cluster or creator embeddings): ``([V + 1] int64, rows)``.
+
+    Unknown values (-1) and the padding item (index V) map to the last row, which is kept at
+    zero. Computed with numpy, so that building a model on the meta device (to check a
+    checkpoint's shapes without allocating) gives the same number of rows."""
+    v = np.asarray(values, dtype=np.int64)
+    rows = int(v.max()) + 2 if len(v) else 1
+    mapping = np.concatenate([np.where(v < 0, rows - 1, v), [rows - 1]]).astype(np.int64)
+    return torch.as_tensor(mapping), rows
+
+
 class EventEmbedding(nn.Module):
     """[B, L] items, feedback, mask -> [B, L, D] input embeddings (zero at padding)."""
 
@@ -40,11 +52,8 @@ class EventEmbedding(nn.Module):
         if config.cluster_input:
             if item_cluster is None:
                 raise ValueError("ModelConfig.cluster_input needs item clusters (item metadata)")
-            c = torch.as_tensor(np.asarray(item_cluster), dtype=torch.long)
-            n = int(c.max()) + 2 if len(c) else 1
-            # unknown (-1) and padding map to the last row, kept at zero
-            self.register_buffer("item_to_cluster", torch.cat([torch.where(c < 0, n - 1, c),
-                                                               torch.tensor([n - 1])]))
+            item_to_cluster, n = _side_table_rows(item_cluster)
+            self.register_buffer("item_to_cluster", item_to_cluster)
             self.cluster = nn.Embedding(n, d, padding_idx=n - 1)
             nn.init.normal_(self.cluster.weight, std=1.0 / math.sqrt(d))
             with torch.no_grad():
@@ -52,10 +61,8 @@ class EventEmbedding(nn.Module):
         if config.creator_input:
             if item_creator is None:
                 raise ValueError("ModelConfig.creator_input needs item creators (item metadata)")
-            c = torch.as_tensor(np.asarray(item_creator), dtype=torch.long)
-            n = int(c.max()) + 2 if len(c) else 1
-            self.register_buffer("item_to_creator", torch.cat([torch.where(c < 0, n - 1, c),
-                                                               torch.tensor([n - 1])]))
+            item_to_creator, n = _side_table_rows(item_creator)
+            self.register_buffer("item_to_creator", item_to_creator)
             self.creator = nn.Embedding(n, d, padding_idx=n - 1)
             nn.init.normal_(self.creator.weight, std=1.0 / math.sqrt(d))
             with torch.no_grad():
@@ -86,7 +93,11 @@ class EventEmbedding(nn.Module):
             raise ValueError(f"history length {L} exceeds the model's max_len {self.config.max_len}")
         x = self.item_repr(items) * self.scale
         if self.feedback_gain is not None:
-            x = x * self.feedback_gain[feedback.long()]
+            # F.embedding, not feedback_gain[feedback]: the backward of advanced indexing sums
+            # the gradient rows of repeated codes in a thread-dependent order on the CPU (so
+            # two identical runs could differ in the last bits); embedding's backward sums them
+            # in index order. The forward values are the same.
+            x = x * F.embedding(feedback.long(), self.feedback_gain)
         # recency: number of real events after this one (0 = most recent)
         recency = (mask.flip(1).long().cumsum(1).flip(1) - 1).clamp(min=0)
         x = x + self.position(recency)

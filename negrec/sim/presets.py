@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from negrec.errors import UserError
 from negrec.sim.simulator import SimConfig
 
 __all__ = ["PRESETS", "preset"]
@@ -43,6 +44,6 @@ PRESETS: dict[str, SimConfig] = {
 def preset(name: str, **overrides) -> SimConfig:
     """The :class:`SimConfig` of preset ``name`` with ``overrides`` (e.g. ``num_users``)."""
     if name not in PRESETS:
-        raise ValueError(f"unknown simulator preset {name!r}; expected one of "
+        raise UserError(f"unknown simulator preset {name!r}; expected one of "
                          f"{', '.join(PRESETS)}")
     return replace(PRESETS[name], **overrides)

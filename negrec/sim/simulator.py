@@ -69,6 +69,7 @@ import numpy as np
 
 from negrec.data.feedback import Feedback
 from negrec.data.log import EventLog, ItemMeta
+from negrec.errors import UserError
 
 __all__ = ["SimConfig", "Simulator", "UserState"]
 
@@ -148,7 +149,7 @@ class SimConfig:
         }
         for name, (ok, rule) in checks.items():
             if not ok:
-                raise ValueError(f"SimConfig: {name} must be {rule}")
+                raise UserError(f"SimConfig: {name} must be {rule}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -378,7 +379,7 @@ class Simulator:
         n = c.num_users if num_users is None else num_users
         steps = c.events_per_user if events_per_user is None else events_per_user
         if steps > c.num_items:
-            raise ValueError(f"events_per_user ({steps}) cannot exceed num_items ({c.num_items})")
+            raise UserError(f"events_per_user ({steps}) cannot exceed num_items ({c.num_items})")
         rng = np.random.default_rng([self.seed, 2, seed])
         state = self.spawn_users(n, seed) if state is None else state
         users = np.arange(n)

@@ -1,9 +1,15 @@
 """Training configuration: one dataclass tree, loadable from YAML, overridable from the
-command line (``--set optim.lr=3e-3``), saved fully resolved with every run."""
+command line (``--set optim.lr=3e-3``), saved fully resolved with every run.
+
+Every value is checked when a configuration is built (types, then ranges): a bad value raises
+:class:`~negrec.errors.UserError` naming the key, what was expected and what was given."""
 
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
+import types
 import typing
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -12,11 +18,22 @@ from typing import Any
 import yaml
 
 from negrec.data.spec import DataSpec
+from negrec.errors import UserError
 from negrec.models.base import ModelConfig
+from negrec.models.checkpoint import atomic_write_text
 from negrec.models.objectives import (DEFAULT_R, DEFAULT_W_DISLIKE, DEFAULT_W_SKIP, OBJECTIVES,
                                       Objective, get_objective)
 
-__all__ = ["LossConfig", "OptimConfig", "TrainConfig", "apply_overrides", "load_config"]
+__all__ = ["LossConfig", "OptimConfig", "TrainConfig", "apply_overrides", "load_config",
+           "resume_adjustable_keys"]
+
+# Keys that no longer exist, with the value that asks for what negrec now always does: old
+# config files and checkpoints that hold exactly that value still load (nothing they ask for
+# is lost); any other value is an error. num_workers: batches are collated in this process by
+# the native collator's threads (collate_threads); DataLoader worker processes would each draw
+# negatives from their own copy of the data generator, which breaks exact resume.
+REMOVED_KEYS = {"num_workers": (0, "batches are collated in this process, by collate_threads "
+                                   "native threads")}
 
 
 @dataclass
@@ -38,13 +55,13 @@ class LossConfig:
 
     def __post_init__(self) -> None:
         if self.mode not in ("full", "sampled", "in_batch"):
-            raise ValueError(f"loss.mode must be full, sampled or in_batch; got {self.mode!r}")
+            raise UserError(f"loss.mode must be full, sampled or in_batch; got {self.mode!r}")
         if self.sampler not in ("uniform", "popularity"):
-            raise ValueError(f"loss.sampler must be uniform or popularity; got {self.sampler!r}")
-        if self.mode == "sampled" and self.num_negatives <= 0:
-            raise ValueError(f"loss.num_negatives must be > 0; got {self.num_negatives}")
-        if not self.temperature > 0:
-            raise ValueError(f"loss.temperature must be > 0; got {self.temperature}")
+            raise UserError(f"loss.sampler must be uniform or popularity; got {self.sampler!r}")
+        _check_range("loss.num_negatives", self.num_negatives, "> 0", self.num_negatives > 0)
+        _check_range("loss.alpha", self.alpha, ">= 0", math.isfinite(self.alpha) and self.alpha >= 0)
+        _check_range("loss.temperature", self.temperature, "> 0",
+                     math.isfinite(self.temperature) and self.temperature > 0)
 
 
 @dataclass
@@ -63,13 +80,18 @@ class OptimConfig:
     schedule: str = "constant"
 
     def __post_init__(self) -> None:
-        if not self.lr > 0:
-            raise ValueError(f"optim.lr must be > 0; got {self.lr}")
+        _check_range("optim.lr", self.lr, "> 0", math.isfinite(self.lr) and self.lr > 0)
         if self.schedule not in ("constant", "cosine"):
-            raise ValueError(f"optim.schedule must be constant or cosine; got {self.schedule!r}")
-        if self.warmup_steps < 0 or self.grad_clip < 0:
-            raise ValueError("optim.warmup_steps and optim.grad_clip must be >= 0")
+            raise UserError(f"optim.schedule must be constant or cosine; got {self.schedule!r}")
+        _check_range("optim.weight_decay", self.weight_decay, ">= 0",
+                     math.isfinite(self.weight_decay) and self.weight_decay >= 0)
         self.betas = tuple(self.betas)
+        _check_range("optim.betas", list(self.betas), "two numbers in [0, 1)",
+                     len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas))
+        _check_range("optim.eps", self.eps, "> 0", math.isfinite(self.eps) and self.eps > 0)
+        _check_range("optim.grad_clip", self.grad_clip, ">= 0 (0: off)",
+                     math.isfinite(self.grad_clip) and self.grad_clip >= 0)
+        _check_range("optim.warmup_steps", self.warmup_steps, ">= 0", self.warmup_steps >= 0)
 
 
 @dataclass
@@ -88,8 +110,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     bf16: bool = False  # bf16 autocast (CUDA or CPU)
-    num_workers: int = 0  # DataLoader worker processes
-    collate_threads: int = 1
+    collate_threads: int = 1  # threads of the native collator
     eval_every: int = 1  # epochs between validations (0: never)
     eval_k: int = 10
     early_stopping_patience: int = 5  # validations without improvement (0: off)
@@ -102,11 +123,28 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         if self.objective not in OBJECTIVES:
-            raise ValueError(f"objective must be one of {', '.join(OBJECTIVES)}; got {self.objective!r}")
-        if self.epochs <= 0 or self.batch_size <= 0:
-            raise ValueError(f"epochs and batch_size must be > 0; got {self.epochs}, {self.batch_size}")
+            raise UserError(f"objective must be one of {', '.join(OBJECTIVES)}; got {self.objective!r}")
+        for name, rule, ok in (
+                ("epochs", "> 0", self.epochs > 0), ("batch_size", "> 0", self.batch_size > 0),
+                ("seed", ">= 0", self.seed >= 0),
+                ("collate_threads", ">= 1", self.collate_threads >= 1),
+                ("eval_every", ">= 0 (0: never)", self.eval_every >= 0),
+                ("eval_k", "> 0", self.eval_k > 0),
+                ("early_stopping_patience", ">= 0 (0: off)", self.early_stopping_patience >= 0),
+                ("checkpoint_every", ">= 0 (0: at epoch ends only)", self.checkpoint_every >= 0),
+                ("max_minutes", "> 0 or null", self.max_minutes is None or self.max_minutes > 0),
+                ("max_steps", "> 0 or null", self.max_steps is None or self.max_steps > 0),
+                ("log_every", "> 0", self.log_every > 0)):
+            _check_range(name, getattr(self, name), rule, ok)
+        if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", self.device):
+            raise UserError(f"device must be auto, cpu, cuda or cuda:N; got {self.device!r}")
+        try:
+            objective = self.get_objective()
+        except ValueError as exc:  # a negative objective weight
+            raise UserError(str(exc)) from None
+        _check_simulated_data(self.data)
         # the objective decides whether the model sees feedback codes
-        self.model.feedback_input = self.get_objective().feedback_input
+        self.model.feedback_input = objective.feedback_input
 
     def get_objective(self) -> Objective:
         return get_objective(self.objective, r=self.r, w_dislike=self.w_dislike, w_skip=self.w_skip)
@@ -117,34 +155,103 @@ class TrainConfig:
         return d
 
     def save(self, path: str | Path) -> None:
-        Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
+        """Writes the resolved configuration as YAML, atomically (a crash or a full disk never
+        leaves a truncated file)."""
+        atomic_write_text(path, yaml.safe_dump(self.to_dict(), sort_keys=False))
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
         return _build(cls, d, "")
 
+    def differences(self, other: "TrainConfig") -> dict[str, tuple[Any, Any]]:
+        """``{dotted key: (this value, other's value)}`` for every key whose values differ."""
+        mine, theirs = _flatten(self), _flatten(other)
+        return {k: (mine[k], theirs[k]) for k in mine if mine[k] != theirs[k]}
+
+
+def _check_simulated_data(data: DataSpec) -> None:
+    """The simulator's own validation of what the data section asks of it (so that a bad
+    ``data.sim_config`` or ``--sim-events`` is reported before any work, as a UserError)."""
+    if data.source != "simulated":
+        return
+    from negrec.sim import SimConfig
+
+    values = dict(data.sim_config)
+    for key, value in (("num_users", data.sim_users), ("events_per_user", data.sim_events)):
+        if value is not None:
+            values[key] = value
+    try:
+        SimConfig(**values)
+    except TypeError as exc:  # an unknown key
+        raise UserError(f"config key data.sim_config: {exc}") from None
+    except ValueError as exc:
+        raise UserError(f"config section data: the simulator refuses sim_users={data.sim_users}, "
+                        f"sim_events={data.sim_events}, sim_config={data.sim_config} ({exc})") from None
+
+
+def resume_adjustable_keys(config: TrainConfig) -> tuple[str, ...]:
+    """The keys a resumed run may change: they decide when training stops or whether a progress
+    bar is drawn, never which steps are taken, so the resumed run takes exactly the steps the
+    uninterrupted run with the new values would have taken. ``epochs`` also sets the length of
+    the cosine schedule, so with ``optim.schedule = cosine`` it is fixed too."""
+    keys = ("epochs", "max_steps", "max_minutes", "progress")
+    return keys if config.optim.schedule == "constant" else tuple(k for k in keys if k != "epochs")
+
+
+def _flatten(section, prefix: str = "") -> dict[str, Any]:
+    """A configuration's values by dotted key (``optim.lr``); sections are dataclasses."""
+    out = {}
+    for f in dataclasses.fields(section):
+        value = getattr(section, f.name)
+        if dataclasses.is_dataclass(value):
+            out.update(_flatten(value, f"{prefix}{f.name}."))
+        else:
+            out[prefix + f.name] = value
+    return out
+
+
+def _check_range(name: str, value, rule: str, ok: bool) -> None:
+    if not ok:
+        raise UserError(f"config key {name} must be {rule}; got {value!r}")
+
 
 def _build(cls, values: dict, prefix: str):
     if not isinstance(values, dict):
-        raise ValueError(f"config section {prefix or '<root>'} must be a mapping; got {values!r}")
+        raise UserError(f"config section {prefix.rstrip('.') or '<root>'} must be a mapping; got "
+                        f"{values!r}")
+    values = _drop_removed_keys(values, prefix)
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = set(values) - names
     if unknown:
-        raise ValueError(f"unknown config key{'s' if len(unknown) > 1 else ''} "
-                         f"{', '.join(prefix + k for k in sorted(unknown))}; known: "
-                         f"{', '.join(sorted(names))}")
+        raise UserError(f"unknown config key{'s' if len(unknown) > 1 else ''} "
+                        f"{', '.join(prefix + str(k) for k in sorted(map(str, unknown)))}; known: "
+                        f"{', '.join(sorted(names))}")
     kwargs = {}
     for k, v in values.items():
         t = hints[k]
-        if dataclasses.is_dataclass(t) and isinstance(v, dict):
+        if dataclasses.is_dataclass(t):
             kwargs[k] = _build(t, v, f"{prefix}{k}.")
         else:
             kwargs[k] = _coerce_to(t, v, prefix + k)
     try:
         return cls(**kwargs)
-    except TypeError as exc:
-        raise ValueError(f"bad config section {prefix or '<root>'}: {exc}") from None
+    except UserError:
+        raise
+    except (TypeError, ValueError) as exc:  # validation by a dataclass of another module
+        raise UserError(f"config section {prefix.rstrip('.') or '<root>'}: {exc}") from None
+
+
+def _drop_removed_keys(values: dict, prefix: str) -> dict:
+    if prefix:
+        return values
+    kept = dict(values)
+    for key, (accepted, why) in REMOVED_KEYS.items():
+        if key in kept:
+            value = kept.pop(key)
+            if value != accepted:
+                raise UserError(f"unknown config key {key} (removed: {why}); got {key}: {value!r}")
+    return kept
 
 
 def load_config(path: str | Path | None) -> TrainConfig:
@@ -155,46 +262,123 @@ def load_config(path: str | Path | None) -> TrainConfig:
     if not path.exists():
         raise FileNotFoundError(f"config file not found: {path}")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = yaml.safe_load(path.read_text())
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise UserError(f"{path}: not valid YAML ({_one_line(exc)})") from None
+    try:
+        return TrainConfig.from_dict(data if data is not None else {})
+    except UserError as exc:
+        raise UserError(f"{path}: {exc}") from None
+
+
+def _one_line(exc: BaseException) -> str:
+    """A YAML error as "problem (line L, column C)"; other errors on one line."""
+    problem, mark = getattr(exc, "problem", None), getattr(exc, "problem_mark", None)
+    if problem and mark is not None:
+        return f"{problem} (line {mark.line + 1}, column {mark.column + 1})"
+    return " ".join(str(exc).split())
+
+
+def _coerce(value: str, item: str) -> Any:
+    try:
+        return yaml.safe_load(value)
     except yaml.YAMLError as exc:
-        raise ValueError(f"{path}: not valid YAML: {exc}") from None
-    return TrainConfig.from_dict(data)
+        raise UserError(f"override {item!r}: the value {value!r} is not valid YAML "
+                        f"({_one_line(exc)})") from None
 
 
-def _coerce(value: str) -> Any:
-    return yaml.safe_load(value)
+_NONE = type(None)
 
 
 def _coerce_to(hint, value, name: str):
-    """YAML 1.1 reads "3e-4" as a string: numbers given as strings become the annotated
-    numeric type; anything else is passed through for the dataclass to validate."""
-    args = typing.get_args(hint)
-    numeric = [t for t in ((hint,) + args) if t in (int, float)]
-    if isinstance(value, str) and numeric:
-        try:
-            return numeric[0](float(value)) if numeric[0] is int and float(value).is_integer() \
-                else float(value)
-        except ValueError:
-            raise ValueError(f"config key {name} must be a number; got {value!r}") from None
-    if hint is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    return value
+    """``value`` as the annotated type ``hint`` of config key ``name``, or UserError.
+
+    YAML 1.1 reads "3e-4" as a string: numbers given as strings become the annotated numeric
+    type; an integral float (1e3) is accepted for an int; ints are accepted for floats."""
+    options = typing.get_args(hint) if _is_union(hint) else (hint,)
+    if value is None and _NONE in options:
+        return None
+    for option in options:
+        if option is _NONE:
+            continue
+        ok, coerced = _as_type(option, value)
+        if ok:
+            return coerced
+    raise UserError(f"config key {name} must be {_describe(hint)}; got {value!r}")
+
+
+def _is_union(hint) -> bool:
+    return typing.get_origin(hint) in (typing.Union, types.UnionType)
+
+
+def _as_type(hint, value) -> tuple[bool, Any]:
+    origin = typing.get_origin(hint) or hint
+    if origin is bool:
+        return isinstance(value, bool), value
+    if origin in (int, float):
+        if isinstance(value, str):
+            try:
+                value = float(value)
+            except ValueError:
+                return False, None
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return False, None
+        if origin is float:
+            return True, float(value)
+        if isinstance(value, float) and not value.is_integer():
+            return False, None
+        return True, int(value)
+    if origin is str:
+        return isinstance(value, str), value
+    if origin is tuple:
+        args = typing.get_args(hint)
+        if not isinstance(value, (list, tuple)) or len(value) != len(args):
+            return False, None
+        items = [_as_type(a, v) for a, v in zip(args, value)]
+        return all(ok for ok, _ in items), tuple(v for _, v in items)
+    if origin is dict:
+        args = typing.get_args(hint)
+        if not isinstance(value, dict):
+            return False, None
+        if args and not all(isinstance(k, args[0]) and isinstance(v, args[1])
+                            for k, v in value.items()):
+            return False, None
+        return True, value
+    raise TypeError(f"config: no rule for type {hint!r}")
+
+
+def _describe(hint) -> str:
+    if _is_union(hint):
+        parts = [_describe(a) for a in typing.get_args(hint) if a is not _NONE]
+        return " or ".join(parts) + (" or null" if _NONE in typing.get_args(hint) else "")
+    origin = typing.get_origin(hint) or hint
+    names = {bool: "true or false", int: "an integer", float: "a number", str: "a string",
+             dict: "a mapping"}
+    if origin is tuple:
+        return f"a list of {len(typing.get_args(hint))} numbers"
+    return names.get(origin, str(hint))
 
 
 def apply_overrides(config: TrainConfig, overrides: list[str]) -> TrainConfig:
     """``["optim.lr=3e-3", "model.kind=gru"]`` -> a new, re-validated TrainConfig."""
     d = config.to_dict()
     for item in overrides:
-        if "=" not in item:
-            raise ValueError(f"override must look like key.path=value; got {item!r}")
-        key, value = item.split("=", 1)
+        key, value = parse_override(item)
         node = d
-        parts = key.strip().split(".")
+        parts = key.split(".")
         for p in parts[:-1]:
             if p not in node or not isinstance(node[p], dict):
-                raise ValueError(f"unknown config section {p!r} in override {item!r}")
+                raise UserError(f"unknown config section {p!r} in override {item!r}")
             node = node[p]
         if parts[-1] not in node:
-            raise ValueError(f"unknown config key {key!r} in override {item!r}")
-        node[parts[-1]] = _coerce(value)
+            raise UserError(f"unknown config key {key!r} in override {item!r}")
+        node[parts[-1]] = _coerce(value, item)
     return TrainConfig.from_dict(d)
+
+
+def parse_override(item: str) -> tuple[str, str]:
+    """``"optim.lr=3e-3"`` -> ``("optim.lr", "3e-3")``."""
+    if "=" not in item:
+        raise UserError(f"override must look like key.path=value; got {item!r}")
+    key, value = item.split("=", 1)
+    return key.strip(), value

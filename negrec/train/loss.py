@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from negrec.data.collate import Batch
@@ -46,10 +47,13 @@ def batch_loss(model: SequentialRecommender, batch: Batch, config: LossConfig,
             raise ValueError(f"loss.mode={config.mode!r} needs sampled negatives in the batch "
                              "(the collator has no sampler)")
         neg_ids = batch.neg_ids
-        neg_emb = table[neg_ids]
+        neg_emb = F.embedding(neg_ids, table)
         neg_logq = batch.neg_logq
         target_logq = batch.target_logq[sel]
-    total = fused_loss(query, table[target_ids], neg_emb, target_ids=target_ids, neg_ids=neg_ids,
-                       label=label, weight=weight, target_logq=target_logq, neg_logq=neg_logq,
-                       temperature=config.temperature, reduction="sum")
+    # F.embedding, not table[ids]: the backward of advanced indexing sums the gradient rows of
+    # repeated ids in a thread-dependent order on the CPU, so two identical runs could differ
+    # in the last bits; embedding's backward sums them in index order (same forward values)
+    total = fused_loss(query, F.embedding(target_ids, table), neg_emb, target_ids=target_ids,
+                       neg_ids=neg_ids, label=label, weight=weight, target_logq=target_logq,
+                       neg_logq=neg_logq, temperature=config.temperature, reduction="sum")
     return LossParts(total=total, weight=weight.sum().to(total.dtype), targets=int(sel.sum()))

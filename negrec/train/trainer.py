@@ -14,6 +14,7 @@ import csv
 import math
 import os
 import random
+import shutil
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -31,13 +32,23 @@ from negrec.data.collate import Batch, Collator
 from negrec.data.feedback import Feedback
 from negrec.data.log import EventLog
 from negrec.data.samplers import make_sampler
+from negrec.errors import UserError
 from negrec.models.base import SequentialRecommender
-from negrec.models.checkpoint import atomic_torch_save, checkpoint_payload
+from negrec.models.checkpoint import (atomic_torch_save, atomic_write_bytes, check_weights_match,
+                                      checkpoint_payload, read_checkpoint, stale_temporaries)
 from negrec.models.sequential import build_model
-from negrec.train.config import TrainConfig
+from negrec.train.config import TrainConfig, load_config, resume_adjustable_keys
 from negrec.train.loss import LossParts, batch_loss
 
-__all__ = ["Trainer", "TrainResult", "training_windows", "resolve_device"]
+__all__ = ["RUN_FILES", "Trainer", "TrainResult", "check_run_folder", "config_from_checkpoint",
+           "existing_run_files", "training_windows", "resolve_device"]
+
+# What a run folder holds: the trainer writes the first four (and tensorboard/), the
+# evaluation after training writes metrics.json beside them (negrec.cli.pipeline).
+RUN_FILES = ("last.pt", "best.pt", "config.yaml", "metrics.csv", "metrics.json")
+RUN_FOLDERS = ("tensorboard",)
+METRICS_FIELDS = ["kind", "step", "epoch", "loss", "lr", "targets_per_s", "sequences_per_s",
+                  "elapsed_s", "metric", "value"]
 
 # Called with the model (eval mode) after each validation interval; returns metrics, of
 # which the trainer maximises `validate.metric` (e.g. "ndcg@10").
@@ -51,10 +62,45 @@ class NonFiniteLossError(RuntimeError):
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(name)
+    try:
+        dev = torch.device(name)
+    except RuntimeError:
+        raise UserError(f"device must be auto, cpu, cuda or cuda:N; got {name!r}") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {name!r} requested but CUDA is not available")
+        raise UserError(f"device {name!r} requested but CUDA is not available")
     return dev
+
+
+def existing_run_files(out_dir: str | Path) -> list[str]:
+    """The names of :data:`RUN_FILES` and :data:`RUN_FOLDERS` present in ``out_dir``."""
+    out = Path(out_dir)
+    return [n for n in RUN_FILES + RUN_FOLDERS if (out / n).exists()]
+
+
+def check_run_folder(out_dir: str | Path, *, resume: bool, overwrite: bool) -> None:
+    """A new run never mixes its files with another run's (checkpoints replaced, a metrics log
+    appended to): UserError when ``out_dir`` already holds a run, unless the run is resumed or
+    is to be overwritten."""
+    if resume and overwrite:
+        raise UserError(f"--resume and --overwrite exclude each other: resume continues the run in "
+                        f"{out_dir}, overwrite deletes it")
+    existing = [] if resume or overwrite else existing_run_files(out_dir)
+    if existing:
+        raise UserError(f"{out_dir} already holds a training run ({', '.join(existing)}): continue "
+                        "it with --resume, or delete it and start over with --overwrite (or "
+                        "choose another --out)")
+
+
+def config_from_checkpoint(path: str | Path) -> TrainConfig:
+    """The training configuration stored in the (verified) checkpoint at ``path``."""
+    return _stored_config(read_checkpoint(path), Path(path))
+
+
+def _stored_config(payload: dict, path: Path) -> TrainConfig:
+    try:
+        return TrainConfig.from_dict(payload["config"])
+    except UserError as exc:
+        raise UserError(f"{path}: the stored configuration is invalid ({exc})") from None
 
 
 def training_windows(log: EventLog, input_feedback, max_len: int,
@@ -112,6 +158,9 @@ class TrainResult:
     targets_per_s: float = 0.0
     sequences_per_s: float = 0.0
     train_seconds: float = 0.0
+    # what best.pt holds: "validation" (the best validated model) or "last" (no validation
+    # ran: eval_every = 0, no validate function, or training stopped before the first one)
+    best_checkpoint: str = "validation"
 
 
 class Trainer:
@@ -119,17 +168,27 @@ class Trainer:
 
     ``validate(model) -> {metric: value}`` is supplied by the evaluation code (the CLI passes
     full-ranking NDCG@10 on the validation events); ``validate_metric`` is maximised for early
-    stopping and for ``best.pt``. With ``resume=True`` training continues from
-    ``out_dir/last.pt``. Under torchrun (WORLD_SIZE > 1) each rank processes its share of every
-    global batch; only rank 0 validates and writes.
+    stopping and for ``best.pt``. Every ``fit()`` ends with a ``best.pt``: the best validated
+    model, or the last model when no validation ran.
+
+    The run folder ``out_dir``: a new run refuses a folder that already holds one
+    (:data:`RUN_FILES`) unless ``overwrite=True``, which deletes that run's files at the first
+    ``fit()``. ``resume=True`` continues from ``out_dir/last.pt`` (verified) with the
+    configuration stored in it: ``config`` may differ from it only in
+    :func:`~negrec.train.config.resume_adjustable_keys` (e.g. more epochs), and a
+    ``config.yaml`` that disagrees with it is refused. Under torchrun (WORLD_SIZE > 1) each
+    rank processes its share of every global batch; only rank 0 validates and writes.
     """
 
     def __init__(self, config: TrainConfig, train_log: EventLog, out_dir: str | Path, *,
                  validate: ValidateFn | None = None, validate_metric: str = "ndcg@10",
-                 resume: bool = False):
+                 resume: bool = False, overwrite: bool = False):
         self.config, self.log = config, train_log
         self.out_dir = Path(out_dir)
         self.validate, self.validate_metric = validate, validate_metric
+        self._check_out_dir(resume, overwrite)
+        self._clear_at_fit = overwrite
+        checkpoint = self._read_resume_checkpoint() if resume else None
         self.objective = config.get_objective()
         self._init_distributed()
         self.device = resolve_device(config.device)
@@ -156,8 +215,8 @@ class Trainer:
             threads=config.collate_threads, generator=self.data_gen)
         self.window_users, self.window_ends = self._windows(0)
         if len(self.window_users) == 0:
-            raise ValueError("no training rows: every user has fewer than 2 usable events for "
-                             f"objective {self.objective.name}")
+            raise UserError("no training rows: every user has fewer than 2 usable events for "
+                            f"objective {self.objective.name}")
 
         self.low_precision = None
         self.autocast = None
@@ -194,8 +253,16 @@ class Trainer:
         self.train_seconds = 0.0
         self.targets_seen = 0
         self.sequences_seen = 0
-        if resume:
-            self._load_state(self.out_dir / "last.pt")
+        # data rows in metrics.csv (all sessions of the run); None: unknown (a checkpoint
+        # written before it was recorded)
+        self.log_rows: int | None = 0
+        # set by a resume, done by the next fit(): drop the log rows written after the
+        # checkpoint; re-save last.pt when the resumed run changed a limit (e.g. epochs)
+        self._truncate_log_at_fit = False
+        self._resave_at_fit = False
+        self._purge_step: int | None = None
+        if checkpoint is not None:
+            self._restore(checkpoint, self.out_dir / "last.pt")
         self._writer = None
         self._csv_path = self.out_dir / "metrics.csv"
 
@@ -219,6 +286,15 @@ class Trainer:
         np.random.seed(seed % 2**32)
         torch.manual_seed(seed)
 
+    def _check_out_dir(self, resume: bool, overwrite: bool) -> None:
+        check_run_folder(self.out_dir, resume=resume, overwrite=overwrite)
+
+    def _clear_run(self) -> None:
+        for name in RUN_FILES:
+            (self.out_dir / name).unlink(missing_ok=True)
+        for name in RUN_FOLDERS:
+            shutil.rmtree(self.out_dir / name, ignore_errors=True)
+
     # ---- checkpoints ---------------------------------------------------------------------
     def _train_state(self) -> dict:
         return {
@@ -228,7 +304,7 @@ class Trainer:
             "best_metric": self.best_metric, "best_epoch": self.best_epoch,
             "bad_validations": self.bad_validations, "history": self.history,
             "train_seconds": self.train_seconds, "targets_seen": self.targets_seen,
-            "sequences_seen": self.sequences_seen,
+            "sequences_seen": self.sequences_seen, "log_rows": self.log_rows,
             "rng": {"torch": torch.get_rng_state(), "data": self.data_gen.get_state(),
                     "numpy": _numpy_state_to_tensor(), "python": list(random.getstate()[1]),
                     "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
@@ -241,17 +317,66 @@ class Trainer:
                                      self._train_state())
         return atomic_torch_save(payload, self.out_dir / name)
 
-    def _load_state(self, path: Path) -> None:
+    def _read_resume_checkpoint(self) -> dict:
+        """The verified payload of ``last.pt``, after checking that ``self.config`` and the
+        saved ``config.yaml`` agree with the configuration stored in it."""
+        path = self.out_dir / "last.pt"
         if not path.exists():
-            raise FileNotFoundError(f"--resume: no checkpoint at {path}")
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        self.model.load_state_dict(state["model"])
-        ts = state["train_state"]
+            raise FileNotFoundError(f"resume: no checkpoint at {path} (nothing to resume)")
+        payload = read_checkpoint(path)
+        stored = _stored_config(payload, path)
+        adjustable = resume_adjustable_keys(stored)
+        changed = {k: v for k, v in self.config.differences(stored).items() if k not in adjustable}
+        if changed:
+            raise UserError(f"resume: the configuration differs from the one {path} was trained "
+                            f"with in {_describe_differences(changed, 'given', 'checkpoint')}; a "
+                            f"resumed run can change only {', '.join(adjustable)}")
+        self._check_saved_config(stored, adjustable)
+        self._resave_at_fit = any(self.config.differences(stored))
+        return payload
+
+    def _check_saved_config(self, stored: TrainConfig, adjustable: tuple[str, ...]) -> None:
+        """config.yaml is rewritten from the checkpoint's configuration at every fit(); one
+        that disagrees with it was edited or damaged, and is refused rather than trusted or
+        silently replaced."""
+        path = self.out_dir / "config.yaml"
+        if not path.exists():
+            return
+        fix = ("the run continues with the configuration stored in last.pt: delete config.yaml "
+               "to have it rewritten from the checkpoint")
+        try:
+            saved = load_config(path)
+        except UserError as exc:
+            raise UserError(f"resume: {path} is not a valid configuration ({exc}); {fix}") from None
+        changed = {k: v for k, v in saved.differences(stored).items() if k not in adjustable}
+        if changed:
+            raise UserError(f"resume: {path} disagrees with the configuration stored in last.pt in "
+                            f"{_describe_differences(changed, 'config.yaml', 'last.pt')}; {fix}")
+
+    def _restore(self, payload: dict, path: Path) -> None:
+        if payload["num_items"] != self.log.num_items:
+            raise UserError(f"resume: {path} was trained on {payload['num_items']} items but the "
+                            f"data has {self.log.num_items}: resume on the data it was trained on")
+        check_weights_match(self.model.state_dict(), payload["model"], path)
+        ts = payload["train_state"]
+        if ts is None:
+            raise UserError(f"resume: {path} has no training state (it is not a last.pt)")
+        try:
+            self._restore_train_state(payload["model"], ts)
+        except (KeyError, TypeError, ValueError, IndexError, RuntimeError) as exc:
+            raise UserError(f"resume: {path}: the training state cannot be restored "
+                            f"({type(exc).__name__}: {' '.join(str(exc).split())[:200]})") from None
+        self._truncate_log_at_fit = True
+        self._purge_step = self.step + 1
+
+    def _restore_train_state(self, weights: dict, ts: dict) -> None:
+        self.model.load_state_dict(weights)
         self.optimizer.load_state_dict(ts["optimizer"])
         self.scheduler.load_state_dict(ts["scheduler"])
         for k in ("step", "epoch", "batch_in_epoch", "best_metric", "best_epoch", "bad_validations",
                   "history", "train_seconds", "targets_seen", "sequences_seen"):
             setattr(self, k, ts[k])
+        self.log_rows = ts.get("log_rows")
         torch.set_rng_state(ts["rng"]["torch"])
         self.data_gen.set_state(ts["rng"]["data"])
         _numpy_state_from_tensor(ts["rng"]["numpy"])
@@ -260,35 +385,87 @@ class Trainer:
         if ts["rng"]["cuda"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(ts["rng"]["cuda"])
 
+    # ---- the run folder --------------------------------------------------------------------
+    def _prepare_out_dir(self) -> None:
+        """Rank 0, at the start of fit(): clear an overwritten run, remove the temporaries of
+        interrupted writes, cut the metrics log back to the resumed checkpoint, and write
+        config.yaml."""
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        if self._clear_at_fit:
+            self._clear_run()
+            self._clear_at_fit = False
+        stale = stale_temporaries(self.out_dir, RUN_FILES)
+        for p in stale:
+            p.unlink(missing_ok=True)
+        if stale:
+            warnings.warn(f"removed {len(stale)} temporary file(s) of interrupted writes in "
+                          f"{self.out_dir}: {', '.join(p.name for p in stale)}", RuntimeWarning,
+                          stacklevel=3)
+        if self._truncate_log_at_fit:
+            self._truncate_metrics_log()
+            self._truncate_log_at_fit = False
+        if self._resave_at_fit:  # the new limits are the run's from now on
+            self.save_checkpoint()
+            self._resave_at_fit = False
+        self.config.save(self.out_dir / "config.yaml")
+
+    def _truncate_metrics_log(self) -> None:
+        """Drops the metrics.csv rows written after the checkpoint the run resumed from: the
+        resumed run writes them again, so the log holds each row once."""
+        path = self._csv_path
+        if not path.exists():
+            self.log_rows = 0
+            return
+        lines = path.read_bytes().splitlines(keepends=True)
+        header, rows = lines[:1], lines[1:]
+        if self.log_rows is not None:
+            keep = rows[:self.log_rows]
+        else:  # an older checkpoint: keep the rows up to its step
+            parsed = csv.DictReader(line.decode() for line in lines)
+            keep = [row for row, rec in zip(rows, parsed) if _int_or_none(rec.get("step")) is not None
+                    and int(rec["step"]) <= self.step]
+        if keep and not keep[-1].endswith(b"\n"):  # a row torn by a kill
+            keep = keep[:-1]
+        self.log_rows = len(keep)
+        if len(keep) != len(rows):
+            atomic_write_bytes(path, b"".join(header + keep))
+
     # ---- logging -------------------------------------------------------------------------
     def _log_row(self, row: dict) -> None:
         if not self.is_main:
             return
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        fields = ["kind", "step", "epoch", "loss", "lr", "targets_per_s", "sequences_per_s",
-                  "elapsed_s", "metric", "value"]
         new = not self._csv_path.exists()
         with self._csv_path.open("a", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
+            w = csv.DictWriter(f, fieldnames=METRICS_FIELDS, extrasaction="ignore")
             if new:
                 w.writeheader()
             w.writerow(row)
+        if self.log_rows is not None:
+            self.log_rows += 1
         if self.config.tensorboard:
-            if self._writer is None:
-                try:
-                    from torch.utils.tensorboard import SummaryWriter
-
-                    self._writer = SummaryWriter(str(self.out_dir / "tensorboard"))
-                except ImportError:
-                    warnings.warn("tensorboard is not installed; metrics go to metrics.csv only "
-                                  "(pip install tensorboard)", RuntimeWarning, stacklevel=2)
-                    self.config.tensorboard = False
-                    return
+            writer = self._tensorboard()
+            if writer is None:
+                return
             if row["kind"] == "train":
                 for k in ("loss", "lr", "targets_per_s", "sequences_per_s"):
-                    self._writer.add_scalar(f"train/{k}", row[k], row["step"])
+                    writer.add_scalar(f"train/{k}", row[k], row["step"])
             else:
-                self._writer.add_scalar(f"valid/{row['metric']}", row["value"], row["step"])
+                writer.add_scalar(f"valid/{row['metric']}", row["value"], row["step"])
+
+    def _tensorboard(self):
+        if self._writer is None:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError:
+                warnings.warn("tensorboard is not installed; metrics go to metrics.csv only "
+                              "(pip install tensorboard)", RuntimeWarning, stacklevel=3)
+                self.config.tensorboard = False
+                return None
+            # a resumed run hides the events logged after its checkpoint (written again)
+            self._writer = SummaryWriter(str(self.out_dir / "tensorboard"), purge_step=self._purge_step)
+            self._purge_step = None
+        return self._writer
 
     # ---- training ------------------------------------------------------------------------
     def _windows(self, epoch: int) -> tuple[np.ndarray, np.ndarray]:
@@ -366,30 +543,33 @@ class Trainer:
             dist.broadcast(stop, 0)
         return bool(stop.item())
 
-    def fit(self) -> TrainResult:
+    def _budget_reached(self) -> bool:
+        """max_minutes of training time or max_steps optimizer steps (in total, the sessions
+        before a resume included) are used up."""
         cfg = self.config
-        if self.is_main:
-            self.out_dir.mkdir(parents=True, exist_ok=True)
-            cfg.save(self.out_dir / "config.yaml")
-        budget = cfg.max_minutes * 60 if cfg.max_minutes else None
-        stopped_early = stopped_by_time = False
-        start_epoch = self.epoch
-        for epoch in range(start_epoch, cfg.epochs):
-            self.epoch = epoch
-            self.window_users, self.window_ends = self._windows(epoch)
-            self.steps_per_epoch = math.ceil(len(self.window_users) / cfg.batch_size)
-            order = self._epoch_order(epoch)
-            first_batch = self.batch_in_epoch
-            bar = tqdm(total=self.steps_per_epoch, initial=first_batch, disable=not (cfg.progress and self.is_main),
-                       desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False, unit="step")
-            t_log, targets_log, seqs_log = time.perf_counter(), 0, 0
+        return ((cfg.max_minutes is not None and self.train_seconds >= cfg.max_minutes * 60)
+                or (cfg.max_steps is not None and self.step >= cfg.max_steps))
+
+    def _train_epoch(self, epoch: int) -> bool:
+        """Trains the rest of ``epoch``; True when the budget ended it early."""
+        cfg = self.config
+        self.epoch = epoch
+        self.window_users, self.window_ends = self._windows(epoch)
+        self.steps_per_epoch = math.ceil(len(self.window_users) / cfg.batch_size)
+        order = self._epoch_order(epoch)
+        first_batch = self.batch_in_epoch
+        bar = tqdm(total=self.steps_per_epoch, initial=first_batch, disable=not (cfg.progress and self.is_main),
+                   desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False, unit="step")
+        t_log, targets_log, seqs_log = time.perf_counter(), 0, 0
+        try:
             for b in range(first_batch, self.steps_per_epoch):
+                if self._budget_reached():
+                    return True
                 idx = self._rank_slice(order[b * cfg.batch_size:(b + 1) * cfg.batch_size])
                 t0 = time.perf_counter()
                 batch = self.collator(self.window_users[idx], ends=torch.from_numpy(self.window_ends[idx]))
                 loss, targets = self._train_step(batch)
-                dt = time.perf_counter() - t0
-                self.train_seconds += dt
+                self.train_seconds += time.perf_counter() - t0
                 self.step += 1
                 self.batch_in_epoch = b + 1
                 n_targets, n_seqs = targets * self.world, len(idx) * self.world
@@ -408,12 +588,18 @@ class Trainer:
                     t_log, targets_log, seqs_log = time.perf_counter(), 0, 0
                 if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0:
                     self.save_checkpoint()
-                if (budget is not None and self.train_seconds >= budget) or \
-                        (cfg.max_steps is not None and self.step >= cfg.max_steps):
-                    stopped_by_time = True
-                    break
+            return False
+        finally:
             bar.close()
-            if stopped_by_time:
+
+    def fit(self) -> TrainResult:
+        cfg = self.config
+        if self.is_main:
+            self._prepare_out_dir()
+        stopped_early = stopped_by_time = False
+        for epoch in range(self.epoch, cfg.epochs):
+            if self._train_epoch(epoch):
+                stopped_by_time = True
                 self.save_checkpoint()
                 break
             self.epoch, self.batch_in_epoch = epoch + 1, 0
@@ -426,8 +612,10 @@ class Trainer:
                 break
         if self._writer is not None:
             self._writer.close()
-        if self.is_main and self.validate is None:
-            # without validation the last model is the one to use
+            self._writer = None
+        if self.best_metric is None:
+            # no validation ran (eval_every = 0, no validate function, or stopped before the
+            # first one): the last model is the one to use, so that every run can be evaluated
             self.save_checkpoint("best.pt")
         return TrainResult(out_dir=self.out_dir, steps=self.step, epochs_completed=self.epoch,
                            best_metric=self.best_metric, best_epoch=self.best_epoch,
@@ -435,7 +623,21 @@ class Trainer:
                            history=self.history,
                            targets_per_s=self.targets_seen / max(self.train_seconds, 1e-9),
                            sequences_per_s=self.sequences_seen / max(self.train_seconds, 1e-9),
-                           train_seconds=self.train_seconds)
+                           train_seconds=self.train_seconds,
+                           best_checkpoint="validation" if self.best_metric is not None else "last")
+
+
+def _describe_differences(changed: dict, first: str, second: str, limit: int = 4) -> str:
+    items = [f"{k} ({a!r} {first}, {b!r} {second})" for k, (a, b) in sorted(changed.items())]
+    more = f" and {len(items) - limit} more" if len(items) > limit else ""
+    return ", ".join(items[:limit]) + more
+
+
+def _int_or_none(text) -> int | None:
+    try:
+        return int(text)
+    except (TypeError, ValueError):
+        return None
 
 
 class _nullcontext:
