@@ -34,6 +34,8 @@ from __future__ import annotations
 import argparse
 import csv
 import dataclasses
+import hashlib
+import json
 import datetime as dt
 import os
 import platform
@@ -46,7 +48,7 @@ import numpy as np
 import negrec
 from negrec.cli.pipeline import train_and_evaluate
 from negrec.data.spec import DataSpec, load_data
-from negrec.data.split import Split, leave_one_out
+from negrec.data.split import Split, leave_last_out
 from negrec.data.transforms import permute_feedback
 from negrec.eval.counterfactual import log_histories, responsiveness, simulated_histories
 from negrec.eval.metrics import evaluate
@@ -71,7 +73,7 @@ class World:
     simulator: Simulator | None
 
 
-def make_world(name: str, users: int, events: int) -> World:
+def make_world(name: str, users: int, events: int, holdout: int) -> World:
     if name == "ml-100k":
         spec = DataSpec(source="movielens", path=str(ML100K))
         sim = None
@@ -81,13 +83,19 @@ def make_world(name: str, users: int, events: int) -> World:
                         sim_config=dataclasses.asdict(cfg))
         sim = Simulator(cfg, seed=spec.sim_seed)
     log = load_data(spec)
-    return World(name, spec, leave_one_out(log), sim)
+    return World(name, spec, leave_last_out(log, holdout), sim)
 
 
 def run_config(world: World, objective: str, seed: int, overrides: list[str]) -> TrainConfig:
     """What `negrec train --data ... --objective O --seed S` would run (plus --set's)."""
     cfg = TrainConfig(data=world.spec, objective=objective, seed=seed)
     return apply_overrides(cfg, overrides + ["progress=false", "tensorboard=false"])
+
+
+def overrides_for(args, objective: str) -> list[str]:
+    """--set's for every model, then --set-for's of ``objective`` (the control is input_ntr)."""
+    own = [item.split(":", 1)[1] for item in args.set_for if item.split(":", 1)[0] == objective]
+    return list(args.set) + own
 
 
 def measure(world: World, name: str, seed: int, args, out: Path) -> dict:
@@ -97,8 +105,11 @@ def measure(world: World, name: str, seed: int, args, out: Path) -> dict:
     if name == CONTROL:
         split = dataclasses.replace(split, train=permute_feedback(split.train, seed))
     t0 = time.perf_counter()
-    metrics = train_and_evaluate(run_config(world, objective, seed, args.set), out, split=split,
-                                 ks=(10,), bootstrap=0)
+    if args.reuse and (out / "metrics.json").exists():  # a finished run of the same settings
+        metrics = json.loads((out / "metrics.json").read_text())
+    else:
+        metrics = train_and_evaluate(run_config(world, objective, seed, overrides_for(args, objective)), out,
+                                     split=split, ks=(10,), bootstrap=0, overwrite=True)
     ck = load_checkpoint(out / "best.pt")
     held = world.split.valid if args.split == "valid" else world.split.test
     test = evaluate(ck.model, held, ck.objective, ks=(10,), bootstrap=0)
@@ -190,9 +201,19 @@ def main() -> None:
     ap.add_argument("--histories", type=int, help="counterfactual histories per model (500)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="training-config override for every run (experiments only)")
+    ap.add_argument("--set-for", action="append", default=[], metavar="OBJECTIVE:KEY=VALUE",
+                    help="override for one objective only (the control follows input_ntr)")
     ap.add_argument("--bootstrap", type=int, default=1000)
     ap.add_argument("--split", choices=["test", "valid"], default="test",
                     help="held-out events to report (choose settings on valid, report test)")
+    ap.add_argument("--holdout", type=int, default=5,
+                    help="events held out per user for validation and again for test "
+                         "(leave-last-n-out; default 5: five times the held-out dislikes of "
+                         "leave-one-out, which the dislike-exposure intervals need)")
+    ap.add_argument("--reuse", action="store_true",
+                    help="reuse finished runs of identical settings found under --out")
+    ap.add_argument("--tag", default="", help="extra text that distinguishes runs under --out "
+                    "(e.g. settings changed outside --set)")
     ap.add_argument("--out", type=Path, default=Path("bench_results/generalization_runs"))
     ap.add_argument("--csv", type=Path, default=Path("bench_results/generalization.csv"))
     args = ap.parse_args()
@@ -217,7 +238,7 @@ def main() -> None:
     counts = {"beats_popular": 0, "ntr_lowers": 0, "beyond_control": 0}
     all_rows = []
     for wname in worlds:
-        world = make_world(wname, users, args.sim_events)
+        world = make_world(wname, users, args.sim_events, args.holdout)
         log = world.split.train
         print(f"\n== {wname}: {log.num_users} users, {log.num_items} items, "
               f"{log.num_events} training events ({', '.join(f'{k} {v}' for k, v in log.feedback_counts().items())})",
@@ -229,7 +250,8 @@ def main() -> None:
         runs: dict[str, list[dict]] = {o: [] for o in objectives + [CONTROL]}
         for seed in seeds:
             for name in runs:  # interleaved: every model of one seed, then the next seed
-                r = measure(world, name, seed, args, args.out / wname / f"seed{seed}" / name)
+                r = measure(world, name, seed, args, args.out / wname / f"seed{seed}" /
+                            f"{name}-{settings_tag(args, users, name)}")
                 runs[name].append(r)
                 print(f"  seed {seed} {name:15s} NDCG@10 {r['ndcg'].mean():.4f}  dislike exp.@10 "
                       f"{r['dexp'].mean():.4f}  responsiveness "
@@ -262,6 +284,14 @@ def main() -> None:
     print(f"worlds={len(worlds)} worlds_beating_popularity={counts['beats_popular']} "
           f"worlds_ntr_lowers_dislike_exposure={counts['ntr_lowers']} "
           f"worlds_responsive_beyond_control={counts['beyond_control']}")
+
+
+def settings_tag(args, users: int, name: str) -> str:
+    """A short hash of everything that makes two runs of one model differ."""
+    objective = "input_ntr" if name == CONTROL else name
+    text = repr((sorted(overrides_for(args, objective)), args.holdout, users, args.sim_events,
+                 args.tag))
+    return hashlib.sha1(text.encode()).hexdigest()[:8]
 
 
 def popular_objective():

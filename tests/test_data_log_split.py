@@ -91,3 +91,44 @@ def test_time_split():
             assert np.all(hist_ts <= held.timestamps[k])
     with pytest.raises(ValueError, match="fractions must be in"):
         time_split(log, 0.6, 0.5)
+
+
+def test_leave_last_out_holds_out_n_events_per_user_each_with_its_own_history():
+    from negrec.data.split import leave_last_out
+
+    # user 0: 7 events, user 1: 4 events (too short for n=2 with one training event)
+    log = EventLog.from_events([0] * 7 + [1] * 4, list(range(7)) + [0, 1, 2, 3],
+                               list(range(7)) + list(range(4)), [1, 4, 1, 3, 1, 4, 1] + [1] * 4)
+    split = leave_last_out(log, 2)
+    assert split.skipped_users == 1 and split.kind == "leave_last_2_out"
+    np.testing.assert_array_equal(split.valid.users, [0, 0])
+    np.testing.assert_array_equal(split.valid.items, [3, 4])
+    np.testing.assert_array_equal(split.test.items, [5, 6])
+    np.testing.assert_array_equal(split.test.feedback, [4, 1])
+    # each entry's history is everything before it (held-out events as inputs, in order)
+    h = split.test.history
+    assert h.num_users == 2
+    np.testing.assert_array_equal(h.items[h.user_slice(0)], [0, 1, 2, 3, 4])
+    np.testing.assert_array_equal(h.items[h.user_slice(1)], [0, 1, 2, 3, 4, 5])
+    np.testing.assert_array_equal(split.valid.history.items[split.valid.history.user_slice(1)],
+                                  [0, 1, 2, 3])
+    # training keeps user 0's first 3 events and all of user 1's
+    np.testing.assert_array_equal(split.train.items, [0, 1, 2, 0, 1, 2, 3])
+    with pytest.raises(ValueError, match="n and min_train_events must be >= 1"):
+        leave_last_out(log, 0)
+
+
+def test_leave_last_out_with_n_1_equals_leave_one_out():
+    from negrec.data.split import leave_last_out, leave_one_out
+
+    rng = np.random.default_rng(0)
+    users = rng.integers(0, 30, 400)
+    log = EventLog.from_events(users, rng.integers(0, 50, 400), rng.integers(0, 1000, 400),
+                               rng.integers(1, 5, 400))
+    a, b = leave_one_out(log), leave_last_out(log, 1, 1)
+    np.testing.assert_array_equal(a.train.items, b.train.items)
+    for x, y in ((a.valid, b.valid), (a.test, b.test)):
+        np.testing.assert_array_equal(x.users, y.users)
+        np.testing.assert_array_equal(x.items, y.items)
+        np.testing.assert_array_equal(x.history.offsets, y.history.offsets)
+        np.testing.assert_array_equal(x.history.items, y.history.items)

@@ -11,17 +11,18 @@ from dataclasses import dataclass
 import numpy as np
 
 from negrec.data.log import EventLog
+from negrec.errors import UserError
 
-__all__ = ["HeldOut", "Split", "leave_one_out", "time_split"]
+__all__ = ["HeldOut", "Split", "leave_last_out", "leave_one_out", "time_split"]
 
 
 @dataclass
 class HeldOut:
-    """Held-out events, one per user at most, with the history that precedes each.
+    """Held-out events with the history that precedes each.
 
-    ``users`` [M] dense user ids; ``items`` / ``feedback`` / ``timestamps`` [M] the held-out
-    event; ``history`` is an :class:`EventLog` (same users, in the same order) holding each
-    user's events before the held-out one.
+    ``users`` [M] dense user ids (a user may appear more than once); ``items`` / ``feedback`` /
+    ``timestamps`` [M] the held-out events; ``history`` is an :class:`EventLog` of M rows, row
+    j holding entry j's user's events before the held-out one.
     """
 
     users: np.ndarray
@@ -43,15 +44,25 @@ class Split:
     skipped_users: int = 0  # users too short to hold out events from (kept in train only)
 
 
-def _held_out(log: EventLog, users: np.ndarray, event_idx: np.ndarray,
-              history_end: np.ndarray) -> HeldOut:
-    hist_keep = np.zeros(log.num_events, dtype=bool)
-    for u, end in zip(users, history_end):
-        hist_keep[log.offsets[u]:end] = True
-    history = log.select_events(hist_keep).select_users(users)
-    return HeldOut(users=users.astype(np.int64), items=log.items[event_idx],
-                   feedback=log.feedback[event_idx], timestamps=log.timestamps[event_idx],
-                   history=history)
+def _held_out(log: EventLog, users: np.ndarray, event_idx: np.ndarray) -> HeldOut:
+    """Held-out entries: entry j is event ``event_idx[j]`` of user ``users[j]``, with the
+    user's events before it as its history (one history row per entry, so a user may hold
+    several entries)."""
+    users = np.asarray(users, dtype=np.int64)
+    event_idx = np.asarray(event_idx, dtype=np.int64)
+    starts = log.offsets[users]
+    lengths = event_idx - starts
+    offsets = np.zeros(len(users) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    # event index of every history position: each entry's run starts at its user's first event
+    idx = np.repeat(starts - offsets[:-1], lengths) + np.arange(offsets[-1])
+    history = EventLog(offsets=offsets, items=log.items[idx], timestamps=log.timestamps[idx],
+                       feedback=log.feedback[idx],
+                       strength=None if log.strength is None else log.strength[idx],
+                       user_ids=log.user_ids[users], item_meta=log.item_meta, source=log.source,
+                       report=log.report)
+    return HeldOut(users=users, items=log.items[event_idx], feedback=log.feedback[event_idx],
+                   timestamps=log.timestamps[event_idx], history=history)
 
 
 def leave_one_out(log: EventLog, min_events: int = 3) -> Split:
@@ -72,10 +83,37 @@ def leave_one_out(log: EventLog, min_events: int = 3) -> Split:
     train_keep[last] = False
     train_keep[last - 1] = False
     train = log.select_events(train_keep, source=log.source + " [train]")
-    valid = _held_out(log, users, last - 1, last - 1)
-    test = _held_out(log, users, last, last)
+    valid = _held_out(log, users, last - 1)
+    test = _held_out(log, users, last)
     return Split(train=train, valid=valid, test=test, kind="leave_one_out",
                  skipped_users=int((lengths < min_events).sum()))
+
+
+def leave_last_out(log: EventLog, n: int, min_train_events: int = 1) -> Split:
+    """Per user (events in time order): the last ``n`` events are test events and the ``n``
+    before them validation events, whatever their feedback; the rest is training. Each held-out
+    event is evaluated with everything before it as its history (so later test events see the
+    earlier ones as inputs, never as training targets). Users with fewer than
+    ``2 n + min_train_events`` events stay in training only (``skipped_users``).
+    ``leave_last_out(log, 1, 1)`` holds out the same events as :func:`leave_one_out`; a larger
+    ``n`` gives ``n`` times more held-out events per user, for figures that need them (e.g. the
+    dislike exposure of a log with few dislikes)."""
+    if n < 1 or min_train_events < 1:
+        raise UserError(f"leave_last_out: n and min_train_events must be >= 1; got n={n}, "
+                        f"min_train_events={min_train_events}")
+    lengths = log.lengths()
+    users = np.flatnonzero(lengths >= 2 * n + min_train_events)
+    end = log.offsets[users + 1]
+    back = np.arange(2 * n, 0, -1)  # 2n .. 1 events before the end
+    idx = end[:, None] - back[None, :]  # [U, 2n]: n validation events, then n test events
+    train_keep = np.ones(log.num_events, dtype=bool)
+    train_keep[idx.ravel()] = False
+    train = log.select_events(train_keep, source=log.source + " [train]")
+    rep = np.repeat(users, n)
+    valid = _held_out(log, rep, idx[:, :n].ravel())
+    test = _held_out(log, rep, idx[:, n:].ravel())
+    return Split(train=train, valid=valid, test=test, kind=f"leave_last_{n}_out",
+                 skipped_users=int((lengths < 2 * n + min_train_events).sum()))
 
 
 def time_split(log: EventLog, valid_fraction: float = 0.1, test_fraction: float = 0.1) -> Split:
@@ -99,8 +137,7 @@ def time_split(log: EventLog, valid_fraction: float = 0.1, test_fraction: float 
             if len(inside) and inside[0] > 0:
                 users.append(u)
                 idx.append(s.start + inside[0])
-        users_a, idx_a = np.asarray(users, np.int64), np.asarray(idx, np.int64)
-        return _held_out(log, users_a, idx_a, idx_a)
+        return _held_out(log, np.asarray(users, np.int64), np.asarray(idx, np.int64))
 
     return Split(train=train, valid=window(t_valid, t_test),
                  test=window(t_test, np.inf), kind="time_split")
