@@ -3,7 +3,7 @@
 //
 // Each op: the shared input checks first (check_fused_loss_inputs, the same messages as on
 // the CPU), then a CUDAGuard on query's device, the inputs in the layouts the launchers expect
-// (contiguous, 16-byte aligned, accumulation-dtype weight/logq, int8 labels, rows padded to
+// (contiguous, 16-byte aligned, float64 weight, accumulation-dtype logq, int8 labels, rows padded to
 // Plan::width), the row compaction (rows that take part first, by a stable argsort, with their
 // count left on the device), workspaces from the caching allocator, and the launch on the
 // current stream, whose every kernel is checked. The reductions "sum"/"mean" of the per-row
@@ -102,7 +102,7 @@ struct Prepared {
     tid = target_ids.contiguous();
     nid = neg_ids.contiguous();
     label8 = label.to(at::kChar).contiguous();
-    w = acc_vector(weight, p.acc_dtype);
+    w = acc_vector(weight, at::kDouble);  // weights stay float64 (as on the CPU)
     tlq = acc_vector(target_logq, p.acc_dtype);
     nlq = acc_vector(neg_logq, p.acc_dtype);
   }
@@ -119,7 +119,7 @@ struct Prepared {
     pb.target_ids = tid.data_ptr<int64_t>();
     pb.neg_ids = nid.data_ptr<int64_t>();
     pb.label = label8.data_ptr<int8_t>();
-    pb.weight = ptr_or_null(w);
+    pb.weight = w.has_value() ? w->data_ptr<double>() : nullptr;
     pb.target_logq = ptr_or_null(tlq);
     pb.neg_logq = ptr_or_null(nlq);
     pb.inv_temperature = p.inv_temperature;
@@ -142,8 +142,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> fused_loss_cuda(
   const auto opts = query.options().dtype(p.acc_dtype);
   at::Tensor lse_all = at::zeros({p.N}, opts);
   at::Tensor lse_neg = at::zeros({p.N}, opts);
-  at::Tensor row_loss = at::zeros({p.N}, opts);
-  at::Tensor row_weight = at::zeros({p.N}, opts);
+  // float64 per-row losses and weights: the reductions sum them unrounded
+  at::Tensor row_loss = at::zeros({p.N}, opts.dtype(at::kDouble));
+  at::Tensor row_weight = at::zeros({p.N}, opts.dtype(at::kDouble));
 
   if (p.N > 0) {
     const Prepared in(query, target_emb, neg_emb, target_ids, neg_ids, label, weight, target_logq,
@@ -156,15 +157,15 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> fused_loss_cuda(
     out.part_sum = part_sum.data_ptr<double>();
     out.lse_all = lse_all.data_ptr();
     out.lse_neg = lse_neg.data_ptr();
-    out.row_loss = row_loss.data_ptr();
-    out.row_weight = row_weight.data_ptr();
+    out.row_loss = row_loss.data_ptr<double>();
+    out.row_weight = row_weight.data_ptr<double>();
     check_launch(launch_fused_loss_forward(in.problem(p, perm, count), in.plan, out, in.dev,
                                            c10::cuda::getCurrentCUDAStream()));
   }
 
   at::Tensor loss;
   if (p.reduction == Reduction::None) {
-    loss = row_loss;
+    loss = row_loss.to(p.acc_dtype);
   } else {
     const at::Tensor total = row_loss.sum(at::kDouble);
     if (p.reduction == Reduction::Sum) {
@@ -214,7 +215,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> fused_loss_backward_cuda(
   const auto [perm, count] = compact_rows(active);
   const at::Tensor w_active = in.w.has_value()
                                   ? at::where(active, *in.w, at::zeros_like(*in.w))
-                                  : active.to(p.acc_dtype);
+                                  : active.to(at::kDouble);
   const at::Tensor denom = w_active.sum(at::kDouble);
   const at::Tensor g = grad_loss.to(at::kDouble).contiguous().reshape({-1});
 
