@@ -106,6 +106,27 @@ inline double sigmoid(double x) {
   return e / (1.0 + e);
 }
 
+// The weights of the mean over the contributing rows, w_i / sum_j w_j, computed as
+// (w_i / m) / sum_j (w_j / m) with m = max_j w_j, so that neither the sum (weights near the
+// float64 maximum) nor 1 / sum (denormal weights: 1 / 5e-324 overflows) leaves the float64
+// range. All 0 when no contributing row has a positive weight (the mean is then 0).
+class MeanWeights {
+ public:
+  template <typename Weight>
+  MeanWeights(const std::vector<int64_t>& rows, const Weight& weight) {
+    for (const int64_t i : rows) scale_ = std::max(scale_, weight(i));
+    if (scale_ > 0.0) {
+      for (const int64_t i : rows) denom_ += weight(i) / scale_;
+    }
+  }
+
+  double of(double w) const { return denom_ > 0.0 ? (w / scale_) / denom_ : 0.0; }
+
+ private:
+  double scale_ = 0.0;
+  double denom_ = 0.0;
+};
+
 // Rows that take part: label != 0. Kept in their original order.
 std::vector<int64_t> active_rows(const at::Tensor& label8) {
   const int8_t* lab = label8.data_ptr<int8_t>();
@@ -252,8 +273,10 @@ std::vector<at::Tensor> forward_impl(const at::Tensor& query, const at::Tensor& 
   const auto opts = query.options().dtype(p.acc_dtype);
   at::Tensor lse_all = at::zeros({p.N}, opts);
   at::Tensor lse_neg = at::zeros({p.N}, opts);
-  // float64 per-row losses: the reductions sum them unrounded (see the file comment)
+  // float64 per-row losses, unweighted (NLL) and weighted (RL): the reductions use them
+  // unrounded (see the file comment)
   at::Tensor row_loss = at::zeros({p.N}, opts.dtype(at::kDouble));
+  std::vector<double> NLL(p.N, 0.0);
   T* LA = lse_all.data_ptr<T>();
   T* LN = lse_neg.data_ptr<T>();
   double* RL = row_loss.data_ptr<double>();
@@ -320,12 +343,12 @@ std::vector<at::Tensor> forward_impl(const at::Tensor& query, const at::Tensor& 
         const double A = B == -kInf<double> ? z0 : std::max(z0, B) + std::log1p(std::exp(-std::abs(z0 - B)));
         LA[i] = static_cast<T>(A);
         LN[i] = static_cast<T>(B);
-        const double w = in.weight(i);
         if (in.LAB[i] > 0) {
-          RL[i] = w * softplus(B - z0);
+          NLL[i] = softplus(B - z0);
         } else if (B != -kInf<double>) {
-          RL[i] = w * softplus(z0 - B);
+          NLL[i] = softplus(z0 - B);
         }  // else: 1 - p = 0, the row is left out (loss 0)
+        RL[i] = in.weight(i) * NLL[i];
       }
     }
   });
@@ -334,14 +357,17 @@ std::vector<at::Tensor> forward_impl(const at::Tensor& query, const at::Tensor& 
   if (p.reduction == Reduction::None) {
     loss = row_loss.to(p.acc_dtype);
   } else {
-    double total = 0.0, denom = 0.0;
+    std::vector<int64_t> contributing;  // a label -1 row without any negative left is not
     for (const int64_t i : rows) {
-      if (in.LAB[i] < 0 && LN[i] == -kInf<T>) continue;
-      total += RL[i];
-      denom += in.weight(i);
+      if (!(in.LAB[i] < 0 && LN[i] == -kInf<T>)) contributing.push_back(i);
     }
-    double value = total;
-    if (p.reduction == Reduction::Mean) value = denom > 0.0 ? total / denom : 0.0;
+    double value = 0.0;
+    if (p.reduction == Reduction::Sum) {
+      for (const int64_t i : contributing) value += RL[i];
+    } else {
+      const MeanWeights mean(contributing, [&](int64_t i) { return in.weight(i); });
+      for (const int64_t i : contributing) value += mean.of(in.weight(i)) * NLL[i];
+    }
     // via float64: a sum beyond the float32 range becomes inf (at::scalar_tensor would throw)
     loss = at::scalar_tensor(value, opts.dtype(at::kDouble)).to(p.acc_dtype);
   }
@@ -368,19 +394,19 @@ std::vector<at::Tensor> backward_impl(const at::Tensor& grad_loss, const at::Ten
 
   // Rows that contribute: label != 0, and not a negative row without any negative left.
   std::vector<int64_t> rows;
-  double denom = 0.0;
   for (const auto i : c10::irange(N)) {
     if (in.LAB[i] == 0 || (in.LAB[i] < 0 && LN[i] == -kInf<T>)) continue;
     rows.push_back(i);
-    denom += in.weight(i);
   }
-  // Upstream scale per row: dL_total / dloss_i.
+  const MeanWeights mean(rows, [&](int64_t i) { return in.weight(i); });
+  // dL_total / dNLL_i: the row's weight times the upstream gradient (for "mean", the weight
+  // normalised first: w_i * (G / sum) could overflow where (w_i / sum) * G does not).
   const at::Tensor g = grad_loss.to(at::kDouble).contiguous();
   const double* G = g.data_ptr<double>();
-  auto upstream = [&](int64_t i) -> double {
-    if (p.reduction == Reduction::None) return G[i];
-    if (p.reduction == Reduction::Sum) return G[0];
-    return denom > 0.0 ? G[0] / denom : 0.0;
+  auto row_scale = [&](int64_t i) -> double {
+    if (p.reduction == Reduction::None) return in.weight(i) * G[i];
+    if (p.reduction == Reduction::Sum) return in.weight(i) * G[0];
+    return mean.of(in.weight(i)) * G[0];
   };
 
   at::Tensor dQ = at::zeros({N, D}, opts);
@@ -412,7 +438,7 @@ std::vector<at::Tensor> backward_impl(const at::Tensor& grad_loss, const at::Ten
         std::copy_n(in.Q + i * D, D, Qb.data() + r * D);
         const double z0 = static_cast<double>(vec::dot(in.Q + i * D, in.Tg + i * D, D, isa)) * invT -
                           (in.TLQ ? static_cast<double>(in.TLQ[i]) : 0.0);
-        const double c = in.weight(i) * upstream(i);
+        const double c = row_scale(i);
         const double B = static_cast<double>(LN[i]);
         // dL/dz for the row, with p0 = softmax(z)[0] = sigmoid(z0 - B):
         //   positive: dz0 = c (p0 - 1) = -c sigmoid(B - z0),  dzk = c exp(zk - A)

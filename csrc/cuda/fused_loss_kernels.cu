@@ -915,12 +915,13 @@ struct RowArgs {
   const double* part_sum;
   Acc* lse_all_out;
   Acc* lse_neg_out;
-  double* row_loss;
+  double* row_nll;     // unweighted
   double* row_weight;
   // backward rows
   ReductionKind reduction;
   const double* grad_loss;
-  const double* denom;
+  const double* denom;         // sum of (weight / weight_scale) over the contributing rows
+  const double* weight_scale;  // max weight of the contributing rows
   const Acc* lse_all;
   const Acc* lse_neg;
   Acc* alpha;
@@ -966,10 +967,10 @@ __global__ void __launch_bounds__(kThreads) fwd_finalize_kernel(const RowArgs<T,
     a.lse_neg_out[i] = static_cast<Acc>(B);
     const double w = a.weight != nullptr ? a.weight[i] : 1.0;
     if (a.label[i] > 0) {
-      a.row_loss[i] = w * softplus_d(B - z0);
+      a.row_nll[i] = softplus_d(B - z0);
       a.row_weight[i] = w;
     } else if (B != -INF) {
-      a.row_loss[i] = w * softplus_d(z0 - B);
+      a.row_nll[i] = softplus_d(z0 - B);
       a.row_weight[i] = w;
     }  // else: 1 - p = 0, the row is left out (loss 0, not in the mean's denominator)
   }
@@ -988,11 +989,13 @@ __global__ void __launch_bounds__(kThreads) bwd_rows_kernel(const RowArgs<T, Acc
     if (lane != 0) continue;
     const double z0 = static_cast<double>(dot) * a.inv_t -
                       (a.target_logq != nullptr ? static_cast<double>(a.target_logq[i]) : 0.0);
-    double up;  // d L_total / d loss_i
-    if (a.reduction == ReductionKind::None) up = a.grad_loss[i];
-    else if (a.reduction == ReductionKind::Sum) up = a.grad_loss[0];
-    else up = *a.denom > 0.0 ? a.grad_loss[0] / *a.denom : 0.0;
-    const double c = (a.weight != nullptr ? a.weight[i] : 1.0) * up;
+    // c = d L_total / d nll_i; for "mean" the weight is normalised first, as on the CPU
+    // (w * (G / sum) can overflow where (w / sum) * G does not: denormal weights).
+    const double w = a.weight != nullptr ? a.weight[i] : 1.0;
+    double c;
+    if (a.reduction == ReductionKind::None) c = w * a.grad_loss[i];
+    else if (a.reduction == ReductionKind::Sum) c = w * a.grad_loss[0];
+    else c = *a.denom > 0.0 ? ((w / *a.weight_scale) / *a.denom) * a.grad_loss[0] : 0.0;
     const double B = static_cast<double>(a.lse_neg[i]);
     Acc al, be, g;
     if (a.label[i] > 0) {
@@ -1192,7 +1195,7 @@ LaunchResult forward_impl(const Problem& pb, const Plan& plan, const ForwardOutp
   ra.part_sum = out.part_sum;
   ra.lse_all_out = static_cast<Acc*>(out.lse_all);
   ra.lse_neg_out = static_cast<Acc*>(out.lse_neg);
-  ra.row_loss = out.row_loss;
+  ra.row_nll = out.row_nll;
   ra.row_weight = out.row_weight;
   fwd_finalize_kernel<T, Acc><<<row_grid(pb.N, dev), kThreads, 0, stream>>>(ra);
   NEGREC_LAUNCH_CHECK("fused_loss forward finalize kernel");
@@ -1208,6 +1211,7 @@ LaunchResult backward_impl(const Problem& pb, const Plan& plan, const BackwardAr
     ra.reduction = ba.reduction;
     ra.grad_loss = ba.grad_loss;
     ra.denom = ba.denom;
+    ra.weight_scale = ba.weight_scale;
     ra.lse_all = static_cast<const Acc*>(ba.lse_all);
     ra.lse_neg = static_cast<const Acc*>(ba.lse_neg);
     ra.alpha = static_cast<Acc*>(ba.alpha);

@@ -72,7 +72,7 @@ struct ForwardOutputs {
   double* part_sum = nullptr;   // [fwd_splits, N] workspace (sum of exp(z - max) per split)
   void* lse_all = nullptr;      // [N] acc, zero-initialised (rows with label 0 stay 0)
   void* lse_neg = nullptr;      // [N] acc, zero-initialised
-  double* row_loss = nullptr;    // [N] float64, zero-initialised: per-row loss
+  double* row_nll = nullptr;     // [N] float64, zero-initialised: per-row unweighted loss
   double* row_weight = nullptr;  // [N] float64, zero-initialised: weight of contributing rows
 };
 
@@ -81,7 +81,10 @@ struct ForwardOutputs {
 struct BackwardArgs {
   ReductionKind reduction = ReductionKind::Mean;
   const double* grad_loss = nullptr;  // [N] for None, [1] otherwise
-  const double* denom = nullptr;      // [1] sum of the weights of the contributing rows (Mean)
+  // Mean: the weights of the contributing rows normalised by their max (weight_scale [1]) and
+  // the sum of the normalised weights (denom [1]); row i's share is (w_i / scale) / denom.
+  const double* denom = nullptr;
+  const double* weight_scale = nullptr;
   const void* lse_all = nullptr;      // [N] acc
   const void* lse_neg = nullptr;      // [N] acc
   void* alpha = nullptr;  // [N] acc workspace (indexed by p)

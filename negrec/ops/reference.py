@@ -192,6 +192,17 @@ def validate_fused_loss_inputs(
         raise ValueError(f"{_OP}: weight must be >= 0; got {float(weight[i])} at index {i}")
 
 
+def _mean_shares(w: Tensor) -> Tensor:
+    """w_i / sum(w) (0 where the sum is 0), formed as the native op does: normalised by the
+    largest weight first, so neither the sum (weights near the float64 maximum) nor 1 / sum
+    (denormal weights) overflows."""
+    zero = torch.zeros((), dtype=w.dtype, device=w.device)
+    scale = w.amax() if w.numel() else zero
+    normalised = torch.where(scale > 0, w / torch.where(scale > 0, scale, 1.0), zero)
+    denom = normalised.sum()
+    return torch.where(denom > 0, normalised / torch.where(denom > 0, denom, 1.0), zero)
+
+
 def fused_loss_reference(
     query: Tensor,
     target_emb: Tensor,
@@ -258,14 +269,12 @@ def fused_loss_reference(
     wdt = torch.float64 if upcast else acc  # dtype of the weights and the weighted losses
     w = torch.ones_like(z0, dtype=wdt) if weight is None else weight.to(wdt)
     wzero = torch.zeros((), dtype=wdt, device=z0.device)
-    row = torch.where(pos, w * loss_pos.to(wdt), torch.where(neg, w * loss_neg.to(wdt), wzero))
-    if reduction == "none":
-        loss = row
-    elif reduction == "sum":
-        loss = row.sum()
+    nll = torch.where(pos, loss_pos.to(wdt), torch.where(neg, loss_neg.to(wdt), wzero))
+    if reduction == "mean":
+        loss = (_mean_shares(torch.where(pos | neg, w, wzero)) * nll).sum()
     else:
-        denom = torch.where(pos | neg, w, wzero).sum()
-        loss = torch.where(denom > 0, row.sum() / torch.where(denom > 0, denom, 1.0), wzero)
+        row = torch.where(pos | neg, w * nll, wzero)
+        loss = row if reduction == "none" else row.sum()
     loss = loss.to(acc)
     if not return_lse:
         return loss
