@@ -13,8 +13,8 @@
 // TileHits). The process-wide knobs (tile shape, float32 instruction set) are read once per
 // call (CallSettings) and passed down: they may change concurrently between calls.
 // Weights stay in float64 (as given, at most widened), and so do the per-row losses that the
-// reductions sum: a float32 cast would turn a weight of 1e39 into inf (a NaN mean) and one of
-// 1e-50 into 0 (a mean of 0).
+// reductions use: a float32 cast would turn a weight of 1e39 into inf (a NaN mean) and one of
+// 1e-50 into 0 (a mean of 0). The mean weighs row i by w_i / sum(w) formed as in MeanWeights.
 // So forward + backward is four GEMMs of N x K x D against the three of a plain
 // materialised implementation, with O(threads * (tile + K * D)) extra memory.
 #include "cpu/fused_loss_cpu.h"
