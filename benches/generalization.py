@@ -149,12 +149,11 @@ def summarize(world: World, runs: dict, pop: dict, resamples: int) -> tuple[list
     """Table lines, headline booleans and CSV rows of one world."""
     lines, rows = [], []
     ci = lambda stat, *s: hierarchical_ci(stat, *s, resamples=resamples, seed=0)  # noqa: E731
-    ctl = [(r["sim"]["dislike"], r["sim"]["positive"]) for r in runs[CONTROL]]
-    ctl_resp = ci(ratio_of_means, ctl)
+    ctl = [(r["sim"]["dislike"], r["sim"]["positive"]) for r in runs.get(CONTROL, [])]
     lines.append(f"  {'most_popular':15s} NDCG@10 {np.mean(pop['ndcg']):.4f}  dislike exp.@10 "
                  f"{np.mean(pop['dexp']):.4f}")
     verdict = {}
-    for name in [o for o in runs if o != CONTROL] + [CONTROL]:
+    for name in [o for o in runs if o != CONTROL] + ([CONTROL] if ctl else []):
         rs = runs[name]
         vs_pop = ci(diff_of_means, [(r["ndcg"], pop["ndcg"]) for r in rs])
         resp = ci(ratio_of_means, [(r["sim"]["dislike"], r["sim"]["positive"]) for r in rs])
@@ -162,15 +161,15 @@ def summarize(world: World, runs: dict, pop: dict, resamples: int) -> tuple[list
                 f"(vs most-popular {num(vs_pop)})  dislike exp.@10 "
                 f"{np.mean([r['dexp'].mean() for r in rs]):.4f}  responsiveness {pct(resp)}")
         rows += [(name, "ndcg10_vs_popular", vs_pop), (name, "responsiveness", resp)]
-        if name != CONTROL:
+        if name != CONTROL and ctl:
             beyond = ci(lambda a, b, c, d: ratio_of_means(a, b) - ratio_of_means(c, d),
                         [(r["sim"]["dislike"], r["sim"]["positive"]) for r in rs], ctl)
             line += f"  vs control {100 * beyond.mean:+.1f} pp [{100 * beyond.ci_low:+.1f}, {100 * beyond.ci_high:+.1f}]"
             rows.append((name, "responsiveness_minus_control", beyond))
-            verdict.setdefault("beats_popular", {})[name] = vs_pop.ci_low > 0
             verdict.setdefault("beyond_control", {})[name] = beyond.ci_high < 0
+        if name != CONTROL:
+            verdict.setdefault("beats_popular", {})[name] = vs_pop.ci_low > 0
         lines.append(line)
-    lines.append(f"  control responsiveness {pct(ctl_resp)} (input_ntr on permuted feedback)")
     if "input_ntr" in runs:
         ntr = runs["input_ntr"]
         for base in ("positive_only", "input_only"):
@@ -203,6 +202,8 @@ def main() -> None:
                     help="training-config override for every run (experiments only)")
     ap.add_argument("--set-for", action="append", default=[], metavar="OBJECTIVE:KEY=VALUE",
                     help="override for one objective only (the control follows input_ntr)")
+    ap.add_argument("--no-control", action="store_true",
+                    help="skip the placebo control (for tuning runs that do not measure it)")
     ap.add_argument("--bootstrap", type=int, default=1000)
     ap.add_argument("--split", choices=["test", "valid"], default="test",
                     help="held-out events to report (choose settings on valid, report test)")
@@ -247,7 +248,7 @@ def main() -> None:
         held = world.split.valid if args.split == "valid" else world.split.test
         pe = evaluate(popular, held, popular_objective(), ks=(10,), bootstrap=0)
         pop = {"ndcg": pe.per_user["ndcg@10"], "dexp": pe.per_user["dislike_exposure@10"]}
-        runs: dict[str, list[dict]] = {o: [] for o in objectives + [CONTROL]}
+        runs: dict[str, list[dict]] = {o: [] for o in objectives + ([] if args.no_control else [CONTROL])}
         for seed in seeds:
             for name in runs:  # interleaved: every model of one seed, then the next seed
                 r = measure(world, name, seed, args, args.out / wname / f"seed{seed}" /
