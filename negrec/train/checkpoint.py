@@ -1,11 +1,12 @@
-"""Checkpoints: written atomically, verified on load, self-contained for inference, resumable
-for training.
+"""Checkpoints: written atomically (:func:`negrec.files.atomic_torch_save`), verified on load,
+self-contained for inference, resumable for training.
 
 A checkpoint is a ``torch.save`` dict of tensors, lists and plain values only, so it loads
 with ``weights_only=True`` (no pickled code). For inference it holds the model weights and
 config, the objective (so evaluation and recommendation apply the same input filter), the
 raw <-> dense id maps and the item metadata; for training also the optimizer, scheduler,
-RNG and progress state.
+RNG and progress state. The stored objective and configuration of earlier layouts are migrated
+on load (:mod:`negrec.train.migrate`).
 
 Integrity: ``checksum`` holds the SHA-256 of every other field (tensor bytes, dtypes and
 shapes, and the plain values; see :func:`payload_checksum`). :func:`read_checkpoint`, which
@@ -19,27 +20,26 @@ Checkpoints of format ``negrec-checkpoint-v1`` predate the checksum: they still 
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
 
 from negrec.data.log import EventLog, ItemMeta
 from negrec.errors import UserError
-from negrec.models.base import ModelConfig, SequentialRecommender
-from negrec.models.objectives import Objective
-from negrec.models.sequential import build_model
+from negrec.models.base import SequentialRecommender
+from negrec.models.config import ModelConfig
+from negrec.models.registry import build_model
+from negrec.train.migrate import migrate_objective
+from negrec.train.objectives import Objective
 
-__all__ = ["FORMAT", "LoadedCheckpoint", "UnverifiedCheckpointWarning", "atomic_torch_save",
-           "atomic_write_bytes", "atomic_write_text", "check_weights_match", "checkpoint_payload", "load_checkpoint",
-           "meta_from_state", "meta_to_state", "payload_checksum", "read_checkpoint",
-           "stale_temporaries"]
+__all__ = ["FORMAT", "LoadedCheckpoint", "UnverifiedCheckpointWarning", "check_weights_match",
+           "checkpoint_payload", "load_checkpoint", "meta_from_state", "meta_to_state",
+           "payload_checksum", "read_checkpoint"]
 
 FORMAT = "negrec-checkpoint-v2"  # v1 + the content checksum
 UNVERIFIED_FORMATS = ("negrec-checkpoint-v1",)  # written before checksums existed
@@ -48,87 +48,6 @@ CHECKSUM_PREFIX = "sha256:"
 
 class UnverifiedCheckpointWarning(UserWarning):
     """A checkpoint written before checkpoints carried a checksum was loaded unverified."""
-
-
-# ---- atomic writes ----------------------------------------------------------------------
-
-def _atomic_write(path: str | Path, write: Callable[[Any], None]) -> Path:
-    """Calls ``write(file)`` on a temporary file in the target folder, fsyncs it and renames
-    it over ``path``: a crash at any moment leaves either the old or the new file, never a
-    torn one. On failure the temporary file is removed and an OSError underneath (e.g. a full
-    disk) is raised as an OSError naming ``path`` and what happened to the previous file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    writer = None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            writer = _ErrorRecordingWriter(f)
-            write(writer)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException as exc:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        # torch.save reports a failed write (e.g. a full disk) as an opaque RuntimeError of its
-        # zip writer: surface the OSError underneath, with what it means for the file
-        os_error = exc if isinstance(exc, OSError) else getattr(writer, "error", None)
-        if os_error is not None and isinstance(exc, Exception):
-            keep = "the previous file is unchanged" if path.exists() else "no file was written"
-            raise OSError(os_error.errno, f"writing {path} failed ({os_error.strerror or os_error}); "
-                          f"{keep}, the partial temporary file was removed", str(path)) from exc
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-    return path
-
-
-def atomic_torch_save(obj: Any, path: str | Path) -> Path:
-    """``torch.save(obj, path)``, atomically (see :func:`_atomic_write`)."""
-    return _atomic_write(path, lambda f: torch.save(obj, f))
-
-
-def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
-    """Writes ``data`` to ``path`` atomically (see :func:`_atomic_write`)."""
-    return _atomic_write(path, lambda f: f.write(data))
-
-
-def atomic_write_text(path: str | Path, text: str) -> Path:
-    """Writes ``text`` (UTF-8) to ``path`` atomically (see :func:`_atomic_write`)."""
-    return atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def stale_temporaries(folder: str | Path, names: tuple[str, ...]) -> list[Path]:
-    """The temporary files an interrupted atomic write of one of ``names`` left in ``folder``
-    (``.NAME.*.tmp``; a writer that is killed cannot remove its own)."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        return []
-    return sorted(p for name in names for p in folder.glob(f".{name}.*.tmp") if p.is_file())
-
-
-class _ErrorRecordingWriter:
-    """The file object handed to the writer: remembers the first OSError of a write."""
-
-    def __init__(self, f):
-        self._f, self.error = f, None
-
-    def write(self, data):
-        try:
-            return self._f.write(data)
-        except OSError as exc:
-            if self.error is None:
-                self.error = exc
-            raise
-
-    def __getattr__(self, name):
-        return getattr(self._f, name)
 
 
 # ---- the content checksum -------------------------------------------------------------------
@@ -215,13 +134,13 @@ def meta_from_state(d: dict) -> ItemMeta:
                     creator_names=d["creator_names"], titles=d["titles"])
 
 
-def checkpoint_payload(model: SequentialRecommender, config_dict: dict, objective: Objective,
+def checkpoint_payload(model: SequentialRecommender, config_dict: dict, objective_dict: dict,
                        log: EventLog, train_state: dict | None) -> dict:
     """The dict a checkpoint file holds, with its ``checksum``."""
     payload = {
         "format": FORMAT,
         "config": config_dict,
-        "objective": objective.to_dict(),
+        "objective": objective_dict,
         "model_config": model.config.to_dict(),
         "num_items": model.num_items,
         "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
@@ -410,7 +329,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     state = read_checkpoint(path)
     try:
         meta = meta_from_state(state["item_meta"])
-        objective = Objective.from_dict(state["objective"])
+        objective = Objective(**migrate_objective(state["objective"]))
     except (KeyError, TypeError, ValueError) as exc:
         raise UserError(f"{path}: checkpoint field item_meta or objective is invalid "
                         f"({type(exc).__name__}: {_first_line(exc)})") from None
