@@ -1,34 +1,22 @@
-"""Train-and-evaluate, shared by ``negrec train``, ``negrec demo`` and the benchmarks."""
+"""Train-and-evaluate: one training run and its offline evaluation, as ``negrec train``, the
+demo and the benchmarks run it."""
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
 from negrec.data.log import EventLog
-from negrec.data.spec import load_data
 from negrec.data.split import Split, leave_one_out
 from negrec.eval.metrics import evaluate
-from negrec.errors import UserError
-from negrec.models.checkpoint import LoadedCheckpoint, atomic_write_text, load_checkpoint
+from negrec.experiments.data import load_data
+from negrec.files import write_json
+from negrec.train.checkpoint import load_checkpoint
 from negrec.train.config import TrainConfig
-from negrec.train.trainer import Trainer, check_run_folder
+from negrec.train.run_folder import check_run_folder
+from negrec.train.trainer import Trainer
 
-__all__ = ["stored_config", "train_and_evaluate", "write_json"]
-
-
-def stored_config(checkpoint: LoadedCheckpoint) -> TrainConfig:
-    """The training configuration stored in a loaded checkpoint, validated."""
-    try:
-        return TrainConfig.from_dict(checkpoint.config)
-    except UserError as exc:
-        raise UserError(f"{checkpoint.path}: the stored configuration is invalid ({exc})") from None
-
-
-def write_json(path: Path, data: dict) -> Path:
-    """Writes ``data`` as JSON, atomically (never a truncated file, no temporary left)."""
-    return atomic_write_text(path, json.dumps(data, indent=2, default=float))
+__all__ = ["train_and_evaluate"]
 
 
 def train_and_evaluate(config: TrainConfig, out_dir: str | Path, *, log: EventLog | None = None,
@@ -37,17 +25,17 @@ def train_and_evaluate(config: TrainConfig, out_dir: str | Path, *, log: EventLo
     """Loads the data (unless given), splits it leave-one-out on the full log, trains with
     early stopping on validation NDCG@10, evaluates ``best.pt`` (the best validated model, or
     the last one when no validation ran) on the validation and test events, and writes
-    ``metrics.json`` beside the checkpoints. Returns the metrics. ``resume`` / ``overwrite``:
-    see :class:`~negrec.train.Trainer`."""
+    ``metrics.json`` beside the checkpoints (strict JSON: undefined figures are null). Returns
+    the metrics. ``resume`` / ``overwrite``: see :class:`~negrec.train.trainer.Trainer`."""
     out = Path(out_dir)
     check_run_folder(out, resume=resume, overwrite=overwrite)  # before loading the data
     if split is None:
         log = log if log is not None else load_data(config.data)
         split = leave_one_out(log)
-    objective = config.get_objective()
+    inputs = config.objective.inputs
 
     def validate(model):
-        return evaluate(model, split.valid, objective, ks=(config.eval_k,), bootstrap=0).metrics
+        return evaluate(model, split.valid, inputs, ks=(config.eval_k,), bootstrap=0).metrics
 
     t0 = time.perf_counter()
     result = Trainer(config, split.train, out, validate=validate,
@@ -55,12 +43,12 @@ def train_and_evaluate(config: TrainConfig, out_dir: str | Path, *, log: EventLo
                      overwrite=overwrite).fit()
     wall = time.perf_counter() - t0
     best = load_checkpoint(out / "best.pt")
-    valid = evaluate(best.model, split.valid, best.objective, ks=ks, bootstrap=bootstrap,
+    valid = evaluate(best.model, split.valid, best.objective.inputs, ks=ks, bootstrap=bootstrap,
                      seed=config.seed)
-    test = evaluate(best.model, split.test, best.objective, ks=ks, bootstrap=bootstrap,
+    test = evaluate(best.model, split.test, best.objective.inputs, ks=ks, bootstrap=bootstrap,
                     seed=config.seed)
     metrics = {
-        "objective": objective.to_dict(),
+        "objective": config.objective.to_dict(),
         "model": config.model.to_dict(),
         "valid": valid.flat(),
         "test": test.flat(),
