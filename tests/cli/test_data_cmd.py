@@ -7,24 +7,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
-import sys
-from datetime import datetime, timezone
 
 import pytest
 
 from negrec.cli.data_cmd import add_source_arguments, spec_from_args
-from negrec.data import ColumnMap, DataFormatError, Feedback, load_table
-from negrec.data.spec import DataSpec, load_data
+from negrec.data import DataFormatError, load_table
+from negrec.experiments.data import load_data
+from negrec.train.data_spec import DataSpec
 from negrec.train.config import TrainConfig
+from helpers import run_cli
 
 DUPLICATES = "duplicate events (same user, item, time and feedback; all kept)"
-
-
-def run_cli(*args, cwd="/", timeout=300):
-    """``negrec ARGS`` in a fresh process (for what depends on the process: cwd, training)."""
-    return subprocess.run([sys.executable, "-m", "negrec", *args], capture_output=True, text=True,
-                          timeout=timeout, cwd=cwd)
 
 
 def cli(capsys, *args):
@@ -92,108 +85,8 @@ def test_help_documents_the_rules(capsys):
 
 # ---- date-time timestamps ------------------------------------------------------------------------
 
-def test_iso_datetime_timestamps_are_utc_seconds(tmp_path):
-    noon = int(datetime(2024, 5, 1, 12, 30, tzinfo=timezone.utc).timestamp())
-    ev = tmp_path / "e.csv"
-    ev.write_text("user,item,timestamp,feedback\n"
-                  "u,a,2024-05-01T12:30:00Z,positive\n"       # UTC
-                  "u,b,2024-05-01T14:30:00+02:00,positive\n"  # the same instant
-                  "u,c,2024-05-01 12:30:00,positive\n"        # naive: UTC
-                  "u,d,2024-05-01T12:30:00.750000Z,skip\n"    # a fraction of a second
-                  "u,e,2024-05-01T12:30:00.250Z,skip\n"
-                  "v,a,2024-05-01,dislike\n")                 # a date: midnight UTC
-    log = load_table(ev)
-    u = log.user_slice(0)
-    assert log.timestamps[u].tolist() == [noon] * 5
-    assert log.item_meta.raw_ids[log.items[u]].tolist() == ["a", "b", "c", "e", "d"]
-    assert log.timestamps[log.user_slice(1)].tolist() == [noon - 12 * 3600 - 30 * 60]
-    assert log.report.notes["timestamps with a fraction, floored to whole units (events within "
-                            "one unit keep the order of their exact times)"] == 2
-
-
-def test_parquet_timestamp_columns_are_utc_seconds(tmp_path):
-    pa = pytest.importorskip("pyarrow", reason="pyarrow not installed (optional Parquet support)")
-    import pyarrow.parquet as pq
-
-    noon = int(datetime(2024, 5, 1, 12, 30, tzinfo=timezone.utc).timestamp())
-    moments = [datetime(2024, 5, 1, 12, 30), datetime(2024, 5, 1, 12, 31)]
-    for unit, tz in (("s", None), ("ms", "UTC"), ("ns", None)):
-        times = pa.array(moments, pa.timestamp(unit, tz=tz))
-        pq.write_table(pa.table({"user": [1, 1], "item": [1, 2], "timestamp": times,
-                                 "feedback": ["positive", "skip"]}), tmp_path / "e.parquet")
-        assert load_table(tmp_path / "e.parquet").timestamps.tolist() == [noon, noon + 60], unit
-
-
-def test_a_timestamp_column_holds_one_kind(tmp_path):
-    ev = tmp_path / "e.csv"
-    ev.write_text("user,item,timestamp,feedback\nu,a,1714566600,positive\nu,b,2024-05-01,skip\n")
-    with pytest.raises(DataFormatError, match=r"e\.csv:3: mixed timestamp kinds: '2024-05-01' is a "
-                                              r"date-time but line 2 holds a number"):
-        load_table(ev)
-    ev.write_text("user,item,timestamp,feedback\nu,a,1714566600,positive\nu,b,May 1st,skip\n")
-    with pytest.raises(DataFormatError, match=r"e\.csv:3: unparsable timestamp: 'May 1st' is not an "
-                                              r"integer, a decimal number or an ISO-8601 date-time"):
-        load_table(ev)
-
 
 # ---- feedback labels -------------------------------------------------------------------------------
-
-def test_numeric_labels_are_never_feedback_codes(tmp_path):
-    ev = tmp_path / "e.csv"
-    ev.write_text("user,item,timestamp,feedback\n1,1,1,1\n1,2,2,2\n1,3,3,4\n2,1,1,1\n")
-    with pytest.raises(DataFormatError) as err:
-        load_table(ev)
-    msg = str(err.value)
-    assert msg.startswith(f"{ev}:2: unknown feedback label: '1'; labels must be feedback names")
-    assert "numbers are never read as feedback codes" in msg
-    assert "labels without a meaning in column 'feedback': '1' (2 rows), '2' (1 row), '4' (1 row)" in msg
-    assert "feedback_values={'1': 'NAME', '2': 'NAME', '4': 'NAME'}" in msg
-    # skip mode drops and counts them; here every row goes, so the load is an error with counts
-    with pytest.raises(DataFormatError, match=r"no events read \(4 rows read; dropped: "
-                                              r"\{'unknown feedback label': 4\}"):
-        load_table(ev, on_bad_rows="skip")
-    log = load_table(ev, feedback_values={"1": "positive", "2": "skip", "4": "dislike"})
-    assert log.feedback_counts() == {"positive": 2, "neutral": 0, "skip": 1, "dislike": 1}
-
-
-def test_many_unmapped_labels_are_listed_up_to_ten(tmp_path):
-    ev = tmp_path / "e.csv"
-    ev.write_text("user,item,timestamp,feedback\n" + "".join(f"1,1,{k},l{k}\n" for k in range(14)))
-    with pytest.raises(DataFormatError, match=r"'l9' \(1 row\) and 4 more labels; map them"):
-        load_table(ev)
-
-
-def test_partial_feedback_map(tmp_path):
-    ev = tmp_path / "e.csv"
-    ev.write_text("user,item,timestamp,action\nu,a,1,like\nu,b,2,meh\nu,c,3,Meh \nu,d,4,dislike\n"
-                  "u,e,5,bored\n")
-    cols = ColumnMap(feedback="action")
-    with pytest.raises(DataFormatError) as err:
-        load_table(ev, columns=cols, feedback_values={"like": "positive"})
-    msg = str(err.value)
-    assert msg.startswith(f"{ev}:3: unknown feedback label: 'meh'; it is neither in the feedback map")
-    assert "column 'action': 'meh' (2 rows), 'bored' (1 row)" in msg  # 'dislike' is a name
-    assert "feedback_values={'like': 'positive', 'meh': 'NAME', 'bored': 'NAME'}" in msg
-    assert "feedback_values={'like': 'positive', '*': 'NAME'}" in msg
-    # '*' maps every label not listed; feedback names keep their meaning
-    log = load_table(ev, columns=cols, feedback_values={"like": "positive", "*": "neutral"})
-    assert log.feedback.tolist() == [Feedback.POSITIVE, Feedback.NEUTRAL, Feedback.NEUTRAL,
-                                     Feedback.DISLIKE, Feedback.NEUTRAL]
-
-
-@pytest.mark.parametrize("mapping, message", [
-    ({"like": "pad"}, r"feedback map entry 'like' -> 'pad': expected a non-empty label mapped to "
-                      r"one of positive, neutral, skip, dislike"),
-    ({"like": "good"}, r"'like' -> 'good'"),
-    ({"like": "1"}, r"'like' -> '1'"),
-    ({" ": "positive"}, r"' ' -> 'positive'"),
-    ({"Like": "positive", "like ": "dislike"}, r"label 'like ' is mapped to both positive and dislike"),
-])
-def test_bad_feedback_map_entries(mapping, message):
-    from negrec.data.feedback import FeedbackLabels
-
-    with pytest.raises(ValueError, match=message):
-        FeedbackLabels(mapping)
 
 
 def test_feedback_map_on_the_command_line(tmp_path, capsys):
@@ -234,24 +127,6 @@ def test_item_id_column_of_the_items_file(tmp_path, capsys):
 
 
 # ---- absolute data paths ----------------------------------------------------------------------------
-
-def test_data_paths_are_made_absolute(tmp_path, monkeypatch):
-    (tmp_path / "d").mkdir()
-    ev = tmp_path / "d" / "e.csv"
-    ev.write_text("user,item,timestamp,feedback\nu,a,1,positive\nu,b,2,positive\n")
-    (tmp_path / "d" / "items.csv").write_text("item,category\na,x\n")
-    monkeypatch.chdir(tmp_path)
-    spec = DataSpec(source="csv", path="d/e.csv", feedback_col="feedback",
-                    items_path="./d/../d/items.csv")
-    assert spec.path == str(ev) and spec.items_path == str(tmp_path / "d" / "items.csv")
-    args = source_args("--source", "csv", "--path", "d/e.csv", "--feedback-col", "feedback")
-    assert spec_from_args(args).path == str(ev)
-    # the spec a checkpoint stores (TrainConfig -> dict -> TrainConfig) loads from anywhere
-    saved = TrainConfig(data=spec).to_dict()
-    monkeypatch.chdir("/")
-    again = TrainConfig.from_dict(saved).data
-    assert again.path == str(ev) and load_data(again).num_events == 2
-    assert DataSpec(source="simulated").path is None
 
 
 # ---- command-line spellings in command-line errors ---------------------------------------------------
@@ -312,3 +187,22 @@ def test_train_logs_the_load_summary_and_evaluate_runs_from_elsewhere(tmp_path):
                  cwd="/")
     assert ev.returncode == 0, ev.stderr[-2000:]
     assert "ndcg@10" in json.loads(ev.stdout)["metrics"]
+
+
+def test_data_paths_are_made_absolute(tmp_path, monkeypatch):
+    (tmp_path / "d").mkdir()
+    ev = tmp_path / "d" / "e.csv"
+    ev.write_text("user,item,timestamp,feedback\nu,a,1,positive\nu,b,2,positive\n")
+    (tmp_path / "d" / "items.csv").write_text("item,category\na,x\n")
+    monkeypatch.chdir(tmp_path)
+    spec = DataSpec(source="csv", path="d/e.csv", feedback_col="feedback",
+                    items_path="./d/../d/items.csv")
+    assert spec.path == str(ev) and spec.items_path == str(tmp_path / "d" / "items.csv")
+    args = source_args("--source", "csv", "--path", "d/e.csv", "--feedback-col", "feedback")
+    assert spec_from_args(args).path == str(ev)
+    # the spec a checkpoint stores (TrainConfig -> dict -> TrainConfig) loads from anywhere
+    saved = TrainConfig(data=spec).to_dict()
+    monkeypatch.chdir("/")
+    again = TrainConfig.from_dict(saved).data
+    assert again.path == str(ev) and load_data(again).num_events == 2
+    assert DataSpec(source="simulated").path is None

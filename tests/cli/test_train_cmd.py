@@ -221,7 +221,7 @@ def test_debug_shows_the_traceback_of_a_user_error(tmp_path):
 def test_a_bug_keeps_its_traceback(tmp_path, capsys, monkeypatch, bug):
     """Only errors caused by the input are shortened to one line: an exception from the code
     (here, evaluation raising) reaches the caller."""
-    import negrec.cli.pipeline as pipeline
+    import negrec.experiments.training as pipeline
 
     def broken(*args, **kwargs):
         raise bug

@@ -11,8 +11,8 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from negrec.data import (Batch, CollateConfig, Collator, EventLog, Feedback, InBatchSampler,
-                         PopularitySampler, TargetRule, UniformSampler, make_sampler)
+from negrec.data import (Batch, CollateConfig, Collator, EventLog, Feedback, PopularitySampler,
+                         TargetRule, UniformSampler)
 from negrec.data.collate_reference import VectorizedCollator, collate_python
 
 FIELDS = ("input_items", "input_feedback", "mask", "lengths", "target_items", "target_labels",
@@ -185,53 +185,6 @@ def test_dataloader_with_workers_and_pickle(native):
 
 # ---- samplers -----------------------------------------------------------------------------
 
-def test_popularity_sampler_matches_its_probabilities(native):
-    counts = np.array([0, 10, 100, 1000, 5])
-    s = PopularitySampler(counts, num_negatives=200_000, alpha=0.75)
-    want = (counts + 1.0) ** 0.75
-    want = want / want.sum()
-    torch.testing.assert_close(s.probabilities, torch.tensor(want, dtype=torch.float64))
-    ids, logq = s.sample(None, torch.Generator().manual_seed(0))
-    freq = torch.bincount(ids, minlength=5).double() / len(ids)
-    # 5 sigma of a binomial proportion with n = 200,000
-    sigma = torch.sqrt(torch.tensor(want) * (1 - torch.tensor(want)) / len(ids))
-    assert torch.all((freq - torch.tensor(want)).abs() <= 5 * sigma + 1e-12)
-    torch.testing.assert_close(logq, torch.tensor(np.log(want), dtype=torch.float32)[ids])
-    torch.testing.assert_close(s.log_prob(torch.tensor([3, 0])),
-                               torch.tensor(np.log(want[[3, 0]]), dtype=torch.float32))
-    a, _ = s.sample(None, torch.Generator().manual_seed(5))
-    b, _ = s.sample(None, torch.Generator().manual_seed(5))
-    assert torch.equal(a, b)
-
-
-def test_sampler_input_checks(native):
-    with pytest.raises(ValueError, match="counts must be finite and >= 0"):
-        PopularitySampler(np.array([1.0, -1.0]), 4)
-    with pytest.raises(ValueError, match="num_negatives must be > 0"):
-        UniformSampler(10, 0)
-    with pytest.raises(ValueError, match="smoothing must be >= 0, and > 0 when some item has count 0"):
-        PopularitySampler(np.array([0.0, 1.0]), 4, smoothing=0.0)
-    with pytest.raises(ValueError, match="weights must be finite and >= 0; got nan at index 1"):
-        native.AliasTable(torch.tensor([1.0, float("nan")]))
-    with pytest.raises(ValueError, match="unknown sampler 'zipf'"):
-        make_sampler("zipf", num_items=3, num_negatives=2, counts=np.ones(3))
-
-
-def test_uniform_and_in_batch_samplers(native):
-    s = UniformSampler(50, 1000)
-    ids, logq = s.sample(None, torch.Generator().manual_seed(0))
-    assert ids.min() >= 0 and ids.max() < 50 and len(set(ids.tolist())) > 40
-    assert torch.allclose(logq, torch.full((1000,), -np.log(50), dtype=torch.float32))
-    log = EventLog.from_events([0] * 5 + [1] * 4, [0, 1, 2, 1, 3, 4, 1, 0, 2], list(range(9)),
-                               [1, 1, 4, 1, 1, 1, 1, 3, 1])
-    counts = log.item_counts([Feedback.POSITIVE])
-    ib = InBatchSampler(counts)
-    b = Collator(log, CollateConfig(max_len=8), sampler=ib)([0, 1])
-    pos_targets = set(b.target_items[b.target_labels == 1].tolist())
-    assert set(b.neg_ids.tolist()) == pos_targets and len(b.neg_ids) == len(pos_targets)
-    p = (counts + 1.0) / (counts + 1.0).sum()
-    torch.testing.assert_close(b.neg_logq, torch.tensor(np.log(p), dtype=torch.float32)[b.neg_ids])
-
 
 def test_collator_refuses_non_integer_users_and_ends():
     log = EventLog.from_events([0, 0, 1], [0, 1, 2], [0, 1, 2], [1, 1, 1])
@@ -241,3 +194,40 @@ def test_collator_refuses_non_integer_users_and_ends():
     with pytest.raises(TypeError, match="ends must be integers; got dtype float32"):
         c([0, 1], ends=torch.tensor([1.0, 1.0]))
     assert c(np.array([1, 0], dtype=np.int32)).users.tolist() == [1, 0]
+
+
+# ---- without the compiled extension: the pure-PyTorch reference, with one warning ----------------
+
+def test_without_the_extension_the_collator_builds_the_same_batches_with_a_warning(monkeypatch):
+    from negrec import _extension
+
+    rng = np.random.default_rng(3)
+    n = 200
+    log = EventLog.from_events(rng.integers(0, 12, n), rng.integers(0, 30, n), np.arange(n),
+                               rng.integers(1, 5, n))
+    config = CollateConfig(max_len=5, input_feedback=frozenset(
+        {Feedback.POSITIVE, Feedback.NEUTRAL, Feedback.SKIP}),
+        targets={Feedback.POSITIVE: TargetRule(1, 1.0), Feedback.SKIP: TargetRule(-1, 0.5)})
+    users, ends = np.arange(12), torch.tensor([-1, 3] * 6)
+    for with_targets in (True, False):
+        native = Collator(log, config, with_targets=with_targets)(users, ends)
+        monkeypatch.setattr(_extension, "_C", None)
+        monkeypatch.setattr(_extension, "_warned", set())
+        with pytest.warns(RuntimeWarning, match=r"negrec.data.Collator: .*; using "
+                                                r"negrec.data.collate_reference.collate_python"):
+            fallback = Collator(log, config, with_targets=with_targets)(users, ends)
+        monkeypatch.undo()
+        assert_batches_equal(native, fallback, with_targets)
+
+
+def test_without_the_extension_the_popularity_sampler_draws_with_multinomial(monkeypatch):
+    from negrec import _extension
+
+    monkeypatch.setattr(_extension, "_C", None)
+    monkeypatch.setattr(_extension, "_warned", set())
+    sampler = PopularitySampler(np.array([10.0, 30.0]), 4000, alpha=1.0, smoothing=0.0)
+    with pytest.warns(RuntimeWarning, match="negrec.data.PopularitySampler: .*torch.multinomial"):
+        ids, logq = sampler.sample(None, torch.Generator().manual_seed(0))
+    # 4,000 draws: the share of item 1 is 0.75 within ~4.6 standard errors (0.0068 each)
+    assert set(ids.tolist()) <= {0, 1} and abs((ids == 1).float().mean().item() - 0.75) < 0.03
+    torch.testing.assert_close(logq, sampler.log_prob(ids))

@@ -5,63 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from negrec.data import EventLog, Feedback, ItemMeta, leave_one_out, parse_feedback, time_split
+from negrec.data import EventLog, Feedback, leave_one_out, time_split
 
 
-def small_log():
-    # user "b" has ties at t=5 (kept in input order); user "c" has 2 events only
-    users = ["a", "a", "a", "a", "b", "b", "b", "c", "c"]
-    items = [10, 11, 12, 13, 10, 12, 11, 13, 10]
-    ts = [4, 1, 2, 3, 5, 5, 1, 7, 8]
-    fb = [1, 4, 1, 3, 1, 2, 4, 1, 1]
-    return EventLog.from_events(users, items, ts, fb)
-
-
-def test_feedback_codes_match_cpp(native):
-    codes = native.feedback_codes()
-    assert codes == {f.label: int(f) for f in Feedback}
-    assert parse_feedback("DISLIKE") is Feedback.DISLIKE and parse_feedback(3) is Feedback.SKIP
-    with pytest.raises(ValueError, match="unknown feedback 'meh'"):
-        parse_feedback("meh")
-
-
-def test_from_events_sorts_stably_and_builds_csr():
-    log = small_log()
-    assert log.offsets.tolist() == [0, 4, 7, 9]
-    assert log.user_ids.tolist() == ["a", "b", "c"]
-    raw = log.item_meta.raw_ids
-    assert raw[log.user_events(0)[0]].tolist() == [11, 12, 13, 10]
-    # b: t=1 first, then the two t=5 events in input order (10 then 12)
-    assert raw[log.user_events(1)[0]].tolist() == [11, 10, 12]
-    assert log.stats()["sequence_length"]["p100"] == 4
-
-
-def test_validation_errors():
-    with pytest.raises(ValueError, match="feedback codes must be 1..4"):
-        EventLog.from_events([1], [1], [1], [0])
-    with pytest.raises(ValueError, match="items missing from the item metadata"):
-        EventLog.from_events([1], [5], [1], [1], item_meta=ItemMeta.anonymous(np.array([1, 2])))
-    log = small_log()
-    with pytest.raises(ValueError, match="offsets must be non-decreasing"):
-        EventLog(offsets=np.array([0, 5, 4, 9]), items=log.items, timestamps=log.timestamps,
-                 feedback=log.feedback, user_ids=log.user_ids, item_meta=log.item_meta)
-    with pytest.raises(ValueError, match=r"item ids must be in \[0, 4\)"):
-        EventLog(offsets=log.offsets, items=log.items + 3, timestamps=log.timestamps,
-                 feedback=log.feedback, user_ids=log.user_ids, item_meta=log.item_meta)
-    with pytest.raises(ValueError, match="ItemMeta.cluster must have shape"):
-        ItemMeta(raw_ids=np.arange(3), cluster=np.zeros(2), cluster_names=["x"])
-
-
-def test_select_events_and_users():
-    log = small_log()
-    only_pos = log.select_events(log.feedback == Feedback.POSITIVE)
-    assert only_pos.lengths().tolist() == [2, 1, 2]
-    sub = log.select_users(np.array([2, 0]))
-    assert sub.user_ids.tolist() == ["c", "a"] and sub.lengths().tolist() == [2, 4]
-
-
-def test_leave_one_out():
-    log = small_log()
+def test_leave_one_out(small_log):
+    log = small_log
     split = leave_one_out(log)
     assert split.skipped_users == 1  # "c" has 2 events
     assert split.test.users.tolist() == [0, 1] and split.valid.users.tolist() == [0, 1]
@@ -79,8 +27,8 @@ def test_leave_one_out():
         leave_one_out(log, min_events=2)
 
 
-def test_time_split():
-    log = small_log()
+def test_time_split(small_log):
+    log = small_log
     split = time_split(log, valid_fraction=0.2, test_fraction=0.2)
     t_valid, t_test = np.quantile(log.timestamps, [0.6, 0.8])
     assert np.all(split.train.timestamps < t_valid)

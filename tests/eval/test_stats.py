@@ -1,11 +1,14 @@
-"""Interval estimates over seeds and units (negrec.eval.stats)."""
+"""Interval estimates (negrec.eval.stats): the bootstrap of a mean, the paired ratio of means,
+the difference of two groups, and the two-stage bootstrap over seeds and units."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from negrec.eval.stats import hierarchical_ci, ratio_of_means
+import math
+
+from negrec.eval.stats import bootstrap_ci, hierarchical_ci, ratio_of_means, ratio_of_means_ci
 
 
 def test_one_seed_matches_a_plain_bootstrap_of_the_mean():
@@ -59,3 +62,39 @@ def test_bad_samples_are_rejected():
         hierarchical_ci(lambda a, b: 0.0, [(np.ones(3), np.ones(4))])
     with pytest.raises(ValueError, match="at least one seed"):
         hierarchical_ci(lambda a: 0.0, [])
+
+
+def test_bootstrap_interval():
+    rng = np.random.default_rng(0)
+    small = rng.random(50)
+    big = rng.random(5000)
+    lo, hi = bootstrap_ci(small, resamples=500)
+    assert lo < small.mean() < hi
+    lo2, hi2 = bootstrap_ci(big, resamples=500)
+    assert (hi2 - lo2) < (hi - lo) / 5  # ~ 1/sqrt(100) narrower
+    assert all(math.isnan(x) for x in bootstrap_ci(np.zeros(0)))
+
+
+def test_ci_width_shrinks_with_more_histories():
+    rng = np.random.default_rng(0)
+    a = rng.binomial(10, 0.3, 4000) / 10
+    b = rng.binomial(10, 0.6, 4000) / 10
+    widths = []
+    for n in (50, 400, 4000):
+        e = ratio_of_means_ci(a[:n], b[:n], resamples=1000, seed=0)
+        assert e.ci_low <= e.mean <= e.ci_high
+        widths.append(e.ci_high - e.ci_low)
+    assert widths[0] > 2 * widths[1] > 4 * widths[2]
+    # about 1/sqrt(n): 4000 vs 400 histories shrinks the interval ~3.2x
+    assert 2.0 < widths[1] / widths[2] < 5.0
+    big = ratio_of_means_ci(a, b)
+    assert big.mean == pytest.approx(a.mean() / b.mean() - 1) and big.excludes_zero()
+
+
+def test_ratio_of_means_ci_edge_cases():
+    e = ratio_of_means_ci(np.array([0.5, 0.5]), np.zeros(2))
+    assert math.isnan(e.mean)  # undefined: no similar items in the positive branch
+    e = ratio_of_means_ci(np.array([]), np.array([]))
+    assert math.isnan(e.mean) and e.n == 0
+    e = ratio_of_means_ci(np.array([1.0, 0.0]), np.array([1.0, 1.0]), resamples=0)
+    assert e.mean == -0.5 and math.isnan(e.ci_low)

@@ -4,29 +4,17 @@ simulated and real-log checkpoints."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
-import numpy as np
 import pytest
 
-from negrec.cli.demo import DemoConfig, run_demo
-from negrec.eval.report import PAPER_RESPONSIVENESS, markdown_table, write_report
-from negrec.models.objectives import OBJECTIVES
-
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+from negrec.experiments.demo import DemoConfig, run_demo
+from negrec.eval.report import markdown_table
+from negrec.train.objectives import OBJECTIVES
+from helpers import run_cli
+from helpers import assert_png
 
 TINY = DemoConfig(sim_users=150, sim_events=20, epochs=1, dim=16, histories=40, history_steps=6,
                   loop_users=30, loop_steps=6, bootstrap=50, progress=False)
-
-
-def assert_png(path):
-    import matplotlib.image
-
-    data = path.read_bytes()
-    assert data[:8] == PNG_SIGNATURE, path
-    img = matplotlib.image.imread(path)
-    assert img.ndim == 3 and img.shape[0] > 100 and img.shape[1] > 100
 
 
 @pytest.fixture(scope="module")
@@ -83,29 +71,6 @@ def test_positive_only_cannot_see_dislikes(tiny_demo):
         assert report["responsiveness"]["positive_only"]["mean"] == 0.0
 
 
-def test_report_writes_undefined_figures_as_null(tmp_path):
-    report = {"title": "t", "objectives": {"input_ntr": {
-        "offline": {"test": {"ndcg@10": np.float32(0.1)}},
-        "responsiveness": {"cluster": {"dislike": {"mean": float("nan"), "ci_low": float("nan"),
-                                                   "ci_high": float("nan"), "n": np.int64(3)}}}}}}
-    paths = write_report(report, tmp_path)
-    data = json.loads(paths["json"].read_text())
-    assert data["objectives"]["input_ntr"]["responsiveness"]["cluster"]["dislike"]["mean"] is None
-    assert "| input_ntr | 0.1000 |" in paths["markdown"].read_text()
-    assert "n/a" in paths["markdown"].read_text()
-    assert_png(paths["responsiveness"])
-
-
-def test_paper_figures_are_the_papers():
-    assert PAPER_RESPONSIVENESS["input_only"]["cluster"] == -0.227
-    assert PAPER_RESPONSIVENESS["input_ntr"]["creator"] == -0.641
-
-
-def run_cli(*args, timeout=600):
-    return subprocess.run([sys.executable, "-m", "negrec", *args], capture_output=True, text=True,
-                          timeout=timeout, cwd="/")
-
-
 def test_responsiveness_cli_on_simulated_checkpoints(tiny_demo, tmp_path):
     out, _, _ = tiny_demo
     proc = run_cli("responsiveness", "--checkpoint", str(out / "runs" / "input_ntr" / "best.pt"),
@@ -119,35 +84,3 @@ def test_responsiveness_cli_on_simulated_checkpoints(tiny_demo, tmp_path):
     assert "closed_loop" in data["objectives"]["positive_only"]
     assert "| input_ntr |" in proc.stdout
     assert_png(tmp_path / "r" / "responsiveness.png")
-
-
-def test_responsiveness_cli_on_a_log_without_clusters(tmp_path):
-    # a CSV log with no metadata: clusters come from item co-occurrence
-    rng = np.random.default_rng(0)
-    rows = ["user,item,timestamp,feedback"]
-    for u in range(60):
-        block = u % 3
-        for t, i in enumerate(rng.choice(15, 12, replace=False)):
-            fb = "dislike" if t % 5 == 4 else "positive"
-            rows.append(f"u{u},i{block * 15 + i},{t},{fb}")
-    csv = tmp_path / "log.csv"
-    csv.write_text("\n".join(rows) + "\n")
-    run = tmp_path / "run"
-    proc = run_cli("train", "--data", "csv", "--path", str(csv), "--feedback-col", "feedback",
-                   "--epochs", "1", "--out", str(run),
-                   "--no-progress", "--set", "model.dim=8", "--set", "model.num_layers=1")
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    proc = run_cli("responsiveness", "--checkpoint", str(run / "best.pt"), "--clusters", "3",
-                   "--bootstrap", "50", "--out", str(tmp_path / "r"))
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    data = json.loads((tmp_path / "r" / "report.json").read_text())
-    entry = data["objectives"]["input_ntr"]
-    assert entry["clusters"] == "3 co-occurrence clusters (the data has none)"
-    assert entry["num_histories"] == 60 and "closed_loop" not in entry
-
-
-def test_demo_help_and_bad_size():
-    proc = run_cli("demo", "--help")
-    assert proc.returncode == 0 and "--quick" in proc.stdout and "--full-size" in proc.stdout
-    proc = run_cli("demo", "--quick", "--full-size")
-    assert proc.returncode == 2 and "not allowed with argument" in proc.stderr

@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from negrec.data import Feedback
-from negrec.models import OBJECTIVES, ModelConfig, build_model, get_objective
+from negrec.models import ModelConfig, build_model, model_kinds
 
 V = 40
 
@@ -23,7 +22,7 @@ def histories(B=4, L=8, seed=0, left=True):
     return items, fb, items != V
 
 
-@pytest.fixture(params=["sasrec", "gru"])
+@pytest.fixture(params=model_kinds())  # every registered model
 def model(request):
     torch.manual_seed(0)
     return build_model(ModelConfig(kind=request.param, dim=16, num_layers=2, num_heads=2,
@@ -62,7 +61,7 @@ def test_feedback_switch():
     torch.manual_seed(0)
     items, fb, mask = histories()
     fb_other = torch.where(mask, torch.full_like(fb, 4), fb)
-    for kind in ("sasrec", "gru"):
+    for kind in model_kinds():
         off = build_model(ModelConfig(kind=kind, dim=16, dropout=0.0, max_len=8, feedback_input=False), V).eval()
         torch.testing.assert_close(off.encode(items, fb, mask), off.encode(items, fb_other, mask))
         on = build_model(ModelConfig(kind=kind, dim=16, dropout=0.0, max_len=8), V).eval()
@@ -98,28 +97,3 @@ def test_metadata_embeddings():
     assert m.encode(items, fb, mask).shape == (4, 8, 8)
     with pytest.raises(ValueError, match="cluster_input needs item clusters"):
         build_model(ModelConfig(dim=8, cluster_input=True), V)
-
-
-def test_config_validation():
-    with pytest.raises(ValueError, match="kind must be 'sasrec' or 'gru'"):
-        ModelConfig(kind="bert")
-    with pytest.raises(ValueError, match="must be divisible by num_heads"):
-        ModelConfig(dim=10, num_heads=3)
-
-
-def test_objectives_table():
-    po, io, ntr, fh = (get_objective(n) for n in OBJECTIVES)
-    everything = {Feedback.POSITIVE, Feedback.NEUTRAL, Feedback.SKIP, Feedback.DISLIKE}
-    assert po.input_feedback == everything and not po.feedback_input
-    assert io.input_feedback == everything and io.feedback_input
-    assert ntr.input_feedback == everything and ntr.feedback_input
-    assert fh.input_feedback == everything - {Feedback.DISLIKE} and not fh.feedback_input
-    for o in (po, io, fh):
-        assert {f: r.label for f, r in o.targets().items()} == {Feedback.POSITIVE: 1}
-    t = get_objective("input_ntr", r=2.0, w_dislike=3.0, w_skip=0.5).targets()
-    assert (t[Feedback.POSITIVE].label, t[Feedback.POSITIVE].weight) == (1, 2.0)
-    assert (t[Feedback.DISLIKE].label, t[Feedback.DISLIKE].weight) == (-1, 3.0)
-    assert (t[Feedback.SKIP].label, t[Feedback.SKIP].weight) == (-1, 0.5)
-    assert get_objective("input_ntr", w_skip=0).targets()[Feedback.SKIP].label == 0
-    with pytest.raises(ValueError, match="unknown objective 'ntr'"):
-        get_objective("ntr")

@@ -21,7 +21,7 @@ import torch
 from negrec.cli import main
 from negrec.data import leave_one_out
 from negrec.models import ModelConfig
-from negrec.models.checkpoint import load_checkpoint
+from negrec.train.checkpoint import load_checkpoint
 from negrec.sim import SimConfig, Simulator
 from negrec.train import LossConfig, OptimConfig, TrainConfig, Trainer
 
@@ -35,8 +35,7 @@ def make_config(**kw) -> TrainConfig:
                 epochs=1, batch_size=32, progress=False, tensorboard=False, eval_every=0)
     base.update(kw)
     cfg = TrainConfig(**base)
-    cfg.data.sim_users, cfg.data.sim_events = SIM["num_users"], SIM["events_per_user"]
-    cfg.data.sim_config = dict(SIM)
+    cfg.data.sim = SimConfig(**SIM)
     return cfg
 
 
@@ -122,7 +121,7 @@ def test_a_flipped_tensor_in_last_pt_is_refused_by_resume(run_dir, tmp_path, cap
 
 def test_a_checkpoint_without_checksum_loads_with_a_warning(run_dir, tmp_path):
     """Checkpoints written before the checksum existed (format v1) still load, unverified."""
-    from negrec.models.checkpoint import UnverifiedCheckpointWarning
+    from negrec.train.checkpoint import UnverifiedCheckpointWarning
 
     state = torch.load(run_dir / "best.pt", weights_only=True)
     del state["checksum"]
@@ -143,7 +142,7 @@ def test_a_checkpoint_without_checksum_loads_with_a_warning(run_dir, tmp_path):
 
 def _resave(state: dict, path: Path) -> Path:
     """Saves ``state`` with a checksum that matches it (the contents are wrong, not corrupt)."""
-    from negrec.models.checkpoint import payload_checksum
+    from negrec.train.checkpoint import payload_checksum
 
     state["checksum"] = payload_checksum(state)
     torch.save(state, path)
@@ -212,7 +211,7 @@ def test_resume_from_a_truncated_last_pt_is_one_line_naming_it(run_dir, tmp_path
 HUGE_SCRIPT = textwrap.dedent("""
     import resource, sys
     import torch
-    from negrec.models.checkpoint import load_checkpoint
+    from negrec.train.checkpoint import load_checkpoint
     with open("/proc/self/status") as f:
         data_kb = next(int(line.split()[1]) for line in f if line.startswith("VmData:"))
     limit = (data_kb << 10) + (1 << 30)

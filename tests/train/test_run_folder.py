@@ -13,7 +13,7 @@ import yaml
 
 from negrec.data import leave_one_out
 from negrec.models import ModelConfig
-from negrec.models.checkpoint import load_checkpoint
+from negrec.train.checkpoint import load_checkpoint
 from negrec.sim import SimConfig, Simulator
 from negrec.train import LossConfig, OptimConfig, TrainConfig, Trainer
 
@@ -176,7 +176,7 @@ def test_resume_truncates_the_log_of_an_older_checkpoint_by_step(train_log, tmp_
     t.fit()
     ck = torch.load(out / "last.pt", weights_only=True)
     del ck["train_state"]["log_rows"]
-    from negrec.models.checkpoint import payload_checksum
+    from negrec.train.checkpoint import payload_checksum
 
     ck["checksum"] = payload_checksum(ck)
     torch.save(ck, out / "last.pt")

@@ -8,7 +8,6 @@ import os
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,10 +15,10 @@ import torch
 
 from negrec.data import leave_one_out
 from negrec.eval import evaluate
-from negrec.models.checkpoint import load_checkpoint
+from negrec.train.checkpoint import load_checkpoint
 from negrec.sim import SimConfig, Simulator
 from negrec.train import (LossConfig, NonFiniteLossError, OptimConfig, TrainConfig, Trainer,
-                          apply_overrides, load_config, training_windows)
+                          load_config, training_windows)
 from negrec.models import ModelConfig
 
 SIM = SimConfig(num_items=200, num_clusters=8, num_creators=40, num_users=150, events_per_user=30)
@@ -46,8 +45,8 @@ def params(model):
 
 
 def test_training_windows_tile_every_target(sim_split):
-    obj = small_config().get_objective()
-    users, ends = training_windows(sim_split.train, obj.input_feedback, 12)
+    obj = small_config().objective
+    users, ends = training_windows(sim_split.train, obj.inputs.events, 12)
     lengths = sim_split.train.lengths()
     for u in range(sim_split.train.num_users):
         e = ends[users == u]
@@ -55,7 +54,7 @@ def test_training_windows_tile_every_target(sim_split):
         covered = sorted(t for end in e for t in range(max(1, end - 12), end))
         assert covered == list(range(1, lengths[u]))
     # shifted per epoch: every target still covered, windows differ between epochs
-    shifted = [training_windows(sim_split.train, obj.input_feedback, 12, np.random.default_rng(s))
+    shifted = [training_windows(sim_split.train, obj.inputs.events, 12, np.random.default_rng(s))
                for s in (1, 2)]
     for users_s, ends_s in shifted:
         for u in range(sim_split.train.num_users):
@@ -66,7 +65,7 @@ def test_training_windows_tile_every_target(sim_split):
 
 def test_learns_and_checkpoint_is_self_contained(sim_split, tmp_path):
     cfg = small_config(epochs=4, eval_every=1, loss=LossConfig(mode="full"))
-    obj = cfg.get_objective()
+    obj = cfg.objective.inputs
     untrained = Trainer(cfg, sim_split.train, tmp_path / "u")
     before = evaluate(untrained.model, sim_split.valid, obj, bootstrap=10).metrics["ndcg@10"]
     res = Trainer(cfg, sim_split.train, tmp_path / "run",
@@ -80,7 +79,7 @@ def test_learns_and_checkpoint_is_self_contained(sim_split, tmp_path):
     ck = load_checkpoint(tmp_path / "run" / "best.pt")
     assert ck.objective.name == "input_ntr" and ck.item_meta.num_items == 200
     assert ck.item_meta.creator is not None and len(ck.user_ids) == 150
-    again = evaluate(ck.model, sim_split.valid, ck.objective, bootstrap=10).metrics["ndcg@10"]
+    again = evaluate(ck.model, sim_split.valid, ck.objective.inputs, bootstrap=10).metrics["ndcg@10"]
     assert again == pytest.approx(res.best_metric)
     cfg_back = load_config(tmp_path / "run" / "config.yaml")
     assert cfg_back.to_dict() == cfg.to_dict()
@@ -154,24 +153,6 @@ def test_nan_loss_stops_with_a_clear_error(sim_split, tmp_path, monkeypatch):
     ck = torch.load(tmp_path / "n" / "last.pt", weights_only=True)
     assert ck["train_state"]["step"] == 2  # the last good step's checkpoint is kept
     assert all(torch.isfinite(v).all() for v in ck["model"].values() if v.is_floating_point())
-
-
-def test_config_yaml_and_overrides(tmp_path):
-    path = tmp_path / "c.yaml"
-    path.write_text("objective: input_only\nmodel:\n  kind: gru\n  dim: 32\noptim:\n  lr: 0.01\n")
-    cfg = load_config(path)
-    assert cfg.objective == "input_only" and cfg.model.kind == "gru" and cfg.optim.lr == 0.01
-    cfg = apply_overrides(cfg, ["optim.lr=3e-4", "model.dim=48", "objective=filter_history"])
-    assert cfg.optim.lr == 3e-4 and cfg.model.dim == 48 and not cfg.model.feedback_input
-    with pytest.raises(ValueError, match="unknown config key 'model.width' in override"):
-        apply_overrides(cfg, ["model.width=3"])
-    path.write_text("model:\n  colour: red\n")
-    with pytest.raises(ValueError, match="unknown config key model.colour"):
-        load_config(path)
-    with pytest.raises(ValueError, match="objective must be one of"):
-        TrainConfig(objective="ntr")
-    with pytest.raises(FileNotFoundError, match="config file not found"):
-        load_config(tmp_path / "missing.yaml")
 
 
 DDP_SCRIPT = textwrap.dedent("""

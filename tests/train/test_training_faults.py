@@ -23,7 +23,7 @@ import torch
 
 from negrec.data import leave_one_out
 from negrec.models import ModelConfig
-from negrec.models.checkpoint import load_checkpoint
+from negrec.train.checkpoint import load_checkpoint
 from negrec.sim import SimConfig, Simulator
 from negrec.train import LossConfig, NonFiniteLossError, OptimConfig, TrainConfig, Trainer
 
@@ -64,7 +64,7 @@ FAULT_SCRIPT = textwrap.dedent("""
     torch.set_num_threads(int(os.environ["FAULT_THREADS"]))
     sys.path.insert(0, os.environ["FAULT_TESTS_DIR"])
     import test_training_faults as T
-    import negrec.models.checkpoint as ck
+    import negrec.files as ck
     import negrec.train.trainer as tr
     from negrec.data import leave_one_out
     from negrec.sim import SimConfig, Simulator
@@ -265,7 +265,7 @@ class _FullDisk:
 
 @pytest.mark.parametrize("where", ["write-early", "write-late", "fsync", "rename"])
 def test_out_of_disk_while_writing_a_checkpoint(train_log, tmp_path, monkeypatch, where):
-    import negrec.models.checkpoint as ck_mod
+    import negrec.files as ck_mod
 
     out = tmp_path / "d"
     t = Trainer(make_config(epochs=1, checkpoint_every=0), train_log, out)
@@ -306,7 +306,7 @@ def test_out_of_disk_while_writing_a_checkpoint(train_log, tmp_path, monkeypatch
 
 
 def test_out_of_disk_in_fit_stops_the_run(train_log, tmp_path, monkeypatch):
-    import negrec.models.checkpoint as ck_mod
+    import negrec.files as ck_mod
 
     real_fdopen = os.fdopen
     monkeypatch.setattr(ck_mod.os, "fdopen", lambda fd, mode: _FullDisk(real_fdopen(fd, mode), 5000))
