@@ -10,7 +10,8 @@ from negrec.train.objectives import DEFAULT_WEIGHTS, OBJECTIVES, Objective, Term
 
 
 def test_objectives_table():
-    po, io, ntr, fh = (get_objective(n) for n in OBJECTIVES)
+    po, io, ntr, fh = (get_objective(n) for n in ("positive_only", "input_only", "input_ntr",
+                                                  "filter_history"))
     everything = {Feedback.POSITIVE, Feedback.NEUTRAL, Feedback.SKIP, Feedback.DISLIKE}
     assert po.inputs.events == everything and not po.inputs.codes
     assert io.inputs.events == everything and io.inputs.codes
