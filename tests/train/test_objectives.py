@@ -24,8 +24,8 @@ def test_objectives_table():
     assert (t[Feedback.DISLIKE].label, t[Feedback.DISLIKE].weight) == (-1, 3.0)
     assert (t[Feedback.SKIP].label, t[Feedback.SKIP].weight) == (-1, 0.5)
     assert get_objective("input_ntr", {"skip": 0}).targets()[Feedback.SKIP].label == 0
-    with pytest.raises(ValueError, match="objective must be one of positive_only, input_only, "
-                                         "input_ntr, filter_history; got 'ntr'"):
+    with pytest.raises(ValueError, match=f"objective must be one of {', '.join(OBJECTIVES)}; "
+                                         "got 'ntr'"):
         get_objective("ntr")
 
 
