@@ -46,18 +46,20 @@ from pathlib import Path
 import numpy as np
 
 import negrec
-from negrec.cli.pipeline import train_and_evaluate
-from negrec.data.spec import DataSpec, load_data
 from negrec.data.split import Split, leave_last_out
 from negrec.data.transforms import permute_feedback
 from negrec.eval.counterfactual import log_histories, responsiveness, simulated_histories
 from negrec.eval.metrics import evaluate
 from negrec.eval.stats import Estimate, hierarchical_ci, ratio_of_means
-from negrec.models.checkpoint import load_checkpoint
-from negrec.models.objectives import OBJECTIVES
+from negrec.experiments.data import load_data
+from negrec.experiments.measure import HISTORY_SEED_OFFSET
+from negrec.experiments.training import train_and_evaluate
 from negrec.models.popularity import MostPopular
 from negrec.sim import PRESETS, Simulator, preset
+from negrec.train.checkpoint import load_checkpoint
 from negrec.train.config import TrainConfig, apply_overrides
+from negrec.train.data_spec import DataSpec
+from negrec.train.objectives import OBJECTIVES
 
 REPO = Path(__file__).resolve().parents[1]
 ML100K = Path(os.environ.get("NEGREC_ML100K", REPO.parent / "shared" / "data" / "ml-100k"))
@@ -78,10 +80,8 @@ def make_world(name: str, users: int, events: int, holdout: int) -> World:
         spec = DataSpec(source="movielens", path=str(ML100K))
         sim = None
     else:
-        cfg = preset(name, num_users=users, events_per_user=events)
-        spec = DataSpec(source="simulated", sim_users=users, sim_events=events,
-                        sim_config=dataclasses.asdict(cfg))
-        sim = Simulator(cfg, seed=spec.sim_seed)
+        spec = DataSpec(source="simulated", sim=preset(name, num_users=users, events_per_user=events))
+        sim = Simulator(spec.sim, seed=spec.sim_seed)
     log = load_data(spec)
     return World(name, spec, leave_last_out(log, holdout), sim)
 
@@ -112,23 +112,24 @@ def measure(world: World, name: str, seed: int, args, out: Path) -> dict:
                                      split=split, ks=(10,), bootstrap=0, overwrite=True)
     ck = load_checkpoint(out / "best.pt")
     held = world.split.valid if args.split == "valid" else world.split.test
-    test = evaluate(ck.model, held, ck.objective, ks=(10,), bootstrap=0)
-    sims = similarity(world, ck.model, ck.objective, ck.item_meta, args.histories, seed)
+    test = evaluate(ck.model, held, ck.objective.inputs, ks=(10,), bootstrap=0)
+    sims = similarity(world, ck.model, ck.objective.inputs, ck.item_meta, args.histories, seed)
     return {"ndcg": test.per_user["ndcg@10"], "dexp": test.per_user["dislike_exposure@10"],
             "sim": sims, "best_epoch": metrics["train"]["best_epoch"],
             "steps": metrics["train"]["steps"], "seconds": time.perf_counter() - t0}
 
 
-def similarity(world: World, model, objective, meta, histories: int, seed: int) -> dict:
+def similarity(world: World, model, inputs, meta, histories: int, seed: int) -> dict:
     """Per-history same-cluster share of the next top-10 after a positive / a dislike."""
     if world.simulator is not None:
-        hist, branched, _ = simulated_histories(model, objective, world.simulator,
-                                                num_users=histories, steps=20, seed=10_000 + seed)
+        hist, branched, _ = simulated_histories(model, inputs, world.simulator,
+                                                num_users=histories, steps=20,
+                                                seed=HISTORY_SEED_OFFSET + seed)
     else:
         train = world.split.train
         users = np.random.default_rng(seed).permutation(train.num_users)[:histories]
-        hist, branched, _ = log_histories(model, objective, train, np.sort(users))
-    res = responsiveness(model, objective, hist, branched, meta, actions=("dislike",),
+        hist, branched, _ = log_histories(model, inputs, train, np.sort(users))
+    res = responsiveness(model, inputs, hist, branched, meta, actions=("dislike",),
                          repeated=(), bootstrap=0)
     return {a: res.similarity["cluster"][a] for a in ("positive", "dislike")}
 
@@ -246,7 +247,7 @@ def main() -> None:
               flush=True)
         popular = MostPopular(world.split.train)
         held = world.split.valid if args.split == "valid" else world.split.test
-        pe = evaluate(popular, held, popular_objective(), ks=(10,), bootstrap=0)
+        pe = evaluate(popular, held, OBJECTIVES["positive_only"].inputs, ks=(10,), bootstrap=0)
         pop = {"ndcg": pe.per_user["ndcg@10"], "dexp": pe.per_user["dislike_exposure@10"]}
         runs: dict[str, list[dict]] = {o: [] for o in objectives + ([] if args.no_control else [CONTROL])}
         for seed in seeds:
@@ -293,12 +294,6 @@ def settings_tag(args, users: int, name: str) -> str:
     text = repr((sorted(overrides_for(args, objective)), args.holdout, users, args.sim_events,
                  args.tag))
     return hashlib.sha1(text.encode()).hexdigest()[:8]
-
-
-def popular_objective():
-    from negrec.models.objectives import get_objective
-
-    return get_objective("positive_only")
 
 
 if __name__ == "__main__":

@@ -13,6 +13,9 @@ import argparse
 import importlib
 import sys
 
+__all__ = ["CLIError", "SUBCOMMANDS", "build_parser", "main"]
+
+from negrec.cli.options import CLIError
 from negrec.errors import UserError
 
 # name -> module path; each module defines add_arguments(parser) and run(args) -> int.
@@ -26,10 +29,6 @@ SUBCOMMANDS = {
                        "counterfactual responsiveness and closed-loop rates of checkpoints"),
     "demo": ("negrec.cli.demo_cmd", "the main job: simulate, train four objectives, report"),
 }
-
-
-class CLIError(UserError):
-    """A user error found by the command line itself (an option's value or combination)."""
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -32,7 +32,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from negrec.cli.demo import DemoConfig, run_demo
+    from negrec.experiments.demo import DemoConfig, run_demo
 
     cfg = DemoConfig.quick() if args.quick else DemoConfig.full_size() if args.full_size else DemoConfig()
     cfg.seed = args.seed

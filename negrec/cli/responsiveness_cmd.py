@@ -40,7 +40,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def parse_actions(text: str) -> list[str]:
     """``--actions``: feedback types other than positive (checked before any work)."""
-    from negrec.cli import CLIError
+    from negrec.cli.options import CLIError
     from negrec.data.feedback import Feedback, parse_feedback
 
     actions = [a.strip() for a in text.split(",") if a.strip()]
@@ -58,22 +58,17 @@ def parse_actions(text: str) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    import dataclasses
     from pathlib import Path
 
-    import numpy as np
+    from negrec.eval.report import markdown_table, responsiveness_summary, write_report
+    from negrec.experiments.measure import MeasureSizes, measure, world_of
+    from negrec.train.checkpoint import load_checkpoint
+    from negrec.train.resume import stored_config
 
-    from negrec.cli import CLIError
-    from negrec.cli.pipeline import stored_config
-    from negrec.data.spec import load_data
-    from negrec.data.split import leave_one_out
-    from negrec.eval.closed_loop import closed_loop
-    from negrec.eval.counterfactual import (cooccurrence_clusters, log_histories, responsiveness,
-                                            simulated_histories)
-    from negrec.eval.report import markdown_table, write_report
-    from negrec.models.checkpoint import load_checkpoint
-
-    actions = parse_actions(args.actions)
+    sizes = MeasureSizes(histories=args.histories, steps=args.steps,
+                         actions=parse_actions(args.actions), loop_users=args.loop_users,
+                         loop_steps=args.loop_steps, loop_warmup=args.loop_warmup,
+                         clusters=args.clusters, bootstrap=args.bootstrap, seed=args.seed)
     report = {"title": "negrec responsiveness report", "description": (
         "Counterfactual responsiveness (dislike vs positive branch) with 95% paired bootstrap "
         "intervals; closed-loop rates for simulated data."), "objectives": {}}
@@ -82,46 +77,10 @@ def run(args: argparse.Namespace) -> int:
         name = ck.objective.name
         if name in report["objectives"]:
             name = f"{name} ({Path(path).parent.name})"
-        spec = stored_config(ck).data
-        entry = {}
-        meta = ck.item_meta
-        if spec.source == "simulated":
-            from negrec.sim import SimConfig, Simulator
-
-            sim = Simulator(SimConfig(**spec.sim_config), seed=spec.sim_seed)
-            if sim.config.num_items != ck.model.num_items:
-                raise CLIError(f"{path}: the checkpoint's simulator has {sim.config.num_items} "
-                               f"items but the model {ck.model.num_items}")
-            hist, branched, _ = simulated_histories(ck.model, ck.objective, sim,
-                                                    num_users=args.histories, steps=args.steps,
-                                                    seed=10_000 + args.seed, progress=True)
-            loop = closed_loop(ck.model, ck.objective, sim, num_users=args.loop_users,
-                               steps=args.loop_steps, seed=20_000 + args.seed,
-                               warmup_events=args.loop_warmup,
-                               bootstrap=args.bootstrap, progress=True)
-            entry["closed_loop"] = loop.to_dict()
-        else:
-            log = load_data(spec)
-            split = leave_one_out(log)
-            rng = np.random.default_rng(args.seed)
-            users = np.arange(split.train.num_users)
-            if len(users) > args.histories:
-                users = np.sort(rng.choice(users, args.histories, replace=False))
-            hist, branched, _ = log_histories(ck.model, ck.objective, split.train, users)
-            if (meta.cluster < 0).all():
-                meta = dataclasses.replace(meta, cluster=cooccurrence_clusters(log, args.clusters),
-                                           cluster_names=[f"cooc{k}" for k in range(args.clusters)])
-                entry["clusters"] = f"{args.clusters} co-occurrence clusters (the data has none)"
-        resp = responsiveness(ck.model, ck.objective, hist, branched, meta, actions=actions,
-                              bootstrap=args.bootstrap, seed=args.seed, progress=True)
-        rd = resp.to_dict()
-        entry.update(responsiveness=rd["responsiveness"], repeated_dislikes=rd["repeated_dislikes"],
-                     mean_similarity=rd["mean_similarity"], checkpoint=str(path),
-                     num_histories=rd["num_histories"])
-        report["objectives"][name] = entry
-    report["responsiveness"] = {n: {k: o["responsiveness"]["cluster"]["dislike"][k]
-                                    for k in ("mean", "ci_low", "ci_high")}
-                                for n, o in report["objectives"].items()}
+        world = world_of(stored_config(ck).data, ck.model.num_items, str(path))
+        entry = measure(ck, sizes, world, progress=True).entry
+        report["objectives"][name] = {**entry, "checkpoint": str(path)}
+    report["responsiveness"] = responsiveness_summary(report["objectives"])
     paths = write_report(report, args.out)
     print(markdown_table(report))
     print(f"\nreport: {paths['markdown']}")

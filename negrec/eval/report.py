@@ -4,14 +4,16 @@ closed-loop rates over time)."""
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-__all__ = ["PAPER_RESPONSIVENESS", "markdown_table", "plot_report", "write_report"]
+from negrec.files import atomic_write_text, json_safe, write_json
+
+__all__ = ["PAPER_RESPONSIVENESS", "markdown_table", "plot_report", "responsiveness_summary",
+           "write_report"]
 
 # The reference paper's counterfactual responsiveness (dislike vs positive branch), as fractions.
 PAPER_RESPONSIVENESS = {
@@ -159,20 +161,12 @@ def plot_report(report: dict[str, Any], out_dir: Path) -> list[Path]:
     return paths
 
 
-def _json_safe(x: Any) -> Any:
-    """Strict JSON: NaN / inf (an undefined ratio, e.g. no similar items in the positive
-    branch) become null; numpy scalars and arrays become Python numbers and lists."""
-    if isinstance(x, dict):
-        return {str(k): _json_safe(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_json_safe(v) for v in x]
-    if isinstance(x, np.ndarray):
-        return _json_safe(x.tolist())
-    if isinstance(x, (np.integer, np.bool_)):
-        return x.item()
-    if isinstance(x, (float, np.floating)):
-        return float(x) if math.isfinite(x) else None
-    return x
+def responsiveness_summary(objectives: dict[str, Any]) -> dict[str, dict]:
+    """The shape README promises in report.json: ``{objective: {mean, ci_low, ci_high}}`` of
+    the dislike-vs-positive responsiveness on content clusters, from report entries."""
+    return {name: {k: o["responsiveness"]["cluster"]["dislike"][k]
+                   for k in ("mean", "ci_low", "ci_high")}
+            for name, o in objectives.items()}
 
 
 def write_report(report: dict[str, Any], out_dir: str | Path) -> dict[str, Path]:
@@ -180,14 +174,14 @@ def write_report(report: dict[str, Any], out_dir: str | Path) -> dict[str, Path]
     plots into ``out_dir``; returns their paths by name."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    report = _json_safe(report)
-    (out / "report.json").write_text(json.dumps(report, indent=2, allow_nan=False))
+    report = json_safe(report)
+    write_json(out / "report.json", report)
     table = markdown_table(report)
     md = [f"# {report.get('title', 'negrec report')}", "", report.get("description", ""), "", table, ""]
     if report.get("notes"):
         md += ["## Notes", ""] + [f"- {n}" for n in report["notes"]] + [""]
     plots = plot_report(report, out)
     md += [f"![{p.stem}]({p.name})" for p in plots]
-    (out / "report.md").write_text("\n".join(md) + "\n")
+    atomic_write_text(out / "report.md", "\n".join(md) + "\n")
     return {"json": out / "report.json", "markdown": out / "report.md",
             **{p.stem: p for p in plots}}

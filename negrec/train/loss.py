@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from negrec.data.collate import Batch
+from negrec.data.batch import Batch
 from negrec.models.base import SequentialRecommender
 from negrec.ops import fused_loss
 from negrec.train.config import LossConfig
