@@ -11,13 +11,14 @@ import pytest
 import torch
 
 from negrec.data import Collator, Feedback
-from negrec.data.spec import DataSpec, load_data
-from negrec.models.base import ModelConfig
-from negrec.models.objectives import get_objective
-from negrec.models.sequential import build_model
+from negrec.experiments.data import load_data
+from negrec.models.config import ModelConfig
+from negrec.models.registry import build_model
 from negrec.sim import Simulator, preset
 from negrec.train.config import LossConfig
+from negrec.train.data_spec import DataSpec
 from negrec.train.loss import batch_loss
+from negrec.train.objectives import get_objective
 
 LABELS = {Feedback.POSITIVE: "like", Feedback.NEUTRAL: "view", Feedback.SKIP: "skip",
           Feedback.DISLIKE: "hate"}
@@ -54,7 +55,8 @@ def _specs(sim_log, tmp_path, ml100k):
     table = dict(path=str(events), user_col="uid", item_col="iid", time_col="ts",
                  items_path=str(items), item_creator_col="creator")
     specs = {
-        "simulated": DataSpec(source="simulated", sim_users=60, sim_events=25),
+        "simulated": DataSpec(source="simulated", sim=preset("default", num_users=60,
+                                                             events_per_user=25)),
         "csv-labels": DataSpec(source="csv", feedback_col="action", feedback_map=fmap, **table),
         "csv-ratings": DataSpec(source="csv", rating_col="stars", **table),
         "npz": DataSpec(source="npz", path=str(sim_log.save(tmp_path / "log.npz"))),
