@@ -107,6 +107,9 @@ class TrainConfig:
                                                        "usually ends training sooner)"})
     batch_size: int = 64  # sequences (windows of model.max_len targets) per step; see OptimConfig
     random_crop: bool = False  # windows end at a random event instead of tiling the history
+    placebo: bool = field(default=False, metadata={
+        "help": "train a placebo control: the training events' feedback codes shuffled across "
+                "events (the control of responsiveness reports; docs/generalization.md)"})
     seed: int = field(default=0, metadata={"help": "seed of every random draw of the run"})
     device: str = field(default="auto", metadata={"help": "auto | cpu | cuda | cuda:N"})
     bf16: bool = False  # bf16 autocast (CUDA or CPU)
