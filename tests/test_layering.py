@@ -18,7 +18,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "negrec"
 #: Layers, lowest first; a module may import from its own layer or lower ones. Keys are the
 #: first component below ``negrec`` (a subpackage or a top-level module).
 LAYERS: list[set[str]] = [
-    {"errors", "files", "registry", "_extension", "_build_info", "_C"},  # import no negrec module
+    {"errors", "files", "registry", "progress", "_extension", "_build_info", "_C"},  # import no negrec module
     {"ops", "data"},
     {"models", "sim"},
     {"train", "eval"},

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import sys
 
 __all__ = ["CLIError", "SUBCOMMANDS", "build_parser", "main"]
@@ -22,6 +23,7 @@ from negrec.errors import UserError
 SUBCOMMANDS = {
     "env": ("negrec.cli.env_cmd", "print torch, CUDA and how negrec's extension was built"),
     "data": ("negrec.cli.data_cmd", "inspect event logs (negrec data stats ...)"),
+    "config": ("negrec.cli.config_cmd", "every configuration key, its default and meaning"),
     "train": ("negrec.cli.train_cmd", "train and evaluate a model (checkpoints, metrics.json)"),
     "evaluate": ("negrec.cli.evaluate_cmd", "offline metrics of a checkpoint"),
     "recommend": ("negrec.cli.recommend_cmd", "top-K items for a history"),
@@ -37,6 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train sequential recommenders that learn from negative feedback and "
                     "measure how quickly they respond to it.",
     )
+    from negrec import __version__
+
+    parser.add_argument("--version", action="version", version=f"negrec {__version__}")
     parser.add_argument("--debug", action="store_true",
                         help="show the traceback of an error caused by the input, not one line")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -52,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    show_progress_log()
     try:
         return int(args._run(args) or 0)
     except KeyboardInterrupt:
@@ -62,6 +68,30 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"negrec {args.command}: error: {one_line(exc)}", file=sys.stderr)
         return 2
+
+
+class _AroundBars(logging.Handler):
+    """Writes log lines to stderr without breaking a tqdm bar that is being drawn there."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        from tqdm.auto import tqdm
+
+        try:
+            tqdm.write(self.format(record), file=sys.stderr)
+        except Exception:  # noqa: BLE001 - logging must never fail the command
+            self.handleError(record)
+
+
+def show_progress_log() -> None:
+    """The command line shows the library's INFO lines (stages, per-epoch validation figures,
+    heartbeats; :mod:`negrec.progress`) on stderr, prefixed ``negrec:``; set once per process."""
+    logger = logging.getLogger("negrec")
+    if any(isinstance(h, _AroundBars) for h in logger.handlers):
+        return
+    handler = _AroundBars()
+    handler.setFormatter(logging.Formatter("negrec: %(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
 
 
 def is_user_error(exc: BaseException) -> bool:

@@ -8,9 +8,10 @@ from negrec.cli.data_cmd import (add_source_arguments, reject_source_options_wit
                                  spec_from_args)
 from negrec.cli.options import at_least
 
-DESCRIPTION = """Evaluate a checkpoint by full ranking on the leave-one-out validation or test
-events of its own data (or of --data ...), through the checkpoint's own objective (input
-filter, feedback input). Prints JSON: metrics, 95% bootstrap intervals and user counts.
+DESCRIPTION = """Evaluate a checkpoint by full ranking on the validation or test events of its
+own data (or of --data ...), split as in its training (negrec train --split), through the
+checkpoint's own objective (input filter, feedback input). Prints JSON: metrics, 95%
+bootstrap intervals and user counts.
 
 examples:
   negrec evaluate --checkpoint runs/ntr/best.pt
@@ -31,7 +32,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from negrec.cli.options import CLIError
-    from negrec.data.split import leave_one_out
+    from negrec.data.split import make_split
     from negrec.eval.metrics import evaluate
     from negrec.experiments.data import load_data
     from negrec.files import strict_json, write_json
@@ -45,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     if log.num_items != ck.model.num_items:
         raise CLIError(f"the data has {log.num_items} items but the checkpoint was trained on "
                        f"{ck.model.num_items}: evaluate on the data it was trained on")
-    split = leave_one_out(log)
+    split = make_split(log, stored_config(ck).split)  # the held-out events of its training
     held = split.test if args.split == "test" else split.valid
     res = evaluate(ck.model, held, ck.objective.inputs, ks=tuple(args.k or (10, 20)),
                    exclude_history=not args.keep_history_items, bootstrap=args.bootstrap)

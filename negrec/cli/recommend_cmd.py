@@ -66,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
     from negrec.eval.recommend import recommend
     from negrec.files import strict_json
     from negrec.train.checkpoint import load_checkpoint
+    from negrec.train.resume import stored_config
 
     ck = load_checkpoint(args.checkpoint)
     meta = ck.item_meta
@@ -89,12 +90,24 @@ def run(args: argparse.Namespace) -> int:
             "creator": (meta.creator_names[meta.creator[i]]
                         if meta.creator is not None and meta.creator[i] >= 0 else None),
         })
+    rule = cluster_rule(stored_config(ck).data)
     if args.json:
-        print(strict_json({"objective": ck.objective.name, "recommendations": rows}, indent=2))
+        print(strict_json({"objective": ck.objective.name, "cluster_rule": rule,
+                           "recommendations": rows}, indent=2))
     else:
-        print(f"objective {ck.objective.name}; top {args.k} for a history of {len(items)} events")
+        print(f"objective {ck.objective.name}; top {args.k} for a history of {len(items)} events"
+              + (f"; cluster = {rule}" if rule else ""))
         for r in rows:
             extra = ", ".join(str(x) for x in (r["title"], r["cluster"], r["creator"]) if x)
             print(f"{r['rank']:3d}. {r['item']}  score {r['score']:.3f}  {extra}")
     return 0
 
+
+
+def cluster_rule(data) -> str | None:
+    """What an item's ``cluster`` label is, where the data made it from several values (a
+    MovieLens movie has several genres; its cluster is one of them)."""
+    if data.source != "movielens":
+        return None
+    which = "rarest" if data.genre_rule == "rarest" else "first listed"
+    return f"the {which} of the movie's genres (--genre-rule {data.genre_rule})"

@@ -73,7 +73,7 @@ def parse_actions(text: str) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from negrec.eval.report import markdown_table, write_report
+    from negrec.eval.report import explain, markdown_table, write_report
     from negrec.experiments.measure import MeasureSizes
     from negrec.experiments.responsiveness import responsiveness_report
 
@@ -88,6 +88,8 @@ def run(args: argparse.Namespace) -> int:
                                    progress=True)
     paths = write_report(report, args.out)
     print(markdown_table(report))
+    print()
+    print(explain(report))
     for note in report["notes"]:
         print(f"note: {note}")
     print(f"\nreport: {paths['markdown']}")

@@ -32,7 +32,7 @@ examples:
 TRAIN_FLAGS = (Flag("objective.name", ("--objective",), dest="objective"),
                Flag("model.kind", ("--model",), dest="model_kind"),
                Flag("epochs"), Flag("seed"), Flag("device"), Flag("max_minutes"),
-               Flag("placebo"))
+               Flag("placebo"), Flag("split"))
 NO_PROGRESS = Flag("progress", ("--no-progress",), dest="no_progress", negate=True)
 #: The flags a resumed run may give (they change when it stops, never which steps it takes).
 RESUME_FLAGS = ("epochs", "max_minutes")

@@ -13,7 +13,7 @@ import numpy as np
 from negrec.data.log import EventLog
 from negrec.errors import UserError
 
-__all__ = ["HeldOut", "Split", "leave_last_out", "leave_one_out", "time_split"]
+__all__ = ["SPLITS", "HeldOut", "Split", "leave_last_out", "leave_one_out", "make_split", "time_split"]
 
 
 @dataclass
@@ -141,3 +141,15 @@ def time_split(log: EventLog, valid_fraction: float = 0.1, test_fraction: float 
 
     return Split(train=train, valid=window(t_valid, t_test),
                  test=window(t_test, np.inf), kind="time_split")
+
+
+#: The splits a training run can be configured with (``TrainConfig.split``, ``negrec train
+#: --split``): name -> the function that makes it from the full log.
+SPLITS = {"loo": leave_one_out, "time": time_split}
+
+
+def make_split(log: EventLog, name: str) -> Split:
+    """The split called ``name`` (a key of :data:`SPLITS`) of ``log``, with its defaults."""
+    if name not in SPLITS:
+        raise UserError(f"split must be one of {', '.join(SPLITS)}; got {name!r}")
+    return SPLITS[name](log)

@@ -26,13 +26,13 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from negrec.data.feedback import Feedback
 from negrec.eval.counterfactual import simulate_step
 from negrec.eval.stats import Estimate, bootstrap_ci
 from negrec.models.base import SequentialRecommender
 from negrec.models.inputs import ModelInputs
+from negrec.progress import Progress
 
 __all__ = ["ClosedLoopResult", "closed_loop"]
 
@@ -87,7 +87,7 @@ def closed_loop(model: SequentialRecommender, inputs: ModelInputs, simulator, *,
     fb = np.zeros((num_users, steps), dtype=np.int8)
     rep_creator = np.zeros((num_users, steps), dtype=bool)
     rep_cluster = np.zeros((num_users, steps), dtype=bool)
-    for t in tqdm(range(steps), disable=not progress, desc="closed loop", leave=False):
+    for t in Progress(range(steps), f"closed loop of {num_users} users, step", show=progress):
         pick, codes = simulate_step(model, inputs, simulator, state, histories, slate_size, rng)
         fb[:, t] = codes
         for u in np.flatnonzero(codes == Feedback.DISLIKE):

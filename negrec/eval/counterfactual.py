@@ -27,7 +27,6 @@ from typing import Sequence
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from negrec.data.feedback import Feedback, parse_feedback
 from negrec.data.log import EventLog, ItemMeta
@@ -35,6 +34,7 @@ from negrec.eval.recommend import recommend
 from negrec.eval.stats import Estimate, ratio_of_means_ci
 from negrec.models.base import SequentialRecommender
 from negrec.models.inputs import ModelInputs
+from negrec.progress import Progress
 
 __all__ = ["ResponsivenessResult", "log_histories", "responsiveness", "simulate_step",
            "simulated_histories", "cooccurrence_clusters"]
@@ -98,7 +98,7 @@ def responsiveness(model: SequentialRecommender, inputs: ModelInputs,
         kinds["creator"] = item_meta.creator
     all_codes = [Feedback.POSITIVE] + codes
     sims: dict[str, dict[str, np.ndarray]] = {kind: {} for kind in kinds}
-    bar = tqdm(total=len(all_codes) + len(repeated), disable=not progress, desc="branches", leave=False)
+    bar = Progress(desc="counterfactual branches", show=progress, total=len(all_codes) + len(repeated))
     for code in all_codes:
         branch = [(list(h[0]) + [int(x)], list(h[1]) + [int(code)]) for h, x in zip(histories, branched)]
         top, _ = recommend(model, inputs, branch, k)
@@ -200,7 +200,7 @@ def simulated_histories(model: SequentialRecommender, inputs: ModelInputs, simul
     state = simulator.spawn_users(num_users, seed)
     rng = np.random.default_rng([simulator.seed, 3, seed])
     histories: list[History] = [([], []) for _ in range(num_users)]
-    for _ in tqdm(range(steps), disable=not progress, desc="simulating", leave=False):
+    for _ in Progress(range(steps), f"simulating {num_users} histories, step", show=progress):
         simulate_step(model, inputs, simulator, state, histories, slate_size, rng)
     top, _ = recommend(model, inputs, histories, 1)
     return histories, top[:, 0], state

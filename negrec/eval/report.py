@@ -12,8 +12,12 @@ import numpy as np
 
 from negrec.files import atomic_write_text, json_safe, write_json
 
-__all__ = ["PAPER_RESPONSIVENESS", "markdown_table", "plot_report", "responsiveness_summary",
-           "write_report"]
+__all__ = ["PAPER", "PAPER_RESPONSIVENESS", "explain", "markdown_table", "plot_report",
+           "responsiveness_summary", "write_report"]
+
+#: The reference paper every report names.
+PAPER = ("Wang et al., \"Learning from Negative User Feedback and Measuring Responsiveness for "
+         "Sequential Recommenders\", RecSys 2023 (arXiv 2308.12256)")
 
 # The reference paper's counterfactual responsiveness (dislike vs positive branch), as fractions.
 PAPER_RESPONSIVENESS = {
@@ -111,6 +115,60 @@ def markdown_table(report: dict[str, Any]) -> str:
     return "\n".join(rows)
 
 
+#: One line per column of :func:`markdown_table` (shown only for columns the table has).
+COLUMNS = {
+    "model": "the training objective (docs/objectives.md); `control (placebo)` is input_ntr "
+             "trained on the same log with the feedback codes shuffled across events",
+    "seeds": "training runs with different seeds pooled in the row; every interval covers "
+             "seed-to-seed variation and the histories / users (95%, two-stage bootstrap)",
+    "NDCG@10": "ranking quality of the held-out next item (higher is better)",
+    "dislike exp.@10": "share of users whose held-out disliked item is in their top-10 (lower "
+                       "is better)",
+    "resp.": "counterfactual responsiveness: a history is branched (its last item liked vs "
+             "disliked) and the share of the next top-10 in that item's cluster (creator) is "
+             "compared: dislike-branch share / positive-branch share - 1. -72% means 72% fewer "
+             "similar items after a dislike than after a like of the same item",
+    "vs control": "responsiveness minus the placebo control's, in percentage points: the part "
+                  "of the response due to the meaning of a dislike, not to a mere change of an "
+                  "input code (a feedback-aware model moves its next slate whenever an input "
+                  "changes)",
+    "paper": "the reference paper's figure for the same objective (its simulated users)",
+    "closed-loop dislike rate": "simulated users consume the model's top-10 slates step by "
+                                "step; the share of consumed items they dislike",
+    "vs positive_only": "relative change of the closed-loop dislike rate vs positive_only",
+}
+
+#: What a row's figures mean when they surprise; shown when the row is in the table.
+ROW_NOTES = {
+    "positive_only": "sees no feedback codes, so its two branches are the same history: its "
+                     "responsiveness is 0 by construction.",
+    "filter_history": "drops disliked items from its input history instead of learning from "
+                      "them: its dislike branch is the history *without* the branched item, "
+                      "so its responsiveness measures what forgetting the item does, not a "
+                      "learnt back-off; forgetting the last item can bring back more of the "
+                      "same creator (e.g. one the user just consumed and was satiated with), "
+                      "so its creator figure can be positive. Forgetting dislikes also means "
+                      "its closed-loop users are shown the clusters and creators they just "
+                      "disliked again, which can give it the highest closed-loop dislike rate.",
+}
+
+
+def explain(report: dict[str, Any]) -> str:
+    """The report's preamble as markdown: the paper it follows and one line per column and per
+    surprising row present in :func:`markdown_table`."""
+    header = markdown_table(report).splitlines()[0]
+    present = [c.strip() for c in header.strip("|").split("|")]
+    lines = [f"Following {PAPER}.", "", "Columns:"]
+    for key, text in COLUMNS.items():
+        if any(c == key or c.startswith(key + " ") for c in present):
+            lines.append(f"- **{key}**: {text}.")
+    notes = [f"- **{name}** {text}" for name, text in ROW_NOTES.items()
+             if name in report.get("objectives", {})]
+    if notes:
+        lines += ["", "Rows:"] + notes
+    return "\n".join(lines)
+
+
 def _save(fig, path: Path) -> Path:
     import matplotlib.pyplot as plt
 
@@ -172,6 +230,9 @@ def plot_report(report: dict[str, Any], out_dir: Path) -> list[Path]:
             hi = [np.nan_to_num(100 * (_num(rep[str(k)]["ci_high"]) - _num(rep[str(k)]["mean"]))) for k in ks]
             ax.errorbar(ks, m, yerr=[lo, hi], marker="o", capsize=3, label=n)
         ax.axhline(0, color="grey", lw=0.8)
+        from matplotlib.ticker import MaxNLocator
+
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # a count of dislikes
         ax.set_xlabel("consecutive dislikes on one cluster")
         ax.set_ylabel("change in same-cluster share of top-10 (%)")
         ax.set_title("Responsiveness to repeated negative feedback")
@@ -183,13 +244,15 @@ def plot_report(report: dict[str, Any], out_dir: Path) -> list[Path]:
     if loops:
         fig, axes = plt.subplots(1, 2, figsize=(10, 4))
         for ax, rate in zip(axes, ("dislike_rate", "positive_rate")):
+            w = 1
             for n, loop in loops.items():
                 series = np.asarray(loop["per_step"][rate])
                 w = max(1, len(series) // 10)
                 smooth = np.convolve(series, np.ones(w) / w, mode="valid")
                 ax.plot(np.arange(len(smooth)) + w, 100 * smooth, label=n)
-            ax.set_xlabel("step")
-            ax.set_ylabel(f"{rate.replace('_', ' ')} (%)")
+            ax.set_xlabel("step of the closed loop")
+            smoothing = f", moving average over {w} steps" if w > 1 else ""
+            ax.set_ylabel(f"{rate.replace('_', ' ')} (%{smoothing})")
             ax.set_title(f"Closed loop: {rate.replace('_', ' ')}")
             ax.legend(fontsize=8)
         paths.append(_save(fig, out_dir / "closed_loop.png"))
@@ -212,7 +275,8 @@ def write_report(report: dict[str, Any], out_dir: str | Path) -> dict[str, Path]
     report = json_safe(report)
     write_json(out / "report.json", report)
     table = markdown_table(report)
-    md = [f"# {report.get('title', 'negrec report')}", "", report.get("description", ""), "", table, ""]
+    md = [f"# {report.get('title', 'negrec report')}", "", report.get("description", ""), "",
+          table, "", explain(report), ""]
     if report.get("notes"):
         md += ["## Notes", ""] + [f"- {n}" for n in report["notes"]] + [""]
     plots = plot_report(report, out)

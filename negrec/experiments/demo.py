@@ -15,9 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from negrec.data.split import leave_one_out
-from negrec.eval.report import (PAPER_RESPONSIVENESS, markdown_table, responsiveness_summary,
+from negrec.eval.report import (PAPER_RESPONSIVENESS, explain, markdown_table, responsiveness_summary,
                                 write_report)
 from negrec.errors import UserError
+from negrec.progress import stage
 from negrec.experiments.measure import Measurement, MeasureSizes, measure
 from negrec.experiments.pooling import (control_difference, pooled_closed_loop, pooled_mean,
                                         pooled_responsiveness, pooled_versus)
@@ -136,15 +137,20 @@ def run_demo(config: DemoConfig, out_dir: str | Path, *, echo=print, overwrite: 
     runs: dict[str, list[Measurement]] = {name: [] for name in models}
     offline: dict[str, list[dict]] = {name: [] for name in models}
     trained: dict[str, list[dict]] = {name: [] for name in models}
-    for seed in config.training_seeds():
-        for name in models:  # interleaved: every model of one seed, then the next seed
+    total = len(models) * config.seeds
+    for s, seed in enumerate(config.training_seeds()):
+        for m, name in enumerate(models):  # interleaved: every model of one seed, then the next
             t0 = time.perf_counter()
             folder = run_folder(out, name, seed)
-            metrics = train_and_evaluate(config.train_config(name, seed), folder, split=split,
-                                         ks=(10,), bootstrap=0, overwrite=overwrite)
+            which = f"{s * len(models) + m + 1}/{total}: {name}, seed {seed}"
+            with stage(f"train {which}"):
+                metrics = train_and_evaluate(config.train_config(name, seed), folder, split=split,
+                                             ks=(10,), bootstrap=0, overwrite=overwrite)
             # the control is measured for its responsiveness only (no closed loop)
-            result = measure(load_checkpoint(folder / "best.pt"),
-                             control_sizes if name == CONTROL else sizes, sim)
+            with stage(f"measure {which}"):
+                result = measure(load_checkpoint(folder / "best.pt"),
+                                 control_sizes if name == CONTROL else sizes, sim,
+                                 progress=config.progress)
             runs[name].append(result)
             offline[name].append(metrics["per_user"]["test"])
             trained[name].append({k: metrics["train"][k]
@@ -197,6 +203,8 @@ def run_demo(config: DemoConfig, out_dir: str | Path, *, echo=print, overwrite: 
     paths = write_report(report, out)
     echo("")
     echo(markdown_table(report))
+    echo("")
+    echo(explain(report))
     echo("")
     echo(f"report: {paths['markdown']} (+ report.json, "
          f"{', '.join(p.name for k, p in paths.items() if k not in ('json', 'markdown'))}); "

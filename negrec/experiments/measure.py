@@ -13,7 +13,7 @@ import numpy as np
 
 from negrec.data.feedback import parse_feedback
 from negrec.data.log import EventLog
-from negrec.data.split import leave_one_out
+from negrec.data.split import make_split
 from negrec.errors import UserError
 from negrec.eval.closed_loop import ClosedLoopResult, closed_loop
 from negrec.eval.counterfactual import (ResponsivenessResult, cooccurrence_clusters,
@@ -22,6 +22,7 @@ from negrec.experiments.data import load_data
 from negrec.sim import Simulator
 from negrec.train.checkpoint import LoadedCheckpoint
 from negrec.train.data_spec import SIMULATED, DataSpec
+from negrec.train.resume import stored_config
 
 __all__ = ["HISTORY_SEED_OFFSET", "LOOP_SEED_OFFSET", "Measurement", "MeasureSizes", "measure",
            "measurable_actions", "world_of"]
@@ -120,7 +121,7 @@ def measure(ck: LoadedCheckpoint, sizes: MeasureSizes, world: Simulator | EventL
                                    warmup_events=sizes.loop_warmup, bootstrap=sizes.bootstrap,
                                    progress=progress)
     else:
-        train = leave_one_out(world).train
+        train = make_split(world, stored_config(ck).split).train
         users = np.arange(train.num_users)
         if len(users) > sizes.histories:
             rng = np.random.default_rng(sizes.seed)

@@ -20,6 +20,7 @@ from negrec.experiments.measure import Measurement, MeasureSizes, measure, world
 from negrec.experiments.pooling import (control_difference, pooled_closed_loop,
                                         pooled_responsiveness)
 from negrec.experiments.training import train_and_evaluate
+from negrec.progress import stage
 from negrec.train.checkpoint import LoadedCheckpoint, load_checkpoint
 from negrec.train.data_spec import SIMULATED
 from negrec.train.objectives import Objective
@@ -47,7 +48,8 @@ def train_controls(template: LoadedCheckpoint, seeds: int, out_dir: Path, *,
         wanted = dataclasses.replace(config, seed=seed)
         if not _finished_with(folder, wanted):
             echo(f"training placebo control {seed + 1}/{seeds} into {folder}")
-            train_and_evaluate(wanted, folder, ks=(10,), bootstrap=0, overwrite=True)
+            with stage(f"train placebo control {seed + 1}/{seeds}"):
+                train_and_evaluate(wanted, folder, ks=(10,), bootstrap=0, overwrite=True)
         paths.append(folder / "best.pt")
     return paths
 
@@ -83,7 +85,9 @@ def _measure_all(cks: Sequence[LoadedCheckpoint], sizes: MeasureSizes, worlds: d
         key = repr(spec)
         if key not in worlds:
             worlds[key] = world_of(spec, ck.model.num_items, str(ck.path))
-        out.append(measure(ck, sizes, worlds[key], progress=progress))
+        with stage(f"measure {ck.objective.name}{' (placebo)' if stored_config(ck).placebo else ''}"
+                   f" ({ck.path})"):
+            out.append(measure(ck, sizes, worlds[key], progress=progress))
     return out
 
 
@@ -95,16 +99,16 @@ def responsiveness_report(checkpoints: Sequence[str | Path], sizes: MeasureSizes
     with ``vs_control`` when there is a control), ``control``, ``responsiveness`` (the README's
     shape), ``simulated`` and ``notes``."""
     groups = _groups(checkpoints)
+    control_cks = [load_checkpoint(p) for p in controls]  # every input checked before any work
+    not_placebo = [str(c.path) for c in control_cks if not stored_config(c).placebo]
+    if not_placebo:
+        raise UserError(f"--control: {', '.join(not_placebo)} was not trained as a placebo "
+                        "(train one with `negrec train --placebo ...`)")
     worlds: dict = {}
     measured = {name: _measure_all(cks, sizes, worlds, progress) for name, cks in groups.items()}
     notes = []
     control_runs: list[Measurement] = []
-    if controls:
-        control_cks = [load_checkpoint(p) for p in controls]
-        not_placebo = [str(c.path) for c in control_cks if not stored_config(c).placebo]
-        if not_placebo:
-            raise UserError(f"--control: {', '.join(not_placebo)} was not trained as a placebo "
-                            "(train one with `negrec train --placebo ...`)")
+    if control_cks:
         control_runs = _measure_all(control_cks, sizes, worlds, progress)
     elif train_control_seeds > 0:
         first = next(iter(groups.values()))[0]

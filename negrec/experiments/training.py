@@ -8,11 +8,12 @@ import time
 from pathlib import Path
 
 from negrec.data.log import EventLog
-from negrec.data.split import Split, leave_one_out
+from negrec.data.split import Split, make_split
 from negrec.data.transforms import permute_feedback
 from negrec.eval.metrics import evaluate
 from negrec.experiments.data import load_data
 from negrec.files import write_json
+from negrec.progress import stage
 from negrec.train.checkpoint import load_checkpoint
 from negrec.train.config import TrainConfig
 from negrec.train.run_folder import check_run_folder
@@ -24,7 +25,7 @@ __all__ = ["train_and_evaluate"]
 def train_and_evaluate(config: TrainConfig, out_dir: str | Path, *, log: EventLog | None = None,
                        split: Split | None = None, resume: bool = False, overwrite: bool = False,
                        ks=(10, 20), bootstrap: int = 1000) -> dict:
-    """Loads the data (unless given), splits it leave-one-out on the full log, trains with
+    """Loads the data (unless given), splits it on the full log (``config.split``), trains with
     early stopping on validation NDCG@10, evaluates ``best.pt`` (the best validated model, or
     the last one when no validation ran) on the validation and test events, and writes
     ``metrics.json`` beside the checkpoints (strict JSON: undefined figures are null). Returns
@@ -37,7 +38,7 @@ def train_and_evaluate(config: TrainConfig, out_dir: str | Path, *, log: EventLo
     check_run_folder(out, resume=resume, overwrite=overwrite)  # before loading the data
     if split is None:
         log = log if log is not None else load_data(config.data)
-        split = leave_one_out(log)
+        split = make_split(log, config.split)
     if config.placebo:
         split = dataclasses.replace(split, train=permute_feedback(split.train, config.seed))
     inputs = config.objective.inputs
@@ -51,10 +52,12 @@ def train_and_evaluate(config: TrainConfig, out_dir: str | Path, *, log: EventLo
                      overwrite=overwrite).fit()
     wall = time.perf_counter() - t0
     best = load_checkpoint(out / "best.pt")
-    valid = evaluate(best.model, split.valid, best.objective.inputs, ks=ks, bootstrap=bootstrap,
-                     seed=config.seed)
-    test = evaluate(best.model, split.test, best.objective.inputs, ks=ks, bootstrap=bootstrap,
-                    seed=config.seed)
+    with stage(f"evaluating {out / 'best.pt'} on {len(split.valid)} validation and "
+               f"{len(split.test)} test events"):
+        valid = evaluate(best.model, split.valid, best.objective.inputs, ks=ks,
+                         bootstrap=bootstrap, seed=config.seed)
+        test = evaluate(best.model, split.test, best.objective.inputs, ks=ks,
+                        bootstrap=bootstrap, seed=config.seed)
     metrics = {
         "objective": config.objective.to_dict(),
         "model": config.model.to_dict(),
@@ -67,7 +70,8 @@ def train_and_evaluate(config: TrainConfig, out_dir: str | Path, *, log: EventLo
                   "train_seconds": result.train_seconds, "wall_seconds": wall,
                   "targets_per_s": result.targets_per_s, "sequences_per_s": result.sequences_per_s,
                   "validation_history": result.history},
-        "data": {"source": split.train.source, "train_events": split.train.num_events,
+        "data": {"source": split.train.source, "split": split.kind,
+                 "train_events": split.train.num_events,
                  "valid_users": len(split.valid), "test_users": len(split.test),
                  "users_too_short": split.skipped_users},
     }

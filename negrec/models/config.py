@@ -20,31 +20,25 @@ def _kinds() -> tuple[str, ...]:
 
 @dataclass
 class ModelConfig:
-    """Architecture of a sequential recommender.
-
-    - ``kind``: a registered model (``"sasrec"``: causal transformer, ``"gru"``);
-    - ``dim``: D; ``num_layers``; ``num_heads`` (sasrec); ``dropout``; ``max_len``: L;
-    - ``feedback_input``: add a feedback-code embedding to each event (set by the objective:
-      off for ``positive_only`` and ``filter_history``, which do not see feedback);
-    - ``cluster_input`` / ``creator_input``: add the item's cluster / creator embedding
-      (needs item metadata); ``None`` (the default): on when the data's items have clusters /
-      creators, resolved by :meth:`for_items` when the model is built;
-    - ``tied``: score with the input item table (else a separate output table).
+    """Architecture of a sequential recommender; each field's meaning is on its line
+    (``negrec config model`` lists them). ``kind`` is a registered model (``"sasrec"``:
+    causal transformer, ``"gru"``); ``cluster_input`` / ``creator_input`` left ``None`` are
+    resolved by :meth:`for_items` when the model is built.
 
     The defaults (a one-layer GRU, metadata inputs where the data has them) were chosen by
     measurement across MovieLens-100K and several simulated worlds (docs/generalization.md).
     """
 
     kind: str = field(default="gru", metadata={"help": "the model", "choices": _kinds})
-    dim: int = 64
-    num_layers: int = 1
-    num_heads: int = 2
-    dropout: float = 0.2
-    max_len: int = 50
-    feedback_input: bool = True
-    cluster_input: bool | None = None
-    creator_input: bool | None = None
-    tied: bool = True
+    dim: int = 64  # D: embedding and state size
+    num_layers: int = 1  # recurrent / transformer layers
+    num_heads: int = 2  # attention heads (sasrec)
+    dropout: float = 0.2  # dropout rate
+    max_len: int = 50  # L: events of history the model sees
+    feedback_input: bool = True  # add a feedback-code embedding to each event (set by the objective)
+    cluster_input: bool | None = None  # add the item's cluster embedding; null: on when the items have clusters
+    creator_input: bool | None = None  # add the item's creator embedding; null: on when the items have creators
+    tied: bool = True  # score with the input item table (else a separate output table)
 
     def __post_init__(self) -> None:
         from negrec.models.registry import model_class

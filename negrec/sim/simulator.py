@@ -65,55 +65,50 @@ RESPONSES = np.array([Feedback.POSITIVE, Feedback.NEUTRAL, Feedback.SKIP, Feedba
 @dataclass(frozen=True)
 class SimConfig:
     # world
-    num_items: int = 1500
-    num_clusters: int = 20
-    num_creators: int = 300
-    quality_sd: float = 0.5
+    num_items: int = 1500  # items in the world
+    num_clusters: int = 20  # content clusters (each creator works in one)
+    num_creators: int = 300  # creators (each item is made by one)
+    quality_sd: float = 0.5  # spread of the items' quality
     popularity_zipf: float = 0.8  # popularity of the r-th item of a cluster ∝ r^-zipf
     # user tastes
-    base_sd: float = 0.5
-    loved_clusters: int = 3
-    loved_boost: float = 2.0
-    hated_clusters: int = 2
-    hated_penalty: float = 2.5
-    style_dims: int = 4
-    creator_scale: float = 0.6
-    hated_creators: int = 3
-    hated_creator_penalty: float = 2.5
-    drift_pull: float = 0.02
-    drift_sd: float = 0.05
-    satiation_strength: float = 1.0
-    satiation_decay: float = 0.85
-    # aversion after bad experiences: a dislike (skip) lowers the affinity to the item's
+    base_sd: float = 0.5  # spread of a user's long-run affinity per cluster
+    loved_clusters: int = 3  # clusters each user loves
+    loved_boost: float = 2.0  # affinity added to a loved cluster
+    hated_clusters: int = 2  # clusters each user hates
+    hated_penalty: float = 2.5  # affinity taken from a hated cluster
+    style_dims: int = 4  # dimensions of the user / creator style vectors
+    creator_scale: float = 0.6  # weight of the user-creator style match
+    hated_creators: int = 3  # creators each user hates
+    hated_creator_penalty: float = 2.5  # affinity taken from a hated creator
+    drift_pull: float = 0.02  # how fast current tastes return to the long-run ones (per event)
+    drift_sd: float = 0.05  # random drift of current tastes per event
+    satiation_strength: float = 1.0  # affinity lost per unit of satiation with a cluster
+    satiation_decay: float = 0.85  # satiation kept per event
     # cluster and creator by dislike_aversion (skip_aversion), decaying by aversion_decay
     # per event
-    dislike_aversion: float = 2.5
-    skip_aversion: float = 0.5
-    aversion_decay: float = 0.95
-    # behaviour model
-    pos_slope: float = 2.0
-    pos_bias: float = -0.5
-    skip_slope: float = 1.0
-    skip_bias: float = 0.0
-    dislike_slope: float = 2.0
-    dislike_bias: float = -2.5
-    # sessions
-    organic_share: float = 0.5
-    organic_temperature: float = 1.5
-    slate_choice_noise: float = 0.5
-    # exposures of the default dataset: "similar_recent" (a logging recommender that ignores
+    dislike_aversion: float = 2.5  # affinity to a disliked item's cluster and creator lost right after
+    skip_aversion: float = 0.5  # the same after a skip
+    aversion_decay: float = 0.95  # aversion kept per event
+    pos_slope: float = 2.0  # positive response: utility slope in affinity
+    pos_bias: float = -0.5  # positive response: utility offset
+    skip_slope: float = 1.0  # skip: utility slope in minus affinity
+    skip_bias: float = 0.0  # skip: utility offset
+    dislike_slope: float = 2.0  # dislike: utility slope in minus affinity
+    dislike_bias: float = -2.5  # dislike: utility offset (lower: rarer dislikes)
+    organic_share: float = 0.5  # share of steps where the user browses on their own
+    organic_temperature: float = 1.5  # how strongly organic browsing follows affinity
+    slate_choice_noise: float = 0.5  # Gumbel noise of a user's choice from a slate
     # negative feedback: with probability similar_share an unseen item, by popularity, of the
     # cluster of one of the user's last `recent_window` items; else a random unseen item) or
     # "random"
-    exposure_policy: str = "similar_recent"
-    similar_share: float = 0.7
-    recent_window: int = 3
-    # default dataset
+    exposure_policy: str = "similar_recent"  # logging policy of the default dataset: similar_recent or random
+    similar_share: float = 0.7  # similar_recent: probability of an item from a recent item's cluster
+    recent_window: int = 3  # similar_recent: how many of the last items count as recent
     num_users: int = field(default=2500, metadata={"help": "simulated: number of users"})
     events_per_user: int = field(default=80, metadata={"help": "simulated: events per user"})
     # whether the item metadata of the log names each item's creator (the world always has
     # creators; a log without them is like MovieLens: categories only)
-    creators_visible: bool = True
+    creators_visible: bool = True  # the log names each item's creator (false: categories only, like MovieLens)
 
     def __post_init__(self) -> None:
         checks = {

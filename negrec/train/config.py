@@ -22,6 +22,7 @@ import yaml
 
 from negrec.errors import UserError
 from negrec.files import atomic_write_text
+from negrec.data.split import SPLITS
 from negrec.models.config import ModelConfig
 from negrec.train.data_spec import DataSpec
 from negrec.train.migrate import migrate_config, migrate_override
@@ -33,25 +34,18 @@ __all__ = ["LossConfig", "OptimConfig", "TrainConfig", "apply_overrides", "load_
 
 @dataclass
 class LossConfig:
-    """How candidates are formed for the fused loss.
+    """How candidates are formed for the fused loss; each field's meaning is on its line
+    (``negrec config loss``). ``ntr_negatives``: the not-to-recommend term's ``p`` is the
+    disliked (skipped) item's probability among itself and K' items drawn uniformly for the
+    batch, without logQ correction, so its pull does not vanish as the catalogue grows
+    (docs/objectives.md, docs/generalization.md)."""
 
-    - ``mode``: ``full`` (softmax over all items), ``sampled`` (``num_negatives`` shared
-      negatives from ``sampler`` with logQ correction) or ``in_batch`` (the batch's positive
-      targets as negatives, with logQ correction);
-    - ``sampler``: ``uniform`` or ``popularity`` (∝ count^alpha);
-    - ``temperature``: logits are divided by it;
-    - ``ntr_negatives``: K', the candidates of the not-to-recommend term: its ``p`` is the
-      disliked (skipped) item's probability among itself and K' items drawn uniformly for the
-      batch, without logQ correction, so its pull does not vanish as the catalogue grows
-      (0: the softmax term's own candidates, the formulation before; docs/objectives.md).
-    """
-
-    mode: str = "full"
-    sampler: str = "popularity"
-    num_negatives: int = 1024
-    alpha: float = 0.75
-    temperature: float = 1.0
-    ntr_negatives: int = 128
+    mode: str = "full"  # full (softmax over all items), sampled (num_negatives shared negatives, logQ) or in_batch
+    sampler: str = "popularity"  # sampled mode: uniform or popularity (count^alpha)
+    num_negatives: int = 1024  # sampled mode: negatives per batch
+    alpha: float = 0.75  # popularity sampler: exponent of the counts
+    temperature: float = 1.0  # logits are divided by it
+    ntr_negatives: int = 128  # K': uniform candidates of the not-to-recommend term (0: the softmax term's)
 
     def __post_init__(self) -> None:
         if self.mode not in ("full", "sampled", "in_batch"):
@@ -71,13 +65,13 @@ class OptimConfig:
     """AdamW with linear warm-up, then constant or cosine-decayed learning rate. Why lr 2e-3
     with batch 64: docs/training.md."""
 
-    lr: float = 2e-3
-    weight_decay: float = 0.0
-    betas: tuple[float, float] = (0.9, 0.98)
-    eps: float = 1e-8
-    grad_clip: float = 1.0
-    warmup_steps: int = 50
-    schedule: str = "constant"
+    lr: float = 2e-3  # AdamW learning rate (after warm-up)
+    weight_decay: float = 0.0  # AdamW weight decay
+    betas: tuple[float, float] = (0.9, 0.98)  # AdamW betas
+    eps: float = 1e-8  # AdamW epsilon
+    grad_clip: float = 1.0  # clip the gradient norm to this (0: off)
+    warmup_steps: int = 50  # steps of linear learning-rate warm-up
+    schedule: str = "constant"  # constant or cosine (decay to 0 over the run's epochs)
 
     def __post_init__(self) -> None:
         _check_range("optim.lr", self.lr, "> 0", math.isfinite(self.lr) and self.lr > 0)
@@ -110,6 +104,11 @@ class TrainConfig:
     placebo: bool = field(default=False, metadata={
         "help": "train a placebo control: the training events' feedback codes shuffled across "
                 "events (the control of responsiveness reports; docs/generalization.md)"})
+    split: str = field(default="loo", metadata={
+        "help": "held-out events: loo (per user, the last event is a test event, the one before "
+                "a validation event) or time (a global time split: each user's first event in "
+                "the last 10 percent of the log's time span is a test event, in the 10 percent "
+                "before a validation event)", "choices": lambda: tuple(SPLITS)})
     seed: int = field(default=0, metadata={"help": "seed of every random draw of the run"})
     device: str = field(default="auto", metadata={"help": "auto | cpu | cuda | cuda:N"})
     bf16: bool = False  # bf16 autocast (CUDA or CPU)
@@ -119,7 +118,7 @@ class TrainConfig:
     # skipped), so that on a small log early stopping is not decided within a few steps;
     # validations inside the learning-rate warm-up never give the best checkpoint
     eval_min_steps: int = 100
-    eval_k: int = 10
+    eval_k: int = 10  # K of the validation metric (NDCG@K) that picks the best checkpoint
     early_stopping_patience: int = 5  # validations without improvement (0: off)
     checkpoint_every: int = 0  # steps between checkpoints (0: only at epoch ends)
     # stop (with a checkpoint) after this much training time
@@ -128,7 +127,7 @@ class TrainConfig:
     max_steps: int | None = None  # stop (with a checkpoint) after this many optimizer steps
     log_every: int = 20  # steps between metric-log rows
     progress: bool = field(default=True, metadata={"help": "draw progress bars"})
-    tensorboard: bool = True
+    tensorboard: bool = True  # write TensorBoard logs under OUT/tensorboard
 
     def __post_init__(self) -> None:
         if isinstance(self.objective, str):
@@ -146,6 +145,8 @@ class TrainConfig:
                 ("max_steps", "> 0 or null", self.max_steps is None or self.max_steps > 0),
                 ("log_every", "> 0", self.log_every > 0)):
             _check_range(name, getattr(self, name), rule, ok)
+        if self.split not in SPLITS:
+            raise UserError(f"split must be one of {', '.join(SPLITS)}; got {self.split!r}")
         if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", self.device):
             raise UserError(f"device must be auto, cpu, cuda or cuda:N; got {self.device!r}")
         # the objective decides whether the model sees feedback codes

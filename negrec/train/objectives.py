@@ -93,7 +93,7 @@ class Objective:
 
     name: str = field(default="input_ntr", metadata={
         "help": "the training objective (docs/objectives.md)", "choices": lambda: tuple(OBJECTIVES)})
-    weights: dict[str, float] = field(default_factory=_default_weights)
+    weights: dict[str, float] = field(default_factory=_default_weights)  # weight per feedback type: positive (r), dislike (w_dislike), skip (w_skip)
 
     def __post_init__(self) -> None:
         if self.name not in OBJECTIVES:

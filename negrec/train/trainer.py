@@ -23,7 +23,6 @@ from typing import Callable
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from negrec.data.batch import Batch
 from negrec.data.collate import Collator
@@ -34,6 +33,7 @@ from negrec.errors import UserError
 from negrec.files import atomic_torch_save
 from negrec.models.base import SequentialRecommender
 from negrec.models.registry import build_model
+from negrec.progress import Progress, label, log
 from negrec.train.checkpoint import check_weights_match, checkpoint_payload, read_checkpoint
 from negrec.train.config import TrainConfig
 from negrec.train.distributed import Ranks
@@ -347,12 +347,19 @@ class Trainer:
                     self._log_row({"kind": "valid", "step": self.step, "epoch": self.epoch,
                                    "metric": k, "value": v})
             if self.step <= self.config.optim.warmup_steps:
-                pass  # the learning rate is still rising: never the model to keep, no patience
+                verdict = "inside the warm-up, not kept"
+                # the learning rate is still rising: never the model to keep, no patience
             elif self.best_metric is None or value > self.best_metric:
                 self.best_metric, self.best_epoch, self.bad_validations = value, self.epoch, 0
                 self.save_checkpoint("best.pt")
+                verdict = "best so far, saved as best.pt"
             else:
                 self.bad_validations += 1
+                verdict = (f"no improvement ({self.bad_validations}/"
+                           f"{self.config.early_stopping_patience or 'no early stopping'})")
+            log.info("%s: validation %s %.4f at step %d, %s",
+                     label(f"epoch {self.epoch}/{self.config.epochs}"), self.validate_metric,
+                     value, self.step, verdict)
             patience = self.config.early_stopping_patience
             if patience and self.bad_validations >= patience:
                 stop[0] = 1
@@ -382,8 +389,9 @@ class Trainer:
         self.steps_per_epoch = math.ceil(len(self.window_users) / cfg.batch_size)
         order = self._epoch_order(epoch)
         first_batch = self.batch_in_epoch
-        bar = tqdm(total=self.steps_per_epoch, initial=first_batch, disable=not (cfg.progress and self.is_main),
-                   desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False, unit="step")
+        bar = Progress(desc=f"epoch {epoch + 1}/{cfg.epochs}", show=cfg.progress and self.is_main,
+                       heartbeat=self.is_main, total=self.steps_per_epoch, initial=first_batch,
+                       unit="step")
         t_log, targets_log, seqs_log = time.perf_counter(), 0, 0
         try:
             for b in range(first_batch, self.steps_per_epoch):

@@ -26,3 +26,20 @@ def test_report_writes_undefined_figures_as_null(tmp_path):
 def test_paper_figures_are_the_papers():
     assert PAPER_RESPONSIVENESS["input_only"]["cluster"] == -0.227
     assert PAPER_RESPONSIVENESS["input_ntr"]["creator"] == -0.641
+
+
+def test_report_explains_its_columns_and_surprising_rows(tmp_path):
+    est = {"mean": -0.5, "ci_low": -0.6, "ci_high": -0.4}
+    entry = {"seeds": 3, "responsiveness": {"cluster": {"dislike": est}},
+             "vs_control": {"cluster": {"dislike": est}}}
+    report = {"title": "t", "objectives": {"input_ntr": entry, "filter_history": entry},
+              "control": {"seeds": 3, "responsiveness": {"cluster": {"dislike": est}}}}
+    paths = write_report(report, tmp_path)
+    md = paths["markdown"].read_text()
+    assert "Learning from Negative User Feedback and Measuring Responsiveness" in md
+    assert "- **vs control**: responsiveness minus the placebo control's" in md
+    assert "- **resp.**: counterfactual responsiveness" in md
+    assert "- **filter_history** drops disliked items" in md
+    # columns the table does not have are not defined
+    assert "closed-loop dislike rate" not in md and "**NDCG@10**" not in md
+    assert "**paper**" not in md  # not simulated data: no paper column

@@ -1,0 +1,53 @@
+"""responsiveness_report: inputs checked before any work; seeds pooled; controls required."""
+
+from __future__ import annotations
+
+import pytest
+
+import negrec.experiments.responsiveness as responsiveness_module
+from negrec.errors import UserError
+from negrec.experiments.measure import MeasureSizes
+from negrec.experiments.responsiveness import responsiveness_report
+from negrec.experiments.training import train_and_evaluate
+from negrec.models.config import ModelConfig
+from negrec.sim import preset
+from negrec.train.config import TrainConfig
+from negrec.train.data_spec import DataSpec
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    data = DataSpec(source="simulated", sim=preset("default", num_users=80, events_per_user=20))
+    cfg = TrainConfig(data=data, epochs=1, progress=False, tensorboard=False,
+                      model=ModelConfig(dim=8))
+    train_and_evaluate(cfg, out, bootstrap=0)
+    return out / "best.pt"
+
+
+def test_a_control_that_is_not_a_placebo_is_refused_before_any_measurement(
+        tiny_checkpoint, tmp_path, monkeypatch):
+    def too_early(*args, **kwargs):
+        pytest.fail("a model was measured before --control was checked")
+
+    monkeypatch.setattr(responsiveness_module, "measure", too_early)
+    with pytest.raises(UserError, match="was not trained as a placebo"):
+        responsiveness_report([tiny_checkpoint], MeasureSizes(histories=5),
+                              controls=[tiny_checkpoint], out_dir=tmp_path)
+
+
+def test_a_missing_control_file_is_refused_before_any_measurement(tiny_checkpoint, tmp_path,
+                                                                    monkeypatch):
+    monkeypatch.setattr(responsiveness_module, "measure",
+                        lambda *a, **k: pytest.fail("measured before loading --control"))
+    with pytest.raises((UserError, FileNotFoundError)):
+        responsiveness_report([tiny_checkpoint], MeasureSizes(histories=5),
+                              controls=[tmp_path / "nosuch.pt"], out_dir=tmp_path)
+
+
+def test_without_a_control_the_report_says_it_is_not_evidence(tiny_checkpoint, tmp_path):
+    sizes = MeasureSizes(histories=10, steps=3, actions=("dislike",), loop_users=0, bootstrap=20)
+    report = responsiveness_report([tiny_checkpoint], sizes, train_control_seeds=0,
+                                   out_dir=tmp_path)
+    assert "control" not in report and "vs_control" not in report["objectives"]["input_ntr"]
+    assert any("not evidence" in note for note in report["notes"])
