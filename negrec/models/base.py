@@ -9,6 +9,11 @@ items by inner product with its item table. Shapes and dtypes:
 - ``encode`` -> user states [B, L, D] (float32, or the autocast dtype); the state at position
   j summarises events 0..j and predicts the next event;
 - ``item_table()`` -> [V, D], the output item embeddings (without the padding row);
+- ``item_embeddings(ids, ...)`` -> the rows of ``item_table()`` for each id tensor, computing
+  only the distinct rows they need (what a sampled softmax uses: a step then costs nothing per
+  catalogue item); same values and gradients as ``F.embedding(ids, item_table())``;
+- ``row_tables()`` -> the embedding tables with one row per item, cluster or creator (the
+  trainer may give them sparse gradients: :mod:`negrec.train.optim`);
 - ``score(states [..., D], items [..., K] or [K])`` -> logits;
 - ``topk(...)`` -> the K best items for the last real position, over all V items, chunked so
   that scoring never holds more than ``max_scores`` floats at once, optionally excluding
@@ -62,6 +67,35 @@ class SequentialRecommender(nn.Module, abc.ABC):
     @abc.abstractmethod
     def item_table(self) -> Tensor:
         """[V, D] output item embeddings."""
+
+    def item_rows(self, rows: Tensor) -> Tensor:
+        """[R] item ids -> [R, D] their rows of :meth:`item_table`. This default gathers them
+        from the whole table; a model whose table is built per item (tied input embeddings,
+        side tables) computes only these rows."""
+        return F.embedding(rows, self.item_table())
+
+    def item_embeddings(self, *ids: Tensor, dtype: torch.dtype | None = None) -> tuple[Tensor, ...]:
+        """For each int64 tensor of item ids [...], its rows of :meth:`item_table` [..., D]
+        (cast to ``dtype`` when given), computing each distinct row once.
+
+        Equal to ``F.embedding(ids_i, item_table().to(dtype))``, values and gradients bit for
+        bit: the distinct ids are sorted (``torch.unique``), their rows computed by
+        :meth:`item_rows`, and each id tensor gathers from them with ``F.embedding``, whose
+        backward sums the gradients of a repeated id in index order, as it does on the whole
+        table; a row's gradient then reaches the parameters once, as the whole table's row
+        does. So a sampled softmax costs no work per catalogue item."""
+        flat = torch.cat([i.reshape(-1) for i in ids])
+        rows, inverse = torch.unique(flat, return_inverse=True)
+        table = self.item_rows(rows)
+        if dtype is not None:
+            table = table.to(dtype)
+        parts = inverse.split([i.numel() for i in ids])
+        return tuple(F.embedding(part.view(i.shape), table) for part, i in zip(parts, ids))
+
+    def row_tables(self) -> list[nn.Embedding]:
+        """The embedding tables with one row per item, cluster or creator: those whose cost
+        grows with the catalogue (none by default)."""
+        return []
 
     def score(self, states: Tensor, items: Tensor) -> Tensor:
         """Logits <state, item>: states [..., D] with items [K] -> [..., K]; with items

@@ -26,6 +26,7 @@ from negrec.models.config import ModelConfig
 from negrec.train.data_spec import DataSpec
 from negrec.train.migrate import migrate_config, migrate_override
 from negrec.train.objectives import Objective
+from negrec.train.optim import EMBEDDING_UPDATES
 
 __all__ = ["LossConfig", "OptimConfig", "TrainConfig", "apply_overrides", "load_config",
            "resume_adjustable_keys"]
@@ -62,7 +63,9 @@ class LossConfig:
 @dataclass
 class OptimConfig:
     """AdamW with linear warm-up, then constant or cosine-decayed learning rate. Why lr 2e-3
-    with batch 64: docs/training.md."""
+    with batch 64: docs/training.md. ``embeddings``: how the item, cluster and creator tables
+    are updated (``dense``: every row every step; ``sparse``: only the batch's rows, lazily;
+    ``auto``): :mod:`negrec.train.optim`, docs/training_scale.md."""
 
     lr: float = 2e-3
     weight_decay: float = 0.0
@@ -71,9 +74,13 @@ class OptimConfig:
     grad_clip: float = 1.0
     warmup_steps: int = 50
     schedule: str = "constant"
+    embeddings: str = "auto"
 
     def __post_init__(self) -> None:
         _check_range("optim.lr", self.lr, "> 0", math.isfinite(self.lr) and self.lr > 0)
+        if self.embeddings not in EMBEDDING_UPDATES:
+            raise UserError(f"optim.embeddings must be one of {', '.join(EMBEDDING_UPDATES)}; got "
+                            f"{self.embeddings!r}")
         if self.schedule not in ("constant", "cosine"):
             raise UserError(f"optim.schedule must be constant or cosine; got {self.schedule!r}")
         _check_range("optim.weight_decay", self.weight_decay, ">= 0",

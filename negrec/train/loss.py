@@ -38,22 +38,25 @@ def batch_loss(model: SequentialRecommender, batch: Batch, config: LossConfig,
     target_ids = batch.target_items[sel]
     label = batch.target_labels[sel]
     weight = batch.target_weights[sel]
-    table = model.item_table().to(dtype)
     if config.mode == "full":
+        table = model.item_table().to(dtype)
         neg_ids = torch.arange(model.num_items, device=table.device)
         neg_emb, neg_logq, target_logq = table, None, None
+        # F.embedding, not table[ids]: the backward of advanced indexing sums the gradient rows
+        # of repeated ids in a thread-dependent order on the CPU, so two identical runs could
+        # differ in the last bits; embedding's backward sums them in index order
+        target_emb = F.embedding(target_ids, table)
     else:
         if batch.neg_ids is None:
             raise ValueError(f"loss.mode={config.mode!r} needs sampled negatives in the batch "
                              "(the collator has no sampler)")
         neg_ids = batch.neg_ids
-        neg_emb = F.embedding(neg_ids, table)
+        # only the rows of the targets and candidates, never the [V, D] table (same values and
+        # gradients as gathering from it)
+        target_emb, neg_emb = model.item_embeddings(target_ids, neg_ids, dtype=dtype)
         neg_logq = batch.neg_logq
         target_logq = batch.target_logq[sel]
-    # F.embedding, not table[ids]: the backward of advanced indexing sums the gradient rows of
-    # repeated ids in a thread-dependent order on the CPU, so two identical runs could differ
-    # in the last bits; embedding's backward sums them in index order (same forward values)
-    total = fused_loss(query, F.embedding(target_ids, table), neg_emb, target_ids=target_ids,
+    total = fused_loss(query, target_emb, neg_emb, target_ids=target_ids,
                        neg_ids=neg_ids, label=label, weight=weight, target_logq=target_logq,
                        neg_logq=neg_logq, temperature=config.temperature, reduction="sum")
     return LossParts(total=total, weight=weight.sum().to(total.dtype), targets=int(sel.sum()))
