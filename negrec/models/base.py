@@ -123,21 +123,33 @@ class SequentialRecommender(nn.Module, abc.ABC):
         *,
         exclude: Sequence[Tensor] | None = None,
         max_scores: int = DEFAULT_MAX_SCORES,
+        candidates: Tensor | None = None,
     ) -> tuple[Tensor, Tensor]:
-        """Top-``k`` (scores [B, k] float32, item ids [B, k] int64) over all V items for
-        the next event of each history.
+        """Top-``k`` (scores [B, k] float32, item ids [B, k] int64) over all V items (or over
+        ``candidates``, distinct item ids [C]) for the next event of each history.
 
         ``exclude``: per row, a 1-D tensor of item ids that may not be recommended (e.g. the
         row's history); excluded items get -inf. Users are scored in chunks of at most
-        ``max_scores // V`` rows so that no [B, V] matrix is materialised for large B.
+        ``max_scores // V`` (``// C``) rows so that no [B, V] matrix is materialised for large
+        B; with ``candidates`` only their rows of the item table are computed.
         """
-        if not 0 < k <= self.num_items:
-            raise ValueError(f"topk: k must be in [1, {self.num_items}]; got {k}")
+        n = self.num_items if candidates is None else len(candidates)
+        if not 0 < k <= n:
+            raise ValueError(f"topk: k must be in [1, {n}]; got {k}")
         if exclude is not None and len(exclude) != items.shape[0]:
             raise ValueError(f"topk: exclude must have one entry per row ({items.shape[0]}); "
                              f"got {len(exclude)}")
         states = self.last_state(items, feedback, mask).float()
-        table = self.item_table().float()
+        if candidates is None:
+            table = self.item_table().float()
+        else:
+            candidates = torch.as_tensor(candidates, device=states.device)
+            if len(torch.unique(candidates)) != len(candidates):
+                raise ValueError("topk: candidates must be distinct item ids")
+            table = self.item_rows(candidates).float()
+            if exclude is not None:
+                exclude = [_positions(candidates, torch.as_tensor(e, device=states.device))
+                           for e in exclude]
         out_scores, out_ids = [], []
         for _, scores in catalogue_scores(states, table, exclude=exclude, max_scores=max_scores):
             top = torch.topk(scores, k, dim=1)
@@ -146,4 +158,13 @@ class SequentialRecommender(nn.Module, abc.ABC):
         if not out_scores:
             return (torch.zeros(0, k, device=table.device),
                     torch.zeros(0, k, dtype=torch.long, device=table.device))
-        return torch.cat(out_scores), torch.cat(out_ids)
+        ids = torch.cat(out_ids)
+        return torch.cat(out_scores), ids if candidates is None else candidates[ids]
+
+
+def _positions(candidates: Tensor, ids: Tensor) -> Tensor:
+    """The positions in ``candidates`` [C] of those of ``ids`` that are candidates."""
+    order = torch.argsort(candidates)
+    at = torch.searchsorted(candidates[order], ids).clamp(max=len(candidates) - 1)
+    found = candidates[order][at] == ids
+    return order[at[found]]
