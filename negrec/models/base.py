@@ -17,7 +17,7 @@ items by inner product with its item table. Shapes and dtypes:
 - ``score(states [..., D], items [..., K] or [K])`` -> logits;
 - ``topk(...)`` -> the K best items for the last real position, over all V items, chunked so
   that scoring never holds more than ``max_scores`` floats at once, optionally excluding
-  given items per user (e.g. the history); scored by :func:`negrec.models.scoring.catalogue_scores`,
+  given items per user (e.g. the history); scored by :func:`negrec.models.scoring.catalogue_blocks`,
   as offline evaluation is.
 
 A model kind is registered in :mod:`negrec.models.registry` (``@register_model("name")``).
@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from negrec.models.config import ModelConfig
-from negrec.models.scoring import DEFAULT_MAX_SCORES, catalogue_scores
+from negrec.models.scoring import DEFAULT_MAX_SCORES, catalogue_blocks
 
 __all__ = ["ModelConfig", "SequentialRecommender", "last_positions"]
 
@@ -129,9 +129,10 @@ class SequentialRecommender(nn.Module, abc.ABC):
         ``candidates``, distinct item ids [C]) for the next event of each history.
 
         ``exclude``: per row, a 1-D tensor of item ids that may not be recommended (e.g. the
-        row's history); excluded items get -inf. Users are scored in chunks of at most
-        ``max_scores // V`` (``// C``) rows so that no [B, V] matrix is materialised for large
-        B; with ``candidates`` only their rows of the item table are computed.
+        row's history); excluded items get -inf. Users and items are scored in blocks of at
+        most ``max_scores`` scores (:func:`~negrec.models.scoring.catalogue_blocks`), each
+        block's best k merged into the row's, so no [B, V] matrix is materialised; with
+        ``candidates`` only their rows of the item table are computed.
         """
         n = self.num_items if candidates is None else len(candidates)
         if not 0 < k <= n:
@@ -151,10 +152,18 @@ class SequentialRecommender(nn.Module, abc.ABC):
                 exclude = [_positions(candidates, torch.as_tensor(e, device=states.device))
                            for e in exclude]
         out_scores, out_ids = [], []
-        for _, scores in catalogue_scores(states, table, exclude=exclude, max_scores=max_scores):
-            top = torch.topk(scores, k, dim=1)
-            out_scores.append(top.values)
-            out_ids.append(top.indices)
+        for _, block, scores in catalogue_blocks(states, table, exclude=exclude,
+                                                 max_scores=max_scores):
+            top = torch.topk(scores, min(k, scores.shape[1]), dim=1)
+            values, ids = top.values, top.indices + block.start
+            if block.start > 0:  # merge with the best of the row's earlier blocks
+                values, ids = torch.cat([best, values], 1), torch.cat([best_ids, ids], 1)
+                top = torch.topk(values, min(k, values.shape[1]), dim=1)
+                values, ids = top.values, ids.gather(1, top.indices)
+            best, best_ids = values, ids
+            if block.stop == table.shape[0]:
+                out_scores.append(best)
+                out_ids.append(best_ids)
         if not out_scores:
             return (torch.zeros(0, k, device=table.device),
                     torch.zeros(0, k, dtype=torch.long, device=table.device))

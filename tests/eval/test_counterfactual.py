@@ -226,12 +226,12 @@ def test_same_cluster_followers_score_only_the_clusters_items(monkeypatch):
     assert len(want[0]) == 1 and all(len(w) == n for w in want[1:])
 
     scored = []
-    real = base.catalogue_scores
+    real = base.catalogue_blocks
 
     def counting(states, table, **kw):
         scored.append(table.shape[0])
         return real(states, table, **kw)
 
-    monkeypatch.setattr(base, "catalogue_scores", counting)
+    monkeypatch.setattr(base, "catalogue_blocks", counting)
     assert _same_cluster_followers(model, NTR, hists, branched, CLUSTER, n) == want
     assert scored and max(scored) == PER
