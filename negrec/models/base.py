@@ -10,8 +10,9 @@ items by inner product with its item table. Shapes and dtypes:
   j summarises events 0..j and predicts the next event;
 - ``item_table()`` -> [V, D], the output item embeddings (without the padding row);
 - ``item_embeddings(ids, ...)`` -> the rows of ``item_table()`` for each id tensor, computing
-  only the distinct rows they need (what a sampled softmax uses: a step then costs nothing per
-  catalogue item); same values and gradients as ``F.embedding(ids, item_table())``;
+  only the distinct rows they need (``item_subtable``: those rows, and where each id is among
+  them; what a sampled softmax uses: a step then costs nothing per catalogue item); same
+  values and gradients as ``F.embedding(ids, item_table())``;
 - ``row_tables()`` -> the embedding tables with one row per item, cluster or creator (the
   trainer may give them sparse gradients: :mod:`negrec.train.optim`);
 - ``score(states [..., D], items [..., K] or [K])`` -> logits;
@@ -74,23 +75,32 @@ class SequentialRecommender(nn.Module, abc.ABC):
         side tables) computes only these rows."""
         return F.embedding(rows, self.item_table())
 
+    def item_subtable(self, *ids: Tensor, dtype: torch.dtype | None = None
+                      ) -> tuple[Tensor, tuple[Tensor, ...]]:
+        """For int64 tensors of item ids [...]: ``(rows, at)``, ``rows`` [R, D] the rows of
+        :meth:`item_table` of the R distinct ids (sorted; cast to ``dtype`` when given) and, for
+        each id tensor, ``at`` [...] int64: the position of each of its ids in ``rows``.
+
+        ``F.embedding(at[i], rows)`` equals ``F.embedding(ids[i], item_table().to(dtype))``,
+        values and gradients bit for bit: the distinct rows are computed by :meth:`item_rows`
+        in id order, and ``F.embedding``'s backward sums the gradients of a repeated id in index
+        order, as it does on the whole table; a row's gradient then reaches the parameters once,
+        as the whole table's row does. So a sampled softmax costs no work per catalogue item."""
+        flat = torch.cat([i.reshape(-1) for i in ids])
+        distinct, inverse = torch.unique(flat, return_inverse=True)
+        rows = self.item_rows(distinct)
+        if dtype is not None:
+            rows = rows.to(dtype)
+        parts = inverse.split([i.numel() for i in ids])
+        return rows, tuple(part.view(i.shape) for part, i in zip(parts, ids))
+
     def item_embeddings(self, *ids: Tensor, dtype: torch.dtype | None = None) -> tuple[Tensor, ...]:
         """For each int64 tensor of item ids [...], its rows of :meth:`item_table` [..., D]
-        (cast to ``dtype`` when given), computing each distinct row once.
-
-        Equal to ``F.embedding(ids_i, item_table().to(dtype))``, values and gradients bit for
-        bit: the distinct ids are sorted (``torch.unique``), their rows computed by
-        :meth:`item_rows`, and each id tensor gathers from them with ``F.embedding``, whose
-        backward sums the gradients of a repeated id in index order, as it does on the whole
-        table; a row's gradient then reaches the parameters once, as the whole table's row
-        does. So a sampled softmax costs no work per catalogue item."""
-        flat = torch.cat([i.reshape(-1) for i in ids])
-        rows, inverse = torch.unique(flat, return_inverse=True)
-        table = self.item_rows(rows)
-        if dtype is not None:
-            table = table.to(dtype)
-        parts = inverse.split([i.numel() for i in ids])
-        return tuple(F.embedding(part.view(i.shape), table) for part, i in zip(parts, ids))
+        (cast to ``dtype`` when given), computing each distinct row once
+        (:meth:`item_subtable`): equal to ``F.embedding(ids_i, item_table().to(dtype))``,
+        values and gradients bit for bit."""
+        rows, at = self.item_subtable(*ids, dtype=dtype)
+        return tuple(F.embedding(a, rows) for a in at)
 
     def row_tables(self) -> list[nn.Embedding]:
         """The embedding tables with one row per item, cluster or creator: those whose cost

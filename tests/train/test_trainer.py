@@ -143,8 +143,8 @@ def test_two_runs_at_two_threads_are_bit_identical(tmp_path, kind, embeddings):
 
 def test_sparse_updates_change_only_the_rows_of_the_batch(sim_split, tmp_path, monkeypatch):
     """With optim.embeddings = sparse a step never builds the [V, D] item table nor a dense
-    gradient of it, and changes only the item rows its inputs, targets and candidates use
-    (dense AdamW steps every row along its momentum)."""
+    gradient of it, and changes only the item rows its inputs, targets and candidates (the
+    softmax's and the NTR rows' own) use (dense AdamW steps every row along its momentum)."""
     model = ModelConfig(kind="sasrec", dim=16, num_layers=1, num_heads=2, dropout=0.0,
                         max_len=12, cluster_input=True, creator_input=True)
     rows_changed = {}
@@ -163,9 +163,10 @@ def test_sparse_updates_change_only_the_rows_of_the_batch(sim_split, tmp_path, m
             before = table.detach().clone()
             t._train_step(batch)
             assert table.grad.is_sparse == (update == "sparse")
+        assert batch.ntr_neg_ids is not None  # the NTR rows' own candidates (the default)
         used = torch.unique(torch.cat([batch.input_items[batch.mask],
                                        batch.target_items[batch.target_labels != 0],
-                                       batch.neg_ids]))
+                                       batch.neg_ids, batch.ntr_neg_ids]))
         changed = torch.nonzero((table.detach() != before).any(1))[:, 0]
         rows_changed[update] = set(changed.tolist()) - set(used.tolist())
         assert len(changed) > 0
@@ -259,3 +260,36 @@ def test_ddp_two_processes_equal_one(tmp_path):
         # summation order differs between 1 and 2 processes: float32 round-off only
         torch.testing.assert_close(a[name], b[name], rtol=1e-4, atol=1e-5, msg=name)
     assert any(not torch.equal(a[n], torch.zeros_like(a[n])) for n in a)
+
+
+def test_validations_are_at_least_eval_min_steps_apart(sim_split, tmp_path):
+    # a small log has short epochs: validating after each one would let early stopping decide
+    # within a handful of steps
+    steps = []
+
+    def validate(model):
+        steps.append(t.step)
+        return {"ndcg@10": 0.1}
+
+    t = Trainer(small_config(epochs=8, eval_every=1, eval_min_steps=12, batch_size=64),
+                sim_split.train, tmp_path / "v", validate=validate)
+    per_epoch = t.steps_per_epoch
+    assert per_epoch < 12  # the premise: several epochs between validations
+    t.fit()
+    assert steps and all(b - a >= 12 for a, b in zip([0] + steps, steps[:-1]))
+    assert steps[-1] == 8 * per_epoch  # the last epoch always validates
+    assert len(steps) < 8
+
+
+def test_a_validation_inside_the_warmup_never_gives_the_best_checkpoint(sim_split, tmp_path):
+    # the outside test of issue 18 got a best checkpoint of 23 steps, inside the warm-up
+    t = Trainer(small_config(epochs=2, eval_every=1, eval_min_steps=0,
+                             optim=OptimConfig(lr=3e-3, warmup_steps=10_000)),
+                sim_split.train, tmp_path / "w", validate=lambda model: {"ndcg@10": 0.5})
+    result = t.fit()
+    assert len(result.history) == 2  # both validations ran and are recorded ...
+    assert result.best_metric is None and result.best_checkpoint == "last"  # ... neither is kept
+    after = Trainer(small_config(epochs=2, eval_every=1, eval_min_steps=0,
+                                 optim=OptimConfig(lr=3e-3, warmup_steps=1)),
+                    sim_split.train, tmp_path / "x", validate=lambda model: {"ndcg@10": 0.5}).fit()
+    assert after.best_checkpoint == "validation" and after.best_epoch == 1
