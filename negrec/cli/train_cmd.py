@@ -130,6 +130,8 @@ def run(args: argparse.Namespace) -> int:
     log = load_and_report(cfg.data, "train")  # the loader's summary line on stderr
     metrics = train_and_evaluate(cfg, args.out, log=log, resume=args.resume,
                                  overwrite=args.overwrite)
+    if metrics is None:  # a rank other than 0 of a torchrun job: rank 0 reports
+        return 0
     t = metrics["test"]
     summary = {k: t[k] for k in ("ndcg@10", "recall@10", "mrr", "dislike_exposure@10",
                                  "positive_users", "dislike_users") if k in t}

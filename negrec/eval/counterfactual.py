@@ -141,19 +141,25 @@ def responsiveness(model: SequentialRecommender, inputs: ModelInputs,
 
 def _same_cluster_followers(model, inputs, histories, branched, cluster, n) -> list[list[int]]:
     """For each history, the ``n`` best-scored items (after the branched one) of the branched
-    item's cluster, excluding the history."""
+    item's cluster, excluding the history (fewer when the cluster has fewer such items). The
+    histories of each cluster are scored against that cluster's items only, so that memory and
+    work grow with the cluster, not the catalogue."""
+    out: list[list[int]] = [[] for _ in histories]
     if n <= 0:
-        return [[] for _ in histories]
-    V = len(cluster)
-    top, _ = recommend(model, inputs, list(histories), V)
-    out = []
-    for h, x in enumerate(branched):
-        c = cluster[x]
-        if c < 0:
-            out.append([])
-            continue
-        cand = [int(i) for i in top[h] if cluster[i] == c and i != x][:n]
-        out.append(cand)
+        return out
+    cluster = np.asarray(cluster)
+    by_cluster = np.argsort(cluster, kind="stable")
+    branched = np.asarray(branched)
+    branched_cluster = cluster[branched]
+    for c in np.unique(branched_cluster[branched_cluster >= 0]):
+        rows = np.flatnonzero(branched_cluster == c)
+        lo, hi = np.searchsorted(cluster[by_cluster], [c, c + 1])
+        items = by_cluster[lo:hi]
+        # one more than n: the branched item may be among the best
+        top, scores = recommend(model, inputs, [histories[h] for h in rows],
+                                min(n + 1, len(items)), candidates=items)
+        for h, ids, s in zip(rows, top, scores):
+            out[h] = [int(i) for i, v in zip(ids, s) if i != branched[h] and v > -np.inf][:n]
     return out
 
 

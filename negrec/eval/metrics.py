@@ -14,7 +14,7 @@ excluded by default). Then, with ``hit@K = rank <= K``:
 
 Every figure comes with the number of users behind it and a bootstrap 95% interval over users
 (:mod:`negrec.eval.stats`). Histories are batched by the collator and scored against the whole
-catalogue by :func:`negrec.models.scoring.catalogue_scores`, as recommendations are.
+catalogue by :func:`negrec.models.scoring.catalogue_blocks`, as recommendations are.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from negrec.data.split import HeldOut
 from negrec.eval.stats import bootstrap_ci, difference_ci
 from negrec.models.base import SequentialRecommender
 from negrec.models.inputs import ModelInputs
-from negrec.models.scoring import DEFAULT_MAX_SCORES, catalogue_scores
+from negrec.models.scoring import DEFAULT_MAX_SCORES, catalogue_blocks
 
 __all__ = ["EvalResult", "evaluate", "held_out_ranks"]
 
@@ -55,11 +55,16 @@ def held_out_ranks(model: SequentialRecommender, held: HeldOut, inputs: ModelInp
         batch = collator(rows).to(device)
         states = model.last_state(batch.input_items, batch.input_feedback, batch.mask).float()
         exclude = [hist.items[hist.user_slice(int(r))] for r in rows] if exclude_history else None
-        for sl, scores in catalogue_scores(states, table, exclude=exclude, max_scores=max_scores):
-            tgt = torch.as_tensor(held.items[rows[sl]], device=device)
-            target_score = states[sl].mul(table[tgt]).sum(-1, keepdim=True)
-            scores[torch.arange(len(tgt), device=device), tgt] = float("-inf")
-            ranks[b0 + sl.start: b0 + sl.stop] = (scores >= target_score).sum(1).cpu().numpy() + 1
+        targets = torch.as_tensor(held.items[rows], device=device)
+        target_score = states.mul(table[targets]).sum(-1, keepdim=True)
+        above = torch.zeros(len(rows), dtype=torch.long, device=device)
+        for sl, items, scores in catalogue_blocks(states, table, exclude=exclude,
+                                                  max_scores=max_scores):
+            tgt = targets[sl]
+            own = torch.nonzero((tgt >= items.start) & (tgt < items.stop))[:, 0]
+            scores[own, tgt[own] - items.start] = float("-inf")  # not counted against itself
+            above[sl] += (scores >= target_score[sl]).sum(1)
+        ranks[b0:b0 + len(rows)] = above.cpu().numpy() + 1
     return ranks
 
 

@@ -44,9 +44,11 @@ def history_log(histories: Sequence[History], num_items: int) -> EventLog:
 def recommend(model: SequentialRecommender, inputs: ModelInputs, histories: Sequence[History],
               k: int = 10, *, exclude_history: bool = True, filter_disliked: bool = False,
               filter_disliked_creators: bool = False, item_meta: ItemMeta | None = None,
-              batch_size: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+              batch_size: int = 1024, candidates: np.ndarray | None = None
+              ) -> tuple[np.ndarray, np.ndarray]:
     """Top-``k`` (item ids [B, k] int64, scores [B, k] float32) for each history, as
-    ``inputs`` lets the model see it (the last ``max_len`` visible events).
+    ``inputs`` lets the model see it (the last ``max_len`` visible events), among all items or
+    among ``candidates`` (distinct item ids; only their rows are scored).
 
     ``exclude_history``: never recommend an item of the history (whatever its feedback, even if
     the model does not see it). ``filter_disliked``: never recommend a disliked item;
@@ -55,10 +57,9 @@ def recommend(model: SequentialRecommender, inputs: ModelInputs, histories: Sequ
     if filter_disliked_creators and (item_meta is None or item_meta.creator is None):
         raise ValueError("filter_disliked_creators needs item metadata with creators")
     device = next(model.parameters()).device
-    creators_items: dict[int, np.ndarray] = {}
-    if filter_disliked_creators:
-        for c in np.unique(item_meta.creator[item_meta.creator >= 0]):
-            creators_items[int(c)] = np.flatnonzero(item_meta.creator == c)
+    creators_items = _CreatorItems(item_meta.creator) if filter_disliked_creators else None
+    cand = None if candidates is None else torch.as_tensor(np.asarray(candidates, np.int64),
+                                                           device=device)
     log = history_log(histories, model.num_items)
     collator = Collator(log, inputs.collate_config(model.config.max_len), with_targets=False)
     out_ids = np.zeros((len(histories), k), dtype=np.int64)
@@ -69,14 +70,28 @@ def recommend(model: SequentialRecommender, inputs: ModelInputs, histories: Sequ
         exclude = [_excluded(log, int(r), exclude_history, filter_disliked,
                              filter_disliked_creators, item_meta, creators_items) for r in rows]
         scores, ids = model.topk(batch.input_items, batch.input_feedback, batch.mask, k,
-                                 exclude=exclude)
+                                 exclude=exclude, candidates=cand)
         out_ids[rows] = ids.cpu().numpy()
         out_scores[rows] = scores.cpu().numpy()
     return out_ids, out_scores
 
 
+class _CreatorItems:
+    """Creator -> its items, from one stable sort of the items by creator (O(V log V), not a
+    scan of the catalogue per creator)."""
+
+    def __init__(self, creator: np.ndarray):
+        self.creator = creator
+        self.order = np.argsort(creator, kind="stable")
+        self.sorted = creator[self.order]
+
+    def __getitem__(self, c: int) -> np.ndarray:
+        lo, hi = np.searchsorted(self.sorted, [c, c + 1])
+        return self.order[lo:hi]
+
+
 def _excluded(log: EventLog, row: int, history: bool, disliked: bool, disliked_creators: bool,
-              item_meta: ItemMeta | None, creators_items: dict[int, np.ndarray]) -> torch.Tensor:
+              item_meta: ItemMeta | None, creators_items: "_CreatorItems | None") -> torch.Tensor:
     """The items history ``row`` may not be recommended: its own items, its disliked items, the
     items of the creators of its disliked items, as asked."""
     items, codes = log.user_events(row)

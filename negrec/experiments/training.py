@@ -24,16 +24,16 @@ __all__ = ["train_and_evaluate"]
 
 def train_and_evaluate(config: TrainConfig, out_dir: str | Path, *, log: EventLog | None = None,
                        split: Split | None = None, resume: bool = False, overwrite: bool = False,
-                       ks=(10, 20), bootstrap: int = 1000) -> dict:
+                       ks=(10, 20), bootstrap: int = 1000) -> dict | None:
     """Loads the data (unless given), splits it on the full log (``config.split``), trains with
     early stopping on validation NDCG@10, evaluates ``best.pt`` (the best validated model, or
     the last one when no validation ran) on the validation and test events, and writes
     ``metrics.json`` beside the checkpoints (strict JSON: undefined figures are null). Returns
     the metrics, plus ``per_user``: the validation and test per-user figures (arrays, for
-    pooling over seeds; not written). ``resume`` / ``overwrite``: see
-    :class:`~negrec.train.trainer.Trainer`. With ``config.placebo`` the model trains on the
-    training events with their feedback codes shuffled (a control; evaluation is on the real
-    held-out events)."""
+    pooling over seeds; not written); None on the other ranks of a torchrun job (they only
+    train). ``resume`` / ``overwrite``: see :class:`~negrec.train.trainer.Trainer`. With
+    ``config.placebo`` the model trains on the training events with their feedback codes
+    shuffled (a control; evaluation is on the real held-out events)."""
     out = Path(out_dir)
     check_run_folder(out, resume=resume, overwrite=overwrite)  # before loading the data
     if split is None:
@@ -47,9 +47,12 @@ def train_and_evaluate(config: TrainConfig, out_dir: str | Path, *, log: EventLo
         return evaluate(model, split.valid, inputs, ks=(config.eval_k,), bootstrap=0).metrics
 
     t0 = time.perf_counter()
-    result = Trainer(config, split.train, out, validate=validate,
-                     validate_metric=f"ndcg@{config.eval_k}", resume=resume,
-                     overwrite=overwrite).fit()
+    trainer = Trainer(config, split.train, out, validate=validate,
+                      validate_metric=f"ndcg@{config.eval_k}", resume=resume,
+                      overwrite=overwrite)
+    result = trainer.fit()
+    if not trainer.is_main:
+        return None  # under torchrun, rank 0 evaluates and writes (its node has the checkpoints)
     wall = time.perf_counter() - t0
     best = load_checkpoint(out / "best.pt")
     with stage(f"evaluating {out / 'best.pt'} on {len(split.valid)} validation and "

@@ -89,6 +89,10 @@ class EventEmbedding(nn.Module):
             x = x + self.creator(self.item_to_creator[items])
         return x
 
+    def row_tables(self) -> list[nn.Embedding]:
+        """The tables with a row per item, cluster or creator (the padding row included)."""
+        return [t for t in (self.item, self.cluster, self.creator) if t is not None]
+
     def table(self, num_items: int) -> Tensor:
         """[V, D] representations of all items (no padding row)."""
         return self.item_repr(torch.arange(num_items, device=self.item.weight.device))

@@ -79,3 +79,11 @@ class SASRec(SequentialRecommender):
         if self.output is not None:
             return self.output.weight
         return self.embed.table(self.num_items)
+
+    def item_rows(self, rows: Tensor) -> Tensor:
+        if self.output is not None:
+            return self.output(rows)
+        return self.embed.item_repr(rows)
+
+    def row_tables(self) -> list[nn.Embedding]:
+        return self.embed.row_tables() + ([self.output] if self.output is not None else [])

@@ -27,6 +27,7 @@ from negrec.models.config import ModelConfig
 from negrec.train.data_spec import DataSpec
 from negrec.train.migrate import migrate_config, migrate_override
 from negrec.train.objectives import Objective
+from negrec.train.optim import EMBEDDING_UPDATES
 
 __all__ = ["LossConfig", "OptimConfig", "TrainConfig", "apply_overrides", "load_config",
            "resume_adjustable_keys"]
@@ -63,7 +64,10 @@ class LossConfig:
 @dataclass
 class OptimConfig:
     """AdamW with linear warm-up, then constant or cosine-decayed learning rate. Why lr 2e-3
-    with batch 64: docs/training.md."""
+    with batch 64: docs/training.md. ``embeddings``: how the item, cluster and creator tables
+    are updated (``dense``: every row every step; ``sparse``: only the batch's rows, lazily;
+    ``auto``: sparse from 50,000 items with a sampled or in-batch loss):
+    :mod:`negrec.train.optim`, docs/training_scale.md."""
 
     lr: float = 2e-3  # AdamW learning rate (after warm-up)
     weight_decay: float = 0.0  # AdamW weight decay
@@ -72,9 +76,13 @@ class OptimConfig:
     grad_clip: float = 1.0  # clip the gradient norm to this (0: off)
     warmup_steps: int = 50  # steps of linear learning-rate warm-up
     schedule: str = "constant"  # constant or cosine (decay to 0 over the run's epochs)
+    embeddings: str = "auto"  # dense, sparse (lazy updates of the batch's rows) or auto
 
     def __post_init__(self) -> None:
         _check_range("optim.lr", self.lr, "> 0", math.isfinite(self.lr) and self.lr > 0)
+        if self.embeddings not in EMBEDDING_UPDATES:
+            raise UserError(f"optim.embeddings must be one of {', '.join(EMBEDDING_UPDATES)}; got "
+                            f"{self.embeddings!r}")
         if self.schedule not in ("constant", "cosine"):
             raise UserError(f"optim.schedule must be constant or cosine; got {self.schedule!r}")
         _check_range("optim.weight_decay", self.weight_decay, ">= 0",

@@ -1,10 +1,12 @@
-"""Data-parallel training under torchrun: the process group, this process's rank and device,
-and each rank's share of a global batch."""
+"""Data-parallel training under torchrun (one machine or several): the process group, this
+process's rank and device, each rank's share of a global batch, and the averaging of sparse
+gradients (which DDP leaves to it)."""
 
 from __future__ import annotations
 
 import os
 from datetime import timedelta
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -50,9 +52,53 @@ class Ranks:
         if self.world > 1:
             dist.broadcast(tensor, 0)
 
-    def wrap(self, module: torch.nn.Module, device: torch.device) -> torch.nn.Module:
-        """``module`` inside DistributedDataParallel when there are several ranks."""
+    def wrap(self, module: torch.nn.Module, device: torch.device,
+             local: Sequence[torch.nn.Parameter] = ()) -> torch.nn.Module:
+        """``module`` inside DistributedDataParallel when there are several ranks. DDP leaves
+        the parameters ``local`` alone (their gradients are sparse: NCCL cannot all-reduce
+        them, so :meth:`average_sparse_gradients` does it with any backend)."""
         if self.world == 1:
             return module
+        ids = {id(p) for p in local}
+        names = [name for name, p in module.named_parameters() if id(p) in ids]
+        if names:
+            DDP = torch.nn.parallel.DistributedDataParallel
+            DDP._set_params_and_buffers_to_ignore_for_model(module, names)
         return torch.nn.parallel.DistributedDataParallel(
             module, device_ids=[device.index] if device.type == "cuda" else None)
+
+    def average_sparse_gradients(self, params: Sequence[torch.nn.Parameter]) -> None:
+        """Replaces the sparse gradient of each of ``params`` by its mean over the ranks, as DDP
+        does for dense ones (each rank's gradient divided by the world size, then summed):
+        every rank gathers every rank's rows and values (padded to the longest) and coalesces
+        them, rank 0's first. A parameter without a gradient on a rank counts as zero there.
+        Nothing with one process."""
+        if self.world == 1:
+            return
+        for p in params:
+            grad = p.grad.coalesce() if p.grad is not None else torch.sparse_coo_tensor(
+                torch.zeros(1, 0, dtype=torch.long, device=p.device),
+                torch.zeros(0, *p.shape[1:], dtype=p.dtype, device=p.device), p.shape)
+            rows, values = grad.indices()[0], grad.values() / self.world
+            counts = self._gather(torch.tensor([rows.numel()], device=p.device))
+            longest = int(max(c.item() for c in counts))
+            all_rows = self._gather(_pad(rows, longest))
+            all_values = self._gather(_pad(values, longest))
+            rows = torch.cat([r[:int(c.item())] for r, c in zip(all_rows, counts)])
+            values = torch.cat([v[:int(c.item())] for v, c in zip(all_values, counts)])
+            p.grad = torch.sparse_coo_tensor(rows[None], values, p.shape,
+                                             check_invariants=True).coalesce()
+
+    def _gather(self, tensor: torch.Tensor) -> list[torch.Tensor]:
+        """Every rank's ``tensor`` (same shape on every rank), in rank order."""
+        out = [torch.empty_like(tensor) for _ in range(self.world)]
+        dist.all_gather(out, tensor)
+        return out
+
+
+def _pad(tensor: torch.Tensor, length: int) -> torch.Tensor:
+    """``tensor`` with zero rows appended up to ``length`` rows."""
+    extra = length - tensor.shape[0]
+    if extra == 0:
+        return tensor.contiguous()
+    return torch.cat([tensor, tensor.new_zeros(extra, *tensor.shape[1:])])

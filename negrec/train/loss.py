@@ -43,27 +43,37 @@ def batch_loss(model: SequentialRecommender, batch: Batch, config: LossConfig,
     """
     states = model.encode(batch.input_items, batch.input_feedback, batch.mask)
     dtype = low_precision or torch.float32
-    table = model.item_table().to(dtype)
     labels = batch.target_labels
     supervised = labels != 0
     own_ntr = batch.ntr_neg_ids is not None
     softmax_rows = labels == 1 if own_ntr else supervised
+    ntr_rows = labels == -1
+    # the item ids whose embeddings the loss needs: candidates, the softmax rows' targets, and
+    # with their own candidates the NTR rows' candidates and targets
+    ids = [None, batch.target_items[softmax_rows]]
+    if own_ntr:
+        ids += [batch.ntr_neg_ids, batch.target_items[ntr_rows]]
     if config.mode == "full":  # every item is a candidate: the table is their embeddings
+        table = model.item_table().to(dtype)
         candidates, candidate_emb = torch.arange(model.num_items, device=table.device), table
+        at = ids  # an item's row of the table is its id
         neg_logq = target_logq = None
     else:
         if batch.neg_ids is None:
             raise ValueError(f"loss.mode={config.mode!r} needs sampled negatives in the batch "
                              "(the collator has no sampler)")
         candidates, neg_logq = batch.neg_ids, batch.neg_logq
-        candidate_emb = _rows_of(table, candidates)
+        # only the rows of the ids the loss needs, never the [V, D] table: the same values and
+        # gradients as gathering them from it, at no cost per catalogue item
+        ids[0] = candidates
+        table, at = model.item_subtable(*ids, dtype=dtype)
+        candidate_emb = _rows_of(table, at[0])
         target_logq = batch.target_logq[softmax_rows]
-    total = _rows_loss(states, table, batch, softmax_rows, candidates, candidate_emb, neg_logq,
-                       target_logq, config.temperature, dtype)
+    total = _rows_loss(states, table, at[1], batch, softmax_rows, candidates, candidate_emb,
+                       neg_logq, target_logq, config.temperature, dtype)
     if own_ntr:
-        total = total + _rows_loss(states, table, batch, labels == -1, batch.ntr_neg_ids,
-                                   _rows_of(table, batch.ntr_neg_ids), None, None,
-                                   config.temperature, dtype)
+        total = total + _rows_loss(states, table, at[3], batch, ntr_rows, batch.ntr_neg_ids,
+                                   _rows_of(table, at[2]), None, None, config.temperature, dtype)
     weight = batch.target_weights[supervised].sum().to(total.dtype)
     return LossParts(total=total, weight=weight, targets=int(supervised.sum()))
 
@@ -75,14 +85,15 @@ def _rows_of(table: Tensor, ids: Tensor) -> Tensor:
     return F.embedding(ids, table)
 
 
-def _rows_loss(states: Tensor, table: Tensor, batch: Batch, rows: Tensor, candidates: Tensor,
-               candidate_emb: Tensor, neg_logq: Tensor | None, target_logq: Tensor | None,
-               temperature: float, dtype: torch.dtype) -> Tensor:
+def _rows_loss(states: Tensor, table: Tensor, target_at: Tensor, batch: Batch, rows: Tensor,
+               candidates: Tensor, candidate_emb: Tensor, neg_logq: Tensor | None,
+               target_logq: Tensor | None, temperature: float, dtype: torch.dtype) -> Tensor:
     """The fused loss (sum) of the batch positions ``rows`` [B, L] bool against the shared
-    ``candidates`` [K] (item ids) with embeddings ``candidate_emb`` [K, D]; ``table`` [V, D]
-    holds the targets' embeddings."""
+    ``candidates`` [K] (item ids) with embeddings ``candidate_emb`` [K, D]; the targets'
+    embeddings are the rows ``target_at`` [R] (R = rows.sum()) of ``table`` [N, D] (the whole
+    item table, or the rows of the ids the loss needs)."""
     target_ids = batch.target_items[rows]
-    return fused_loss(states[rows].to(dtype), _rows_of(table, target_ids), candidate_emb,
+    return fused_loss(states[rows].to(dtype), _rows_of(table, target_at), candidate_emb,
                       target_ids=target_ids, neg_ids=candidates, label=batch.target_labels[rows],
                       weight=batch.target_weights[rows], target_logq=target_logq,
                       neg_logq=neg_logq, temperature=temperature, reduction="sum")

@@ -1,5 +1,7 @@
-"""The trainer: windows of user histories -> AdamW steps on the fused loss, with progress
-bars, a metrics log, atomic checkpoints, exact resume, early stopping and torchrun/DDP.
+"""The trainer: windows of user histories -> AdamW steps on the fused loss (lazy row updates
+of the item tables of large catalogues: :mod:`~negrec.train.optim`), with progress bars, a
+metrics log, atomic checkpoints, exact resume, early stopping and torchrun/DDP (one machine or
+several).
 
 Data order: each epoch shuffles the training windows with a generator seeded by (seed, epoch);
 negatives and random crops draw from one data generator whose state is checkpointed; dropout
@@ -8,7 +10,7 @@ from a checkpoint takes exactly the steps the uninterrupted run would have taken
 
 The pieces live beside it: :mod:`~negrec.train.windows` (the rows of an epoch),
 :mod:`~negrec.train.rng`, :mod:`~negrec.train.metrics_log`, :mod:`~negrec.train.run_folder`,
-:mod:`~negrec.train.resume` and :mod:`~negrec.train.distributed`.
+:mod:`~negrec.train.resume`, :mod:`~negrec.train.optim` and :mod:`~negrec.train.distributed`.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from negrec.train.config import TrainConfig
 from negrec.train.distributed import Ranks
 from negrec.train.loss import LossParts, batch_loss
 from negrec.train.metrics_log import MetricsLog
+from negrec.train.optim import build_optimizer, clip_gradients, embedding_update
 from negrec.train.resume import check_resume_config, stored_config
 from negrec.train.rng import capture_rng_state, restore_rng_state, seed_everything
 from negrec.train.run_folder import check_run_folder, clear_run, remove_stale_temporaries
@@ -154,11 +157,12 @@ class Trainer:
             self.autocast = torch.autocast(self.device.type, dtype=torch.bfloat16)
             if self.device.type == "cuda":
                 self.low_precision = torch.bfloat16
-        self.loss_module = self.ranks.wrap(_LossModule(self.model, config, self.low_precision),
-                                           self.device)
         opt = config.optim
-        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=opt.lr, betas=opt.betas,
-                                           eps=opt.eps, weight_decay=opt.weight_decay)
+        self.embedding_update = self._embedding_update(checkpoint)
+        self.optimizer = build_optimizer(self.model, opt, self.embedding_update)
+        # sparse row tables are averaged over the ranks by Ranks, not by DDP
+        self.loss_module = self.ranks.wrap(_LossModule(self.model, config, self.low_precision),
+                                           self.device, local=self._sparse_parameters())
         self.steps_per_epoch = math.ceil(len(self.window_users) / config.batch_size)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, _lr_factor(opt, self.steps_per_epoch * config.epochs))
@@ -204,6 +208,21 @@ class Trainer:
                                 counts=log.item_counts([Feedback.POSITIVE]))
         return None
 
+    def _embedding_update(self, checkpoint: dict | None) -> str:
+        """``"dense"`` or ``"sparse"`` (:func:`~negrec.train.optim.embedding_update`); a resumed
+        run with ``optim.embeddings = auto`` keeps the one its checkpoint was trained with
+        (dense for checkpoints written before the option existed)."""
+        cfg = self.config
+        update = embedding_update(cfg.optim.embeddings, loss_mode=cfg.loss.mode,
+                                  num_items=self.log.num_items)
+        if checkpoint is not None and cfg.optim.embeddings == "auto":
+            update = (checkpoint.get("train_state") or {}).get("embedding_update", "dense")
+        return update
+
+    def _sparse_parameters(self) -> list[nn.Parameter]:
+        """The parameters whose gradients are sparse (the row tables, with sparse updates)."""
+        return [t.weight for t in self.model.row_tables() if t.sparse]
+
     def _ntr_sampler(self):
         """The not-to-recommend term's own uniform candidates (None: it shares the softmax
         term's, or the objective has no such term); see :mod:`negrec.train.loss`."""
@@ -216,6 +235,7 @@ class Trainer:
     def _train_state(self) -> dict:
         return {
             "optimizer": self.optimizer.state_dict(),
+            "embedding_update": self.embedding_update,
             "scheduler": self.scheduler.state_dict(),
             **{k: getattr(self, k) for k in PROGRESS_KEYS},
             "log_rows": self.metrics_log.rows,
@@ -314,8 +334,9 @@ class Trainer:
             self._stop_non_finite(loss.item(), bad_ranks)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        self.ranks.average_sparse_gradients(self._sparse_parameters())
         if self.config.optim.grad_clip > 0:
-            nn.utils.clip_grad_norm_(self.model.parameters(), self.config.optim.grad_clip)
+            clip_gradients(self.model.parameters(), self.config.optim.grad_clip)
         self.optimizer.step()
         self.scheduler.step()
         return loss.item() / world, parts.targets

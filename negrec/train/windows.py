@@ -28,13 +28,20 @@ def training_windows(log, input_feedback, max_len: int,
     prefix = np.concatenate([[0], np.cumsum(kept)])
     n = prefix[log.offsets[1:]] - prefix[log.offsets[:-1]]
     eligible = np.flatnonzero(n >= 2)
-    offsets = (rng.integers(1, max_len + 1, len(eligible)) if rng is not None
+    offsets = (rng.integers(1, max_len + 1, len(eligible)).astype(np.int64) if rng is not None
                else np.full(len(eligible), max_len, np.int64))
-    users, ends = [], []
-    for u, off in zip(eligible, offsets):
-        e = np.concatenate([[n[u]], np.arange(n[u] - off, 1, -max_len)])
-        users.append(np.full(len(e), u))
-        ends.append(e)
-    if not users:
+    # per user: the most recent window, then ``count`` windows ending at n - off - j L
+    # (j = 0, 1, ...) while the end is > 1; computed for all users at once (a Python loop per
+    # user took 23 s per epoch for a million users)
+    below = n[eligible] - offsets
+    count = np.where(below >= 2, (below - 2) // max_len + 1, 0)
+    sizes = 1 + count
+    total = int(sizes.sum())
+    if total == 0:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    return np.concatenate(users).astype(np.int64), np.concatenate(ends).astype(np.int64)
+    users = np.repeat(eligible.astype(np.int64), sizes)
+    first = np.cumsum(sizes) - sizes  # each user's first row
+    j = np.arange(total, dtype=np.int64) - np.repeat(first, sizes)  # row within the user
+    ends = np.where(j == 0, np.repeat(n[eligible], sizes),
+                    np.repeat(below, sizes) - (j - 1) * max_len)
+    return users, ends.astype(np.int64)

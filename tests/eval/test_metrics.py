@@ -43,6 +43,10 @@ def test_ranks_exclusion_and_metrics():
     # user0 history {0,1,2} -> 3 ranks first; user1 history {0,1,4} -> 5 after 2, 3;
     # user2 history {2,3} -> 4 after 0, 1
     assert held_out_ranks(reverse, split.test, obj, exclude_history=True).tolist() == [1, 3, 3]
+    for max_scores in (1, 2, 5):  # blocks of one score, of parts of a row, of rows
+        for m, exclude, want in ((model, False, [3, 1, 2]), (reverse, True, [1, 3, 3])):
+            assert held_out_ranks(m, split.test, obj, exclude_history=exclude,
+                                  max_scores=max_scores).tolist() == want
     res = evaluate(model, split.test, obj, ks=(1, 3), bootstrap=200, exclude_history=False)
     # positive-last users: user0 (rank 3); dislike-last: user1 (rank 1); neutral: user2
     assert res.counts == {"users": 3, "positive_users": 1, "dislike_users": 1, "other_users": 1}

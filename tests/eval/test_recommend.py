@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from negrec.data import Feedback
 from negrec.eval.recommend import recommend
 from negrec.train.objectives import OBJECTIVES
 from toy_models import ScoreTableModel
@@ -67,3 +68,47 @@ def test_bad_histories_are_refused():
         history_log([([0, 6], [1, 1])], V)
     with pytest.raises(ValueError, match="feedback codes must be 1..4"):
         history_log([([0], [0])], V)
+
+
+def test_recommend_among_candidates_scores_only_them():
+    """``candidates``: the best of the given items (ids of the catalogue), the history still
+    excluded; the same order as the whole catalogue's ranking restricted to them."""
+    scores = torch.rand(V + 1, V, generator=torch.Generator().manual_seed(0))
+    model = ScoreTableModel(scores)
+    obj = OBJECTIVES["input_ntr"].inputs
+    hist = [([0, 4], [1, 4]), ([2], [1])]
+    full, _ = recommend(model, obj, hist, V)
+    candidates = np.array([5, 4, 1, 2])
+    ids, s = recommend(model, obj, hist, 3, candidates=candidates)
+    for row, want in zip(ids, full):
+        allowed = [int(i) for i in want if i in candidates]
+        assert row.tolist() == allowed[:3]
+    assert np.isfinite(s).all()  # three candidates outside each history
+    with pytest.raises(ValueError, match=r"k must be in \[1, 4\]"):
+        recommend(model, obj, hist, 5, candidates=candidates)
+
+
+def test_disliked_creators_filter_does_not_scan_the_catalogue_per_creator():
+    """The creators' items were found by one scan of the catalogue per creator (400k items by
+    40k creators: 11.7 s for one history here); one sort now (0.1 s)."""
+    import time
+
+    from negrec.data.log import ItemMeta
+    from negrec.models import ModelConfig, build_model
+
+    n_items, n_creators = 400_000, 40_000
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(dim=4, num_layers=1, num_heads=1, max_len=8), n_items).eval()
+    creator = (np.arange(n_items) % n_creators).astype(np.int32)
+    meta = ItemMeta(raw_ids=np.arange(n_items), cluster=np.full(n_items, -1, np.int32),
+                    cluster_names=[], creator=creator,
+                    creator_names=[str(c) for c in range(n_creators)])
+    obj = OBJECTIVES["input_ntr"].inputs
+    hist = [([1, 2], [int(Feedback.POSITIVE), int(Feedback.DISLIKE)])]
+    t0 = time.perf_counter()
+    ids, _ = recommend(model, obj, hist, 20, filter_disliked_creators=True, item_meta=meta)
+    took = time.perf_counter() - t0
+    plain, _ = recommend(model, obj, hist, 20 + n_items // n_creators)
+    want = [int(i) for i in plain[0] if creator[i] != creator[2]][:20]
+    assert ids[0].tolist() == want
+    assert took < 3.0, took  # generous: a loaded 2-core machine; the scan took 11.7 s

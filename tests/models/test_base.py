@@ -103,3 +103,42 @@ def test_metadata_embeddings():
     assert m.encode(items, fb, mask).shape == (4, 8, 8)
     with pytest.raises(ValueError, match="cluster_input needs item clusters"):
         build_model(ModelConfig(dim=8, cluster_input=True), V)
+
+
+@pytest.mark.parametrize("tied", [True, False])
+@pytest.mark.parametrize("kind", model_kinds())
+def test_item_embeddings_are_the_table_rows_with_the_same_gradients(kind, tied):
+    """item_embeddings computes only the distinct rows its ids need, with the values and the
+    gradients (bit for bit) of gathering them from item_table(); those rows come from the
+    row_tables() (the tables that grow with the catalogue)."""
+    import numpy as np
+    import torch.nn.functional as F
+
+    torch.manual_seed(0)
+    m = build_model(ModelConfig(kind=kind, dim=8, max_len=8, cluster_input=True,
+                                creator_input=True, tied=tied), V,
+                    item_cluster=np.arange(V) % 5 - 1, item_creator=np.arange(V) % 7)
+    g = torch.Generator().manual_seed(1)
+    ids = (torch.randint(0, V, (6, 3), generator=g), torch.randint(0, 10, (25,), generator=g))
+    weights = [torch.randn(*i.shape, 8, generator=g) for i in ids]
+
+    def grads(rows):
+        m.zero_grad(set_to_none=True)
+        sum((w * r).sum() for w, r in zip(weights, rows)).backward()
+        return {n: p.grad.clone() for n, p in m.named_parameters() if p.grad is not None}
+
+    table = m.item_table()
+    want = [F.embedding(i, table) for i in ids]
+    want_grads = grads(want)
+    got = m.item_embeddings(*ids)
+    got_grads = grads(got)
+    for w, r in zip(want, got):
+        assert torch.equal(w, r)
+    assert want_grads.keys() == got_grads.keys()
+    for name in want_grads:
+        assert torch.equal(want_grads[name], got_grads[name]), name
+    assert m.item_embeddings(ids[1], dtype=torch.float64)[0].dtype == torch.float64
+    # the item rows come from the row tables only (what a sparse update may restrict)
+    assert all(isinstance(t, torch.nn.Embedding) for t in m.row_tables())
+    touched = {id(p) for n, p in m.named_parameters() if n in got_grads}
+    assert touched and touched <= {id(t.weight) for t in m.row_tables()}

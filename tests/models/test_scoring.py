@@ -1,4 +1,4 @@
-"""One chunked full-catalogue scorer serves top-K and the held-out ranks, so both see the same
+"""One blocked full-catalogue scorer serves top-K and the held-out ranks, so both see the same
 scores and exclusions."""
 
 from __future__ import annotations
@@ -7,35 +7,62 @@ import numpy as np
 import pytest
 import torch
 
-from negrec.models.scoring import catalogue_scores
+import negrec.models.scoring as scoring
+from negrec.models.scoring import catalogue_blocks
 
 
-def test_chunks_cover_every_row_with_the_full_product():
+def _assemble(states, table, **kw):
+    """The full score matrix from the blocks, checking that each chunk of rows gets its item
+    blocks in order, covering every item once."""
+    got = torch.full((states.shape[0], table.shape[0]), float("nan"))
+    sizes, rows_seen, expected_start = [], [], 0
+    for rows, items, scores in catalogue_blocks(states, table, **kw):
+        assert items.start == expected_start
+        expected_start = 0 if items.stop == table.shape[0] else items.stop
+        if items.start == 0:
+            rows_seen += list(range(rows.start, rows.stop))
+        got[rows, items] = scores
+        sizes.append(scores.numel())
+    assert rows_seen == list(range(states.shape[0])) and expected_start == 0
+    return got, max(sizes)
+
+
+def test_blocks_cover_every_row_and_item_with_the_full_product():
     g = torch.Generator().manual_seed(0)
     states, table = torch.randn(7, 4, generator=g), torch.randn(5, 4, generator=g)
     full = states @ table.T
-    for max_scores in (1, 5, 11, 35, 1 << 20):  # 1 row per chunk ... every row at once
-        got = torch.empty_like(full)
-        seen = []
-        for rows, scores in catalogue_scores(states, table, max_scores=max_scores):
-            assert scores.shape[0] <= max(1, max_scores // 5)
-            got[rows] = scores
-            seen += list(range(rows.start, rows.stop))
-        assert seen == list(range(7))
+    for max_scores in (1, 3, 5, 11, 35, 1 << 20):  # one score per block ... all at once
+        got, largest = _assemble(states, table, max_scores=max_scores)
+        assert largest <= max_scores
         # a BLAS product of a few rows may be blocked differently from one of many rows, so a
-        # chunk's scores equal the full product's to float32 rounding, not to the bit (top-K
+        # block's scores equal the full product's to float32 rounding, not to the bit (top-K
         # and the ranks share this function, so they always see the same bits)
         torch.testing.assert_close(got, full)
+
+
+def test_blocks_stay_cache_sized_whatever_the_memory_bound(monkeypatch):
+    """However much memory max_scores allows, a block holds at most BLOCK_SCORES scores of at
+    most BLOCK_ROWS users (a block of a few users against the whole catalogue streamed the
+    [V, D] table once per few users)."""
+    monkeypatch.setattr(scoring, "BLOCK_SCORES", 12)
+    monkeypatch.setattr(scoring, "BLOCK_ROWS", 3)
+    g = torch.Generator().manual_seed(1)
+    states, table = torch.randn(8, 4, generator=g), torch.randn(10, 4, generator=g)
+    shapes = {tuple(s.shape) for _, _, s in catalogue_blocks(states, table, max_scores=1 << 20)}
+    assert max(r for r, _ in shapes) == 3 and max(r * c for r, c in shapes) <= 12
+    got, _ = _assemble(states, table, max_scores=1 << 20)
+    torch.testing.assert_close(got, states @ table.T)
 
 
 def test_exclusions_are_minus_infinity_and_out_of_range_ids_are_ignored():
     states, table = torch.ones(3, 2), torch.eye(2).repeat(2, 1)  # V = 4
     exclude = [torch.tensor([0, 3]), np.array([], dtype=np.int64), torch.tensor([-1, 4, 1])]
-    out = torch.cat([s for _, s in catalogue_scores(states, table, exclude=exclude, max_scores=4)])
     inf = float("-inf")
-    assert out.tolist() == [[inf, 1, 1, inf], [1, 1, 1, 1], [1, inf, 1, 1]]
+    for max_scores in (1, 2, 4, 100):
+        out, _ = _assemble(states, table, exclude=exclude, max_scores=max_scores)
+        assert out.tolist() == [[inf, 1, 1, inf], [1, 1, 1, 1], [1, inf, 1, 1]]
     with pytest.raises(ValueError, match="one entry per row"):
-        next(catalogue_scores(states, table, exclude=exclude[:2]))
+        next(catalogue_blocks(states, table, exclude=exclude[:2]))
 
 
 def test_topk_and_held_out_ranks_see_the_same_scores():

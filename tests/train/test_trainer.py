@@ -85,18 +85,22 @@ def test_learns_and_checkpoint_is_self_contained(sim_split, tmp_path):
     assert cfg_back.to_dict() == cfg.to_dict()
 
 
-@pytest.mark.parametrize("kind", ["sasrec", "gru"])
-def test_resume_reproduces_the_uninterrupted_run(sim_split, tmp_path, kind):
+@pytest.mark.parametrize("kind,embeddings", [("sasrec", "dense"), ("gru", "dense"),
+                                              ("sasrec", "sparse")])
+def test_resume_reproduces_the_uninterrupted_run(sim_split, tmp_path, kind, embeddings):
     model = ModelConfig(kind=kind, dim=16, num_layers=1, num_heads=2, dropout=0.1, max_len=12)
-    straight = Trainer(small_config(model=model, random_crop=True), sim_split.train, tmp_path / "a")
+    optim = OptimConfig(lr=3e-3, warmup_steps=3, embeddings=embeddings)
+    straight = Trainer(small_config(model=model, random_crop=True, optim=optim), sim_split.train,
+                       tmp_path / "a")
     straight.fit()
     k = straight.steps_per_epoch + 2  # stop in the middle of the second epoch
-    first = Trainer(small_config(model=model, random_crop=True, max_steps=k), sim_split.train,
-                    tmp_path / "b")
+    first = Trainer(small_config(model=model, random_crop=True, max_steps=k, optim=optim),
+                    sim_split.train, tmp_path / "b")
     r1 = first.fit()
     assert r1.stopped_by_time and r1.steps == k
-    resumed = Trainer(small_config(model=model, random_crop=True), sim_split.train, tmp_path / "b",
-                      resume=True)
+    resumed = Trainer(small_config(model=model, random_crop=True, optim=optim), sim_split.train,
+                      tmp_path / "b", resume=True)
+    assert resumed.embedding_update == embeddings
     assert resumed.step == k
     resumed.fit()
     a, b = params(straight.model), params(resumed.model)
@@ -104,19 +108,22 @@ def test_resume_reproduces_the_uninterrupted_run(sim_split, tmp_path, kind):
         assert torch.equal(a[name], b[name]), name
 
 
-@pytest.mark.parametrize("kind", ["sasrec", "gru"])
-def test_two_runs_at_two_threads_are_bit_identical(tmp_path, kind):
+@pytest.mark.parametrize("kind,embeddings", [("sasrec", "dense"), ("gru", "dense"),
+                                              ("sasrec", "sparse")])
+def test_two_runs_at_two_threads_are_bit_identical(tmp_path, kind, embeddings):
     """Training is deterministic with several threads: the gathers of the training path
     (feedback gains, item table rows for targets and negatives, side tables) sum the gradients
     of repeated ids in a fixed order. Sizes are large enough that the CPU kernels run in
     parallel (advanced indexing's backward did, in a thread-dependent order: two runs differed
-    by up to 2e-5 after 8 steps)."""
+    by up to 2e-5 after 8 steps). Sparse row updates coalesce their gradients in a fixed order
+    too."""
     log, _ = Simulator(SimConfig(num_items=300, num_clusters=8, num_creators=40, num_users=400,
                                  events_per_user=40), seed=0).generate()
     train = leave_one_out(log).train
     cfg = small_config(model=ModelConfig(kind=kind, dim=32, num_layers=1, num_heads=2, dropout=0.1,
                                          max_len=40, cluster_input=True, creator_input=True),
                        loss=LossConfig(mode="sampled", sampler="popularity", num_negatives=256),
+                       optim=OptimConfig(lr=3e-3, warmup_steps=3, embeddings=embeddings),
                        batch_size=64, epochs=1, max_steps=8)
     threads = torch.get_num_threads()
     torch.set_num_threads(2)
@@ -124,6 +131,7 @@ def test_two_runs_at_two_threads_are_bit_identical(tmp_path, kind):
         runs = []
         for name in ("a", "b"):
             t = Trainer(cfg, train, tmp_path / name)
+            assert t.embedding_update == embeddings
             t.fit()
             runs.append(params(t.model))
     finally:
@@ -131,6 +139,61 @@ def test_two_runs_at_two_threads_are_bit_identical(tmp_path, kind):
     a, b = runs
     for name in a:
         assert torch.equal(a[name], b[name]), (name, (a[name] - b[name]).abs().max().item())
+
+
+def test_sparse_updates_change_only_the_rows_of_the_batch(sim_split, tmp_path, monkeypatch):
+    """With optim.embeddings = sparse a step never builds the [V, D] item table nor a dense
+    gradient of it, and changes only the item rows its inputs, targets and candidates (the
+    softmax's and the NTR rows' own) use (dense AdamW steps every row along its momentum)."""
+    model = ModelConfig(kind="sasrec", dim=16, num_layers=1, num_heads=2, dropout=0.0,
+                        max_len=12, cluster_input=True, creator_input=True)
+    rows_changed = {}
+    for update in ("dense", "sparse"):
+        t = Trainer(small_config(model=model, optim=OptimConfig(warmup_steps=0,
+                                                                embeddings=update)),
+                    sim_split.train, tmp_path / update)
+
+        def no_table():
+            raise AssertionError("a training step built the whole item table")
+
+        monkeypatch.setattr(t.model, "item_table", no_table)
+        table = t.model.embed.item.weight
+        for step, window in enumerate((slice(0, 16), slice(16, 32))):
+            batch = t.collator(t.window_users[window], ends=torch.from_numpy(t.window_ends[window]))
+            before = table.detach().clone()
+            t._train_step(batch)
+            assert table.grad.is_sparse == (update == "sparse")
+        assert batch.ntr_neg_ids is not None  # the NTR rows' own candidates (the default)
+        used = torch.unique(torch.cat([batch.input_items[batch.mask],
+                                       batch.target_items[batch.target_labels != 0],
+                                       batch.neg_ids, batch.ntr_neg_ids]))
+        changed = torch.nonzero((table.detach() != before).any(1))[:, 0]
+        rows_changed[update] = set(changed.tolist()) - set(used.tolist())
+        assert len(changed) > 0
+    assert rows_changed["sparse"] == set()
+    assert rows_changed["dense"]  # rows of the first batch only, moved by their momentum
+
+
+def test_auto_embeddings_keep_the_update_a_run_started_with(sim_split, tmp_path, monkeypatch):
+    """optim.embeddings = auto resolves once per run: a resumed run keeps its checkpoint's
+    update (dense for checkpoints written before the option), whatever auto would pick now."""
+    import negrec.train.optim as optim
+
+    monkeypatch.setattr(optim, "SPARSE_FROM_ITEMS", 100)  # the 200-item catalogue is "large"
+    cfg = small_config(max_steps=3)
+    first = Trainer(cfg, sim_split.train, tmp_path / "r")
+    assert first.embedding_update == "sparse"
+    first.fit()
+    monkeypatch.setattr(optim, "SPARSE_FROM_ITEMS", 10**6)
+    resumed = Trainer(small_config(max_steps=5), sim_split.train, tmp_path / "r", resume=True)
+    assert resumed.embedding_update == "sparse"
+    assert all(t.sparse for t in resumed.model.row_tables())
+    resumed.fit()
+    assert resumed.step == 5
+    monkeypatch.setattr(optim, "SPARSE_FROM_ITEMS", 100)
+    before_option = {"train_state": {"optimizer": {}}}  # a checkpoint without the record
+    assert resumed._embedding_update(before_option) == "dense"
+    assert resumed._embedding_update(None) == "sparse"
 
 
 def test_nan_loss_stops_with_a_clear_error(sim_split, tmp_path, monkeypatch):
