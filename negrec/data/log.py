@@ -16,14 +16,11 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from negrec.data.csr import DUPLICATE_EVENTS, build_csr
 from negrec.data.feedback import FEEDBACK_TYPES, Feedback
 from negrec.errors import UserError
 
-__all__ = ["EventLog", "ItemMeta", "LoadReport"]
-
-#: The LoadReport note counting exact duplicate events (kept, not merged).
-DUPLICATE_EVENTS = "duplicate events (same user, item, time and feedback; all kept)"
-
+__all__ = ["DUPLICATE_EVENTS", "EventLog", "ItemMeta", "LoadReport"]
 
 @dataclass
 class LoadReport:
@@ -114,38 +111,6 @@ class ItemMeta:
         """Metadata for items with no known cluster or creator."""
         return cls(raw_ids=np.asarray(raw_ids), cluster=np.full(len(raw_ids), -1, np.int32),
                    cluster_names=[])
-
-
-def _note_order_and_duplicates(report: LoadReport, users: np.ndarray, items: np.ndarray,
-                               ts: np.ndarray, fractions: np.ndarray | None, fb: np.ndarray,
-                               perm: np.ndarray, raw_users: np.ndarray) -> None:
-    """Records in ``report`` the events that came out of time order (they are sorted) and the
-    exact duplicates (same user, item, time and feedback; all kept). Times compare as
-    (``ts``, ``fractions``) when the fractions below the integer timestamps are given."""
-    # out of order: an event earlier in time than the user's previous event in the source
-    src = np.lexsort((np.arange(len(users)), users))  # by user, in source order
-    su, st = users[src], ts[src]
-    earlier = st[1:] < st[:-1]
-    if fractions is not None:
-        sf = fractions[src]
-        earlier |= (st[1:] == st[:-1]) & (sf[1:] < sf[:-1])
-    back = (su[1:] == su[:-1]) & earlier
-    if back.any():
-        j = int(np.argmax(back)) + 1
-        report.note("events out of time order in the source (sorted by time, ties in source order)",
-                    f"user {raw_users[su[j]].item()!r} at time {int(st[j])} after {int(st[j - 1])}",
-                    int(back.sum()))
-    # in (user, time) order, duplicates of one event are adjacent unless other events share
-    # their time: sort by every field that defines an event and compare neighbours
-    fields = [fb[perm], items[perm]] + ([] if fractions is None else [fractions[perm]]) + \
-        [ts[perm], users[perm]]
-    key = np.lexsort(fields)
-    ordered = [f[key] for f in fields]
-    dup = np.logical_and.reduce([f[1:] == f[:-1] for f in ordered])
-    if dup.any():
-        j = int(np.argmax(dup)) + 1
-        report.note(DUPLICATE_EVENTS, f"user {raw_users[ordered[-1][j]].item()!r}, time "
-                    f"{int(ordered[-2][j])}", int(dup.sum()))
 
 
 def _raw_array(values: Iterable) -> np.ndarray:
@@ -251,19 +216,11 @@ class EventLog:
             dense_items = order[pos] if n else np.zeros(0, np.int64)
 
         uniq_users, dense_users = np.unique(users, return_inverse=True)
-        # primary key user, then time (then its fraction), then input position (stable ties)
-        keys = (np.arange(n), ts, dense_users) if frac is None else \
-            (np.arange(n), frac, ts, dense_users)
-        perm = np.lexsort(keys)
-        if report is not None and n > 1:
-            _note_order_and_duplicates(report, dense_users, np.asarray(dense_items), ts, frac, fb,
-                                       perm, uniq_users)
-        counts = np.bincount(dense_users, minlength=len(uniq_users))
-        offsets = np.zeros(len(uniq_users) + 1, dtype=np.int64)
-        np.cumsum(counts, out=offsets[1:])
-        return cls(offsets=offsets, items=np.asarray(dense_items)[perm], timestamps=ts[perm],
-                   feedback=fb[perm], strength=None if st is None else st[perm],
-                   user_ids=uniq_users, item_meta=item_meta, source=source, report=report)
+        csr = build_csr(dense_users, len(uniq_users), np.asarray(dense_items), ts, fb,
+                        strength=st, fractions=frac, report=report, user_ids=uniq_users)
+        return cls(offsets=csr.offsets, items=csr.items, timestamps=csr.timestamps,
+                   feedback=csr.feedback, strength=csr.strength, user_ids=uniq_users,
+                   item_meta=item_meta, source=source, report=report)
 
     # ---- invariants ---------------------------------------------------------------------
     def validate(self) -> None:
