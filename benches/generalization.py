@@ -75,12 +75,14 @@ class World:
     simulator: Simulator | None
 
 
-def make_world(name: str, users: int, events: int, holdout: int) -> World:
+def make_world(name: str, users_factor: float, events: int, holdout: int) -> World:
     if name == "ml-100k":
         spec = DataSpec(source="movielens", path=str(ML100K))
         sim = None
     else:
-        spec = DataSpec(source="simulated", sim=preset(name, num_users=users, events_per_user=events))
+        users = round(preset(name).num_users * users_factor)
+        spec = DataSpec(source="simulated", sim=preset(name, num_users=users,
+                                                       events_per_user=events))
         sim = Simulator(spec.sim, seed=spec.sim_seed)
     log = load_data(spec)
     return World(name, spec, leave_last_out(log, holdout), sim)
@@ -192,11 +194,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true",
-                    help="ml-100k and the default world, 2 seeds, 1,000 simulated users")
+                    help="ml-100k and the default world, 2 seeds, 1,000 simulated users "
+                         "(--sim-users-factor 0.4)")
     ap.add_argument("--worlds", help=f"comma-separated, from {', '.join(WORLDS)}")
     ap.add_argument("--seeds", type=int, help="training seeds per model (default 3; quick 2)")
     ap.add_argument("--objectives", default=",".join(OBJECTIVES))
-    ap.add_argument("--sim-users", type=int, help="users of simulated worlds (default 2000)")
+    ap.add_argument("--sim-users-factor", type=float,
+                    help="users of a simulated world: its preset's num_users times this "
+                         "(default 0.8: 2,000 users in the default world; quick 0.4)")
     ap.add_argument("--sim-events", type=int, default=60, help="events per simulated user")
     ap.add_argument("--histories", type=int, help="counterfactual histories per model (500)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -228,7 +233,7 @@ def main() -> None:
         sys.exit(f"MovieLens-100K not found at {ML100K}; set NEGREC_ML100K or leave it out of --worlds")
     seeds = list(range(args.seeds or (2 if args.quick else 3)))
     args.histories = args.histories or (200 if args.quick else 500)
-    users = args.sim_users or (1000 if args.quick else 2000)
+    users = args.sim_users_factor or (0.4 if args.quick else 0.8)
     objectives = [o for o in args.objectives.split(",") if o]
     bad = [o for o in objectives if o not in OBJECTIVES]
     if bad:
@@ -253,7 +258,7 @@ def main() -> None:
         for seed in seeds:
             for name in runs:  # interleaved: every model of one seed, then the next seed
                 r = measure(world, name, seed, args, args.out / wname / f"seed{seed}" /
-                            f"{name}-{settings_tag(args, users, name)}")
+                            f"{name}-{settings_tag(args, world, name)}")
                 runs[name].append(r)
                 print(f"  seed {seed} {name:15s} NDCG@10 {r['ndcg'].mean():.4f}  dislike exp.@10 "
                       f"{r['dexp'].mean():.4f}  responsiveness "
@@ -288,10 +293,10 @@ def main() -> None:
           f"worlds_responsive_beyond_control={counts['beyond_control']}")
 
 
-def settings_tag(args, users: int, name: str) -> str:
+def settings_tag(args, world: World, name: str) -> str:
     """A short hash of everything that makes two runs of one model differ."""
     objective = "input_ntr" if name == CONTROL else name
-    text = repr((sorted(overrides_for(args, objective)), args.holdout, users, args.sim_events,
+    text = repr((sorted(overrides_for(args, objective)), args.holdout, repr(world.spec),
                  args.tag))
     return hashlib.sha1(text.encode()).hexdigest()[:8]
 

@@ -117,8 +117,14 @@ def add_source_arguments(p: argparse.ArgumentParser, *, required: bool = True) -
     """The data-source options shared by every command that reads a log."""
     from negrec.train.data_spec import DataSpec
 
-    add_flags(p.add_argument_group("data source"), DataSpec, SOURCE_FLAGS, defaults=True,
+    from negrec.sim import PRESETS
+
+    group = p.add_argument_group("data source")
+    add_flags(group, DataSpec, SOURCE_FLAGS, defaults=True,
               required=("source",) if required else ())
+    group.add_argument("--sim-preset", choices=tuple(PRESETS), default=None,
+                       help="simulated: the world (negrec.sim.presets; default: 'default'); "
+                            "--sim-users / --sim-events set its log's size")
 
 
 def given_source_options(args: argparse.Namespace) -> list[str]:
@@ -126,8 +132,9 @@ def given_source_options(args: argparse.Namespace) -> list[str]:
     for the source)."""
     from negrec.train.data_spec import DataSpec
 
-    return ["--data" if flag.key == "source" else flag.option_strings[0]
-            for flag, _ in given_flags(args, DataSpec, SOURCE_FLAGS, defaults=True)]
+    given = ["--data" if flag.key == "source" else flag.option_strings[0]
+             for flag, _ in given_flags(args, DataSpec, SOURCE_FLAGS, defaults=True)]
+    return given + (["--sim-preset"] if getattr(args, "sim_preset", None) else [])
 
 
 def reject_source_options_without_source(args: argparse.Namespace, command: str) -> None:
@@ -144,7 +151,7 @@ def spec_from_args(args: argparse.Namespace):
     """The DataSpec the data-source options describe."""
     from pathlib import Path
 
-    from negrec.sim import SimConfig
+    from negrec.sim import SimConfig, preset
     from negrec.train.data_spec import DataSpec
 
     if args.source in ("csv", "parquet") and (args.feedback_col is None) == (args.rating_col is None):
@@ -158,7 +165,10 @@ def spec_from_args(args: argparse.Namespace):
         if values[key] is not None:
             values[key] = read(values[key])
     sim = {k.split(".", 1)[1]: values.pop(k) for k in list(values) if k.startswith("sim.")}
-    return DataSpec(**values, sim=SimConfig(**sim))
+    if args.sim_preset is not None and args.source != "simulated":
+        raise CLIError(f"--sim-preset describes a simulated world; got --source {args.source}")
+    world = preset(args.sim_preset, **sim) if args.sim_preset else SimConfig(**sim)
+    return DataSpec(**values, sim=world)
 
 
 def load_and_report(spec, command: str):

@@ -7,21 +7,36 @@ import argparse
 
 from negrec.cli.options import at_least
 
-DESCRIPTION = """Measure how much each checkpoint backs off from similar items right after a
-dislike (and a skip): counterfactual branching of histories, top-10 at the next step, share in
-the branched item's cluster / creator, responsiveness = ratio of means - 1 with a paired
-bootstrap 95% interval. Checkpoints trained on simulated data are measured on simulated
-histories (users consuming the model's recommendations) and also run in closed loop; others on
-their data's training histories (the branched item is the model's own top-1). Data without
-item clusters gets clusters from item co-occurrence. Writes report.md / report.json / PNGs.
+DESCRIPTION = """Measure how much each model backs off from similar items right after a dislike
+(and a skip): counterfactual branching of histories, top-10 at the next step, share in the
+branched item's cluster / creator, responsiveness = ratio of means - 1. Checkpoints of the same
+objective are that model's training seeds: a report row pools them, with 95% intervals over the
+seeds and the histories (give >= 3 seeds per objective). Every report has a placebo control
+(input_ntr trained with the feedback codes shuffled across events; given with --control, or
+trained here from the first checkpoint's configuration, --train-controls seeds): a model's
+figure counts as a response to the dislike only beyond the control's ("vs control"). An
+action with no event in the model's training data (e.g. skip on MovieLens) is not measured.
+Checkpoints trained on simulated data are measured on simulated histories (users consuming the
+model's recommendations) and also run in closed loop; others on their data's training
+histories (the branched item is the model's own top-1). Data without item clusters gets
+clusters from item co-occurrence. Writes report.md / report.json / PNGs.
 
 examples:
-  negrec responsiveness --checkpoint runs/po/best.pt --checkpoint runs/ntr/best.pt --out resp
-  negrec responsiveness --checkpoint runs/ml_ntr/best.pt --histories 943 --out resp_ml"""
+  negrec responsiveness --checkpoint runs/ntr_s0/best.pt --checkpoint runs/ntr_s1/best.pt \\
+      --checkpoint runs/ntr_s2/best.pt --out resp      # trains 3 placebo controls
+  negrec responsiveness --checkpoint runs/ntr_s*/best.pt --control runs/placebo_s*/best.pt \\
+      --out resp                                        # controls from negrec train --placebo"""
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--checkpoint", action="append", required=True, help="repeatable")
+    p.add_argument("--checkpoint", action="append", required=True, nargs="+",
+                   help="repeatable; checkpoints of one objective are its training seeds")
+    p.add_argument("--control", action="append", default=[], nargs="+",
+                   help="placebo checkpoints (negrec train --placebo ...); repeatable")
+    p.add_argument("--train-controls", type=at_least(0), default=3, metavar="SEEDS",
+                   help="without --control: placebo controls to train from the first "
+                        "checkpoint's configuration into OUT/controls (default 3; 0: none, and "
+                        "the report says its figures are not evidence)")
     p.add_argument("--out", default="responsiveness_report")
     p.add_argument("--histories", type=at_least(1), default=1000,
                    help="simulated histories (or real users sampled) per checkpoint")
@@ -58,30 +73,22 @@ def parse_actions(text: str) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from negrec.eval.report import markdown_table, responsiveness_summary, write_report
-    from negrec.experiments.measure import MeasureSizes, measure, world_of
-    from negrec.train.checkpoint import load_checkpoint
-    from negrec.train.resume import stored_config
+    from negrec.eval.report import markdown_table, write_report
+    from negrec.experiments.measure import MeasureSizes
+    from negrec.experiments.responsiveness import responsiveness_report
 
     sizes = MeasureSizes(histories=args.histories, steps=args.steps,
                          actions=parse_actions(args.actions), loop_users=args.loop_users,
                          loop_steps=args.loop_steps, loop_warmup=args.loop_warmup,
                          clusters=args.clusters, bootstrap=args.bootstrap, seed=args.seed)
-    report = {"title": "negrec responsiveness report", "description": (
-        "Counterfactual responsiveness (dislike vs positive branch) with 95% paired bootstrap "
-        "intervals; closed-loop rates for simulated data."), "objectives": {}}
-    for path in args.checkpoint:
-        ck = load_checkpoint(path)
-        name = ck.objective.name
-        if name in report["objectives"]:
-            name = f"{name} ({Path(path).parent.name})"
-        world = world_of(stored_config(ck).data, ck.model.num_items, str(path))
-        entry = measure(ck, sizes, world, progress=True).entry
-        report["objectives"][name] = {**entry, "checkpoint": str(path)}
-    report["responsiveness"] = responsiveness_summary(report["objectives"])
+    checkpoints = [p for group in args.checkpoint for p in group]
+    controls = [p for group in args.control for p in group]
+    report = responsiveness_report(checkpoints, sizes, controls=controls,
+                                   train_control_seeds=args.train_controls, out_dir=args.out,
+                                   progress=True)
     paths = write_report(report, args.out)
     print(markdown_table(report))
+    for note in report["notes"]:
+        print(f"note: {note}")
     print(f"\nreport: {paths['markdown']}")
     return 0

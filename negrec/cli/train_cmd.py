@@ -31,7 +31,8 @@ examples:
 #: (--set reaches every other key); not given, they change nothing.
 TRAIN_FLAGS = (Flag("objective.name", ("--objective",), dest="objective"),
                Flag("model.kind", ("--model",), dest="model_kind"),
-               Flag("epochs"), Flag("seed"), Flag("device"), Flag("max_minutes"))
+               Flag("epochs"), Flag("seed"), Flag("device"), Flag("max_minutes"),
+               Flag("placebo"))
 NO_PROGRESS = Flag("progress", ("--no-progress",), dest="no_progress", negate=True)
 #: The flags a resumed run may give (they change when it stops, never which steps it takes).
 RESUME_FLAGS = ("epochs", "max_minutes")

@@ -21,7 +21,9 @@ class Batch:
     - ``target_items`` int64, ``target_labels`` int8 (+1/-1/0), ``target_weights`` float32
       (``None`` for inference batches);
     - ``neg_ids`` [K] int64, ``neg_logq`` [K] float32 and ``target_logq`` float32 when a
-      sampler is attached.
+      sampler is attached;
+    - ``ntr_neg_ids`` [K'] int64: the candidates of the not-to-recommend term, when it has its
+      own (uniform, no logQ correction: see :mod:`negrec.train.loss`).
     """
 
     users: Tensor
@@ -35,6 +37,7 @@ class Batch:
     neg_ids: Tensor | None = None
     neg_logq: Tensor | None = None
     target_logq: Tensor | None = None
+    ntr_neg_ids: Tensor | None = None
 
     def to(self, device: torch.device | str, non_blocking: bool = False) -> "Batch":
         return Batch(**{f.name: (v.to(device, non_blocking=non_blocking) if isinstance(v, Tensor) else v)

@@ -51,16 +51,21 @@ class Collator:
     per worker, so runs are reproducible. Without the compiled extension it builds the same
     batches with :func:`negrec.data.collate_reference.collate_python` (the package's one
     warning, :func:`negrec._extension.warn_fallback`; no random crops there).
+
+    ``sampler`` draws the shared candidates of the softmax term (``neg_ids``, ``neg_logq``,
+    ``target_logq``); ``ntr_sampler`` those of the not-to-recommend term (``ntr_neg_ids``).
     """
 
     def __init__(self, log: EventLog, config: CollateConfig = CollateConfig(), *,
-                 sampler: NegativeSampler | None = None, with_targets: bool = True,
+                 sampler: NegativeSampler | None = None,
+                 ntr_sampler: NegativeSampler | None = None, with_targets: bool = True,
                  threads: int = 1, generator: torch.Generator | None = None):
         log.validate()
         self._log = log  # for the pure-PyTorch fallback
         self.num_items = log.num_items
         self.pad_item = log.num_items
         self.config, self.sampler, self.with_targets = config, sampler, with_targets
+        self.ntr_sampler = ntr_sampler
         self.threads, self.generator = int(threads), generator
         self._offsets = torch.from_numpy(log.offsets)
         self._items = torch.from_numpy(log.items)
@@ -87,6 +92,8 @@ class Collator:
             batch.neg_ids, batch.neg_logq = self.sampler.sample(batch, self.generator)
             batch.target_logq = self.sampler.log_prob(
                 batch.target_items.clamp(max=self.num_items - 1))
+        if self.ntr_sampler is not None and self.with_targets:
+            batch.ntr_neg_ids, _ = self.ntr_sampler.sample(batch, self.generator)
         return batch
 
     def _collate_native(self, users_t: Tensor, ends: Tensor | None) -> Batch:

@@ -45,7 +45,9 @@ History = tuple[list[int], list[int]]
 @dataclass
 class ResponsivenessResult:
     """Per similarity kind ("cluster", "creator") and action: the per-history similarity
-    scores, and the responsiveness estimates."""
+    scores ([H] float64 each) and the responsiveness estimates; per kind and number n of
+    consecutive dislikes, the estimates and the (dislike, positive) branches' scores (over the
+    histories that have n items of the branched item's cluster)."""
 
     k: int
     num_histories: int
@@ -53,6 +55,8 @@ class ResponsivenessResult:
     similarity: dict[str, dict[str, np.ndarray]] = field(repr=False)
     responsiveness: dict[str, dict[str, Estimate]]
     repeated: dict[str, dict[int, Estimate]]
+    repeated_similarity: dict[str, dict[int, tuple[np.ndarray, np.ndarray]]] = field(
+        default_factory=dict, repr=False)
 
     def to_dict(self) -> dict:
         return {
@@ -108,6 +112,7 @@ def responsiveness(model: SequentialRecommender, inputs: ModelInputs,
     # repeated dislikes on one cluster: the branched item and the next best items of its
     # cluster (for the history as it was), disliked in a row vs liked in a row
     rep: dict[str, dict[int, Estimate]] = {kind: {} for kind in kinds}
+    rep_sims: dict[str, dict[int, tuple[np.ndarray, np.ndarray]]] = {kind: {} for kind in kinds}
     if repeated:
         n_max = max(repeated)
         extra = _same_cluster_followers(model, inputs, histories, branched, item_meta.cluster,
@@ -123,14 +128,15 @@ def responsiveness(model: SequentialRecommender, inputs: ModelInputs,
                 res[code] = top
             for kind, groups in kinds.items():
                 g = groups[branched[ok]]
-                rep[kind][n] = ratio_of_means_ci(_share(res[Feedback.DISLIKE], groups, g),
-                                                 _share(res[Feedback.POSITIVE], groups, g),
-                                                 resamples=bootstrap, seed=seed)
+                pair = (_share(res[Feedback.DISLIKE], groups, g),
+                        _share(res[Feedback.POSITIVE], groups, g))
+                rep_sims[kind][n] = pair
+                rep[kind][n] = ratio_of_means_ci(*pair, resamples=bootstrap, seed=seed)
             bar.update(1)
     bar.close()
     return ResponsivenessResult(k=k, num_histories=len(histories),
                                 actions=[c.label for c in codes], similarity=sims,
-                                responsiveness=resp, repeated=rep)
+                                responsiveness=resp, repeated=rep, repeated_similarity=rep_sims)
 
 
 def _same_cluster_followers(model, inputs, histories, branched, cluster, n) -> list[list[int]]:

@@ -11,19 +11,20 @@ from typing import Sequence
 
 import numpy as np
 
+from negrec.data.feedback import parse_feedback
 from negrec.data.log import EventLog
 from negrec.data.split import leave_one_out
 from negrec.errors import UserError
 from negrec.eval.closed_loop import ClosedLoopResult, closed_loop
-from negrec.eval.counterfactual import (cooccurrence_clusters, log_histories, responsiveness,
-                                        simulated_histories)
+from negrec.eval.counterfactual import (ResponsivenessResult, cooccurrence_clusters,
+                                        log_histories, responsiveness, simulated_histories)
 from negrec.experiments.data import load_data
 from negrec.sim import Simulator
 from negrec.train.checkpoint import LoadedCheckpoint
 from negrec.train.data_spec import SIMULATED, DataSpec
 
 __all__ = ["HISTORY_SEED_OFFSET", "LOOP_SEED_OFFSET", "Measurement", "MeasureSizes", "measure",
-           "world_of"]
+           "measurable_actions", "world_of"]
 
 #: Seeds of the simulated populations, offset from the measurement's seed so that the
 #: counterfactual histories, the closed-loop users and the training log (seed 0 + the run's
@@ -36,8 +37,8 @@ LOOP_SEED_OFFSET = 20_000
 class MeasureSizes:
     """How much to measure. ``histories``: simulated histories (or log users sampled);
     ``steps``: items a simulated history consumes before the branch; ``actions``: feedback
-    types compared with the positive branch; ``loop_*``: closed-loop users, steps and logged
-    warm-up events (simulated data only); ``clusters``: co-occurrence clusters for data without
+    types compared with the positive branch; ``loop_*``: closed-loop users (0: no closed
+    loop), steps and logged warm-up events (simulated data only); ``clusters``: co-occurrence clusters for data without
     any; ``bootstrap``: resamples of the intervals; ``seed``: of every draw."""
 
     histories: int = 1000
@@ -55,10 +56,12 @@ class MeasureSizes:
 class Measurement:
     """``entry``: a report entry (``responsiveness``, ``repeated_dislikes``,
     ``mean_similarity``, ``num_histories``; ``closed_loop`` on simulated data; ``clusters``
-    when co-occurrence clusters were made); ``loop``: the closed-loop result with its per-user
-    rates (for paired comparisons), or None."""
+    when co-occurrence clusters were made); ``result``: the counterfactual result with its
+    per-history scores and ``loop`` the closed-loop result with its per-user rates (or None),
+    for pooling over training seeds and comparisons (:mod:`negrec.experiments.pooling`)."""
 
     entry: dict = field(default_factory=dict)
+    result: ResponsivenessResult | None = None
     loop: ClosedLoopResult | None = None
 
 
@@ -74,6 +77,26 @@ def world_of(spec: DataSpec, num_items: int, what: str) -> Simulator | EventLog:
     return sim
 
 
+def measurable_actions(ck: LoadedCheckpoint, actions: Sequence[str]
+                       ) -> tuple[list[str], dict[str, str]]:
+    """The ``actions`` the model can be asked about, and why each other one is not measured:
+    an action with no event in the model's training data has never been given a meaning, so
+    whatever the model does after it is noise (the outside report of issue 18 measured "skip
+    responsiveness" on a log without skips). Checkpoints that do not record their training
+    events (older ones) keep every action."""
+    counts = ck.train_feedback
+    if counts is None:
+        return list(actions), {}
+    kept, skipped = [], {}
+    for action in actions:
+        label = parse_feedback(action).label
+        if counts.get(label, 0) > 0:
+            kept.append(action)
+        else:
+            skipped[action] = f"n/a: no {label} events in the training data"
+    return kept, skipped
+
+
 def measure(ck: LoadedCheckpoint, sizes: MeasureSizes, world: Simulator | EventLog, *,
             progress: bool = False) -> Measurement:
     """Responsiveness of ``ck``'s model in ``world``: a :class:`Simulator` (histories made by
@@ -81,14 +104,21 @@ def measure(ck: LoadedCheckpoint, sizes: MeasureSizes, world: Simulator | EventL
     model's data as an :class:`EventLog` (its leave-one-out training histories, branched at
     the model's top-1; co-occurrence clusters when the items have none)."""
     inputs, meta, out = ck.objective.inputs, ck.item_meta, Measurement()
+    actions, skipped = measurable_actions(ck, sizes.actions)
+    if not actions:
+        raise UserError(f"{ck.path}: none of the actions {', '.join(sizes.actions)} occurs in the "
+                        "model's training data; there is nothing to measure")
+    if skipped:
+        out.entry["not_measured"] = skipped
     if isinstance(world, Simulator):
         hist, branched, _ = simulated_histories(
             ck.model, inputs, world, num_users=sizes.histories, steps=sizes.steps,
             seed=HISTORY_SEED_OFFSET + sizes.seed, progress=progress)
-        out.loop = closed_loop(ck.model, inputs, world, num_users=sizes.loop_users,
-                               steps=sizes.loop_steps, seed=LOOP_SEED_OFFSET + sizes.seed,
-                               warmup_events=sizes.loop_warmup, bootstrap=sizes.bootstrap,
-                               progress=progress)
+        if sizes.loop_users > 0:
+            out.loop = closed_loop(ck.model, inputs, world, num_users=sizes.loop_users,
+                                   steps=sizes.loop_steps, seed=LOOP_SEED_OFFSET + sizes.seed,
+                                   warmup_events=sizes.loop_warmup, bootstrap=sizes.bootstrap,
+                                   progress=progress)
     else:
         train = leave_one_out(world).train
         users = np.arange(train.num_users)
@@ -100,8 +130,9 @@ def measure(ck: LoadedCheckpoint, sizes: MeasureSizes, world: Simulator | EventL
             meta = dataclasses.replace(meta, cluster=cooccurrence_clusters(world, sizes.clusters),
                                        cluster_names=[f"cooc{k}" for k in range(sizes.clusters)])
             out.entry["clusters"] = f"{sizes.clusters} co-occurrence clusters (the data has none)"
-    result = responsiveness(ck.model, inputs, hist, branched, meta, actions=sizes.actions,
-                            bootstrap=sizes.bootstrap, seed=sizes.seed, progress=progress).to_dict()
+    out.result = responsiveness(ck.model, inputs, hist, branched, meta, actions=actions,
+                                bootstrap=sizes.bootstrap, seed=sizes.seed, progress=progress)
+    result = out.result.to_dict()
     out.entry.update(responsiveness=result["responsiveness"],
                      repeated_dislikes=result["repeated_dislikes"],
                      mean_similarity=result["mean_similarity"],

@@ -3,11 +3,13 @@ demo and the benchmarks run it."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 
 from negrec.data.log import EventLog
 from negrec.data.split import Split, leave_one_out
+from negrec.data.transforms import permute_feedback
 from negrec.eval.metrics import evaluate
 from negrec.experiments.data import load_data
 from negrec.files import write_json
@@ -26,12 +28,18 @@ def train_and_evaluate(config: TrainConfig, out_dir: str | Path, *, log: EventLo
     early stopping on validation NDCG@10, evaluates ``best.pt`` (the best validated model, or
     the last one when no validation ran) on the validation and test events, and writes
     ``metrics.json`` beside the checkpoints (strict JSON: undefined figures are null). Returns
-    the metrics. ``resume`` / ``overwrite``: see :class:`~negrec.train.trainer.Trainer`."""
+    the metrics, plus ``per_user``: the validation and test per-user figures (arrays, for
+    pooling over seeds; not written). ``resume`` / ``overwrite``: see
+    :class:`~negrec.train.trainer.Trainer`. With ``config.placebo`` the model trains on the
+    training events with their feedback codes shuffled (a control; evaluation is on the real
+    held-out events)."""
     out = Path(out_dir)
     check_run_folder(out, resume=resume, overwrite=overwrite)  # before loading the data
     if split is None:
         log = log if log is not None else load_data(config.data)
         split = leave_one_out(log)
+    if config.placebo:
+        split = dataclasses.replace(split, train=permute_feedback(split.train, config.seed))
     inputs = config.objective.inputs
 
     def validate(model):
@@ -64,4 +72,4 @@ def train_and_evaluate(config: TrainConfig, out_dir: str | Path, *, log: EventLo
                  "users_too_short": split.skipped_users},
     }
     write_json(out / "metrics.json", metrics)
-    return metrics
+    return {**metrics, "per_user": {"valid": valid.per_user, "test": test.per_user}}

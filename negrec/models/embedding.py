@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from negrec.data.feedback import NUM_FEEDBACK_CODES
+from negrec.errors import UserError
 from negrec.models.config import ModelConfig
 
 __all__ = ["EventEmbedding"]
@@ -41,6 +42,13 @@ class EventEmbedding(nn.Module):
         self.item = nn.Embedding(num_items + 1, d, padding_idx=num_items)
         self.position = nn.Embedding(config.max_len, d)
         self.feedback = nn.Embedding(NUM_FEEDBACK_CODES, d, padding_idx=0) if config.feedback_input else None
+        if self.feedback is not None:
+            # A feedback code means nothing until the data gives it a meaning: start at zero
+            # (with the gains at 1, an untrained model is blind to feedback), so whatever a
+            # trained model does after a dislike comes from training, not from a random
+            # offset (docs/generalization.md: with random initial codes, untrained models
+            # "responded" to dislikes by -2% to -41%)
+            nn.init.zeros_(self.feedback.weight)
         # Per feedback code, a gain on each dimension of the item representation (init 1): lets
         # the model turn a disliked item into evidence *against* its direction (a gain near -1)
         # instead of having to learn that sign flip as an interaction deep in the network.
@@ -49,7 +57,7 @@ class EventEmbedding(nn.Module):
         self.cluster = self.creator = None
         if config.cluster_input:
             if item_cluster is None:
-                raise ValueError("ModelConfig.cluster_input needs item clusters (item metadata)")
+                raise UserError("model.cluster_input needs item clusters (item metadata)")
             item_to_cluster, n = _side_table_rows(item_cluster)
             self.register_buffer("item_to_cluster", item_to_cluster)
             self.cluster = nn.Embedding(n, d, padding_idx=n - 1)
@@ -58,7 +66,7 @@ class EventEmbedding(nn.Module):
                 self.cluster.weight[n - 1].zero_()
         if config.creator_input:
             if item_creator is None:
-                raise ValueError("ModelConfig.creator_input needs item creators (item metadata)")
+                raise UserError("model.creator_input needs item creators (item metadata)")
             item_to_creator, n = _side_table_rows(item_creator)
             self.register_buffer("item_to_creator", item_to_creator)
             self.creator = nn.Embedding(n, d, padding_idx=n - 1)

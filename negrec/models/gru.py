@@ -42,10 +42,13 @@ class GRURec(SequentialRecommender):
         pos = torch.arange(L, device=items.device)
         gather = ((pos[None, :] + first[:, None]) % L)
         x_front = torch.gather(x, 1, gather[..., None].expand(B, L, x.shape[-1]))
-        packed = nn.utils.rnn.pack_padded_sequence(x_front, lengths.clamp(min=1).cpu(),
-                                                   batch_first=True, enforce_sorted=False)
-        out, _ = self.gru(packed)
-        out, _ = nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=L)
+        if B == 0:  # packing refuses empty batches (e.g. a DDP rank's empty share of a batch);
+            out, _ = self.gru(x_front)  # still run the GRU, so its parameters get (zero) grads
+        else:
+            packed = nn.utils.rnn.pack_padded_sequence(x_front, lengths.clamp(min=1).cpu(),
+                                                       batch_first=True, enforce_sorted=False)
+            out, _ = self.gru(packed)
+            out, _ = nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=L)
         # ... and back to where they came from
         scatter = torch.empty_like(gather).scatter_(1, gather, pos.expand(B, L))
         out = torch.gather(out, 1, scatter[..., None].expand(B, L, out.shape[-1]))

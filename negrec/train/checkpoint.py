@@ -146,6 +146,9 @@ def checkpoint_payload(model: SequentialRecommender, config_dict: dict, objectiv
         "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "item_meta": meta_to_state(log.item_meta),
         "user_ids": _ids_to_state(np.asarray(log.user_ids)),
+        # events per feedback type the model was trained on (what a responsiveness report may
+        # ask it about: an action absent from training is not measured)
+        "train_feedback": log.feedback_counts(),
         "train_state": train_state,
     }
     payload["checksum"] = payload_checksum(payload)
@@ -254,6 +257,11 @@ def _check_fields(state: dict, path: Path) -> None:
                         f"entries for {num_items} items (num_items)")
     _check_ids(state, "user_ids", None, path, "")
     _require(state, "train_state", (dict, type(None)), "a mapping or None", path)
+    counts = state.get("train_feedback")  # absent from checkpoints written before it existed
+    if counts is not None and (not isinstance(counts, dict) or not all(
+            isinstance(k, str) and isinstance(v, int) and v >= 0 for k, v in counts.items())):
+        raise UserError(f"{path}: checkpoint field train_feedback must map feedback names to "
+                        f"event counts; got {counts!r}"[:300])
 
 
 def _check_ids(d: Mapping, key: str, length: int | None, path: Path, where: str) -> None:
@@ -315,6 +323,8 @@ class LoadedCheckpoint:
     config: dict
     train_state: dict | None
     path: Path
+    # training events per feedback type (None: a checkpoint written before this was stored)
+    train_feedback: dict[str, int] | None = None
 
     def raw_to_dense(self) -> dict:
         """raw item id (as in the source data) -> dense item id."""
@@ -339,7 +349,8 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     model.to(map_location).eval()
     return LoadedCheckpoint(model=model, objective=objective, item_meta=meta,
                             user_ids=_ids_from_state(state["user_ids"]), config=state["config"],
-                            train_state=state.get("train_state"), path=path)
+                            train_state=state.get("train_state"), path=path,
+                            train_feedback=state.get("train_feedback"))
 
 
 def _check_derived_buffers(model: SequentialRecommender, stored: Mapping, path: Path) -> None:

@@ -39,7 +39,11 @@ class LossConfig:
       negatives from ``sampler`` with logQ correction) or ``in_batch`` (the batch's positive
       targets as negatives, with logQ correction);
     - ``sampler``: ``uniform`` or ``popularity`` (∝ count^alpha);
-    - ``temperature``: logits are divided by it.
+    - ``temperature``: logits are divided by it;
+    - ``ntr_negatives``: K', the candidates of the not-to-recommend term: its ``p`` is the
+      disliked (skipped) item's probability among itself and K' items drawn uniformly for the
+      batch, without logQ correction, so its pull does not vanish as the catalogue grows
+      (0: the softmax term's own candidates, the formulation before; docs/objectives.md).
     """
 
     mode: str = "full"
@@ -47,6 +51,7 @@ class LossConfig:
     num_negatives: int = 1024
     alpha: float = 0.75
     temperature: float = 1.0
+    ntr_negatives: int = 128
 
     def __post_init__(self) -> None:
         if self.mode not in ("full", "sampled", "in_batch"):
@@ -57,6 +62,8 @@ class LossConfig:
         _check_range("loss.alpha", self.alpha, ">= 0", math.isfinite(self.alpha) and self.alpha >= 0)
         _check_range("loss.temperature", self.temperature, "> 0",
                      math.isfinite(self.temperature) and self.temperature > 0)
+        _check_range("loss.ntr_negatives", self.ntr_negatives, ">= 0 (0: the softmax term's "
+                     "candidates)", self.ntr_negatives >= 0)
 
 
 @dataclass
@@ -96,15 +103,22 @@ class TrainConfig:
     objective: Objective = field(default_factory=Objective)
     loss: LossConfig = field(default_factory=LossConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
-    epochs: int = field(default=30, metadata={"help": "epochs (the most: early stopping may end "
-                                                      "training sooner)"})
+    epochs: int = field(default=100, metadata={"help": "epochs (the most: early stopping "
+                                                       "usually ends training sooner)"})
     batch_size: int = 64  # sequences (windows of model.max_len targets) per step; see OptimConfig
     random_crop: bool = False  # windows end at a random event instead of tiling the history
+    placebo: bool = field(default=False, metadata={
+        "help": "train a placebo control: the training events' feedback codes shuffled across "
+                "events (the control of responsiveness reports; docs/generalization.md)"})
     seed: int = field(default=0, metadata={"help": "seed of every random draw of the run"})
     device: str = field(default="auto", metadata={"help": "auto | cpu | cuda | cuda:N"})
     bf16: bool = False  # bf16 autocast (CUDA or CPU)
     collate_threads: int = 1  # threads of the native collator
     eval_every: int = 1  # epochs between validations (0: never)
+    # validations are at least this many optimizer steps apart (epoch ends in between are
+    # skipped), so that on a small log early stopping is not decided within a few steps;
+    # validations inside the learning-rate warm-up never give the best checkpoint
+    eval_min_steps: int = 100
     eval_k: int = 10
     early_stopping_patience: int = 5  # validations without improvement (0: off)
     checkpoint_every: int = 0  # steps between checkpoints (0: only at epoch ends)
@@ -124,6 +138,7 @@ class TrainConfig:
                 ("seed", ">= 0", self.seed >= 0),
                 ("collate_threads", ">= 1", self.collate_threads >= 1),
                 ("eval_every", ">= 0 (0: never)", self.eval_every >= 0),
+                ("eval_min_steps", ">= 0", self.eval_min_steps >= 0),
                 ("eval_k", "> 0", self.eval_k > 0),
                 ("early_stopping_patience", ">= 0 (0: off)", self.early_stopping_patience >= 0),
                 ("checkpoint_every", ">= 0 (0: at epoch ends only)", self.checkpoint_every >= 0),

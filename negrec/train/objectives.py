@@ -126,6 +126,11 @@ class Objective:
         return {f: TargetRule(term.value, self.weight(f)) if self.weight(f) > 0 else TargetRule(0)
                 for f, term in self.spec.terms.items()}
 
+    @property
+    def trains_ntr(self) -> bool:
+        """Whether some target events get the not-to-recommend term (with a weight > 0)."""
+        return any(rule.label == Term.NTR.value for rule in self.targets().values())
+
     def collate_config(self, max_len: int, *, random_crop: bool = False, left_pad: bool = True
                        ) -> CollateConfig:
         """The collator settings of training batches (inputs and targets)."""

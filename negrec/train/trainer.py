@@ -29,7 +29,7 @@ from negrec.data.batch import Batch
 from negrec.data.collate import Collator
 from negrec.data.feedback import Feedback
 from negrec.data.log import EventLog
-from negrec.data.samplers import make_sampler
+from negrec.data.samplers import UniformSampler, make_sampler
 from negrec.errors import UserError
 from negrec.files import atomic_torch_save
 from negrec.models.base import SequentialRecommender
@@ -132,14 +132,17 @@ class Trainer:
         seed_everything(config.seed)
 
         meta = train_log.item_meta
-        self.model = build_model(config.model, train_log.num_items, item_cluster=meta.cluster,
+        # metadata inputs left automatic are decided here; the checkpoint stores the decision
+        self.model = build_model(config.model.for_items(meta.cluster, meta.creator),
+                                 train_log.num_items, item_cluster=meta.cluster,
                                  item_creator=meta.creator).to(self.device)
         self.sampler = self._sampler()
         # one generator for every random draw of the data pipeline (crops, negatives)
         self.data_gen = torch.Generator().manual_seed(config.seed + 1)
         self.collator = Collator(train_log, self.objective.collate_config(
             config.model.max_len, random_crop=config.random_crop), sampler=self.sampler,
-            threads=config.collate_threads, generator=self.data_gen)
+            ntr_sampler=self._ntr_sampler(), threads=config.collate_threads,
+            generator=self.data_gen)
         self.window_users, self.window_ends = self._windows(0)
         if len(self.window_users) == 0:
             raise UserError("no training rows: every user has fewer than 2 usable events for "
@@ -200,6 +203,14 @@ class Trainer:
             return make_sampler("in_batch", num_items=log.num_items, num_negatives=1,
                                 counts=log.item_counts([Feedback.POSITIVE]))
         return None
+
+    def _ntr_sampler(self):
+        """The not-to-recommend term's own uniform candidates (None: it shares the softmax
+        term's, or the objective has no such term); see :mod:`negrec.train.loss`."""
+        k = self.config.loss.ntr_negatives
+        if k == 0 or not self.objective.trains_ntr:
+            return None
+        return UniformSampler(self.log.num_items, k)
 
     # ---- checkpoints ---------------------------------------------------------------------
     def _train_state(self) -> dict:
@@ -335,7 +346,9 @@ class Trainer:
                 if isinstance(v, (int, float)):
                     self._log_row({"kind": "valid", "step": self.step, "epoch": self.epoch,
                                    "metric": k, "value": v})
-            if self.best_metric is None or value > self.best_metric:
+            if self.step <= self.config.optim.warmup_steps:
+                pass  # the learning rate is still rising: never the model to keep, no patience
+            elif self.best_metric is None or value > self.best_metric:
                 self.best_metric, self.best_epoch, self.bad_validations = value, self.epoch, 0
                 self.save_checkpoint("best.pt")
             else:
@@ -345,6 +358,13 @@ class Trainer:
                 stop[0] = 1
         self.ranks.broadcast(stop)
         return bool(stop.item())
+
+    def _validation_due(self, last_epoch: bool) -> bool:
+        """At least ``eval_min_steps`` steps since the last validation (or the last epoch): with
+        short epochs (a small log) the validations in between are skipped, so early stopping's
+        patience spans a similar number of steps on small and large logs."""
+        since = self.step - (self.history[-1]["step"] if self.history else 0)
+        return last_epoch or since >= self.config.eval_min_steps
 
     def _budget_reached(self) -> bool:
         """max_minutes of training time or max_steps optimizer steps (in total, the sessions
@@ -408,7 +428,8 @@ class Trainer:
                 break
             self.epoch, self.batch_in_epoch = epoch + 1, 0
             stop = False
-            if cfg.eval_every and (epoch + 1) % cfg.eval_every == 0:
+            if cfg.eval_every and (epoch + 1) % cfg.eval_every == 0 and \
+                    self._validation_due(last_epoch=epoch + 1 == cfg.epochs):
                 stop = self._validate()
             self.save_checkpoint()
             if stop:

@@ -26,9 +26,12 @@ def test_responsiveness_cli_on_a_log_without_clusters(tmp_path):
                    "--no-progress", "--set", "model.dim=8", "--set", "model.num_layers=1")
     assert proc.returncode == 0, proc.stderr[-3000:]
     proc = run_cli("responsiveness", "--checkpoint", str(run / "best.pt"), "--clusters", "3",
-                   "--bootstrap", "50", "--out", str(tmp_path / "r"))
+                   "--train-controls", "1", "--bootstrap", "50", "--out", str(tmp_path / "r"))
     assert proc.returncode == 0, proc.stderr[-3000:]
     data = json.loads((tmp_path / "r" / "report.json").read_text())
     entry = data["objectives"]["input_ntr"]
     assert entry["clusters"] == "3 co-occurrence clusters (the data has none)"
     assert entry["num_histories"] == 60 and "closed_loop" not in entry
+    # the placebo control, trained here from the checkpoint's configuration, is in the report
+    assert data["control"]["seeds"] == 1 and "cluster" in entry["vs_control"]
+    assert (tmp_path / "r" / "controls" / "seed0" / "best.pt").exists()

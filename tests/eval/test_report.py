@@ -18,7 +18,7 @@ def test_report_writes_undefined_figures_as_null(tmp_path):
     paths = write_report(report, tmp_path)
     data = json.loads(paths["json"].read_text())
     assert data["objectives"]["input_ntr"]["responsiveness"]["cluster"]["dislike"]["mean"] is None
-    assert "| input_ntr | 0.1000 |" in paths["markdown"].read_text()
+    assert "| input_ntr | 1 | 0.1000 |" in paths["markdown"].read_text()
     assert "n/a" in paths["markdown"].read_text()
     assert_png(paths["responsiveness"])
 

@@ -54,3 +54,27 @@ def test_world_of_rebuilds_the_checkpoint_s_simulator():
     with pytest.raises(ValueError, match="toy.pt: the checkpoint's simulator has 300 items but "
                                          "the model 299"):
         world_of(spec, 299, "toy.pt")
+
+
+def test_an_action_absent_from_training_is_not_measured():
+    # the outside report of issue 18: "skip responsiveness" on a log without skips came from a
+    # skip code the model had never seen in training
+    import dataclasses
+
+    from negrec.experiments.measure import measurable_actions
+
+    sim = Simulator(SIM, seed=0)
+    ck = dataclasses.replace(toy_checkpoint(sim), train_feedback={
+        "positive": 10, "neutral": 3, "skip": 0, "dislike": 4})
+    assert measurable_actions(ck, ("dislike", "skip")) == (
+        ["dislike"], {"skip": "n/a: no skip events in the training data"})
+    sizes = MeasureSizes(histories=10, steps=2, loop_users=5, loop_steps=2, loop_warmup=1,
+                         bootstrap=10)
+    result = measure(ck, sizes, sim)
+    assert set(result.entry["responsiveness"]["cluster"]) == {"dislike"}
+    assert result.entry["not_measured"] == {"skip": "n/a: no skip events in the training data"}
+    # a checkpoint that does not record its training events keeps every action
+    assert measurable_actions(toy_checkpoint(sim), ("dislike", "skip"))[0] == ["dislike", "skip"]
+    none = dataclasses.replace(ck, train_feedback={"positive": 1, "dislike": 0, "skip": 0})
+    with pytest.raises(ValueError, match="none of the actions dislike, skip occurs"):
+        measure(none, sizes, sim)

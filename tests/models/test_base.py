@@ -65,6 +65,12 @@ def test_feedback_switch():
         off = build_model(ModelConfig(kind=kind, dim=16, dropout=0.0, max_len=8, feedback_input=False), V).eval()
         torch.testing.assert_close(off.encode(items, fb, mask), off.encode(items, fb_other, mask))
         on = build_model(ModelConfig(kind=kind, dim=16, dropout=0.0, max_len=8), V).eval()
+        # feedback codes start meaning nothing (zero embeddings, unit gains): an untrained
+        # model is blind to them, so a "response" can only come from training ...
+        torch.testing.assert_close(on.encode(items, fb, mask), on.encode(items, fb_other, mask))
+        # ... and once the codes' parameters have values, they change the states
+        with torch.no_grad():
+            on.embed.feedback.weight[1:].normal_()
         assert not torch.allclose(on.encode(items, fb, mask), on.encode(items, fb_other, mask))
 
 

@@ -31,7 +31,8 @@ def make_config(**kw) -> TrainConfig:
                                   max_len=10),
                 loss=LossConfig(mode="sampled", sampler="popularity", num_negatives=16),
                 optim=OptimConfig(lr=3e-3, warmup_steps=2), epochs=2, batch_size=16,
-                progress=False, tensorboard=False, eval_every=0, log_every=1, device="cpu")
+                progress=False, tensorboard=False, eval_every=0, eval_min_steps=0, log_every=1,
+                device="cpu")
     base.update(kw)
     return TrainConfig(**base)
 
