@@ -171,11 +171,10 @@ def child_load(a: dict) -> dict:
 
 def child_convert(a: dict) -> dict:
     from negrec.data import load_table
-    from negrec.data.store import write_store
 
     t0 = time.perf_counter()
     log = load_table(a["path"])
-    write_store(log, a["store"], overwrite=True)
+    log.save_store(a["store"], overwrite=True)
     return {"seconds": time.perf_counter() - t0, "events": log.num_events,
             "arrays_mb": log_bytes(log) / 2**20}
 
