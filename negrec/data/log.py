@@ -16,14 +16,13 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from negrec.data import store
+from negrec.data.csr import DUPLICATE_EVENTS, build_csr
 from negrec.data.feedback import FEEDBACK_TYPES, Feedback
 from negrec.errors import UserError
+from negrec.files import json_safe
 
-__all__ = ["EventLog", "ItemMeta", "LoadReport"]
-
-#: The LoadReport note counting exact duplicate events (kept, not merged).
-DUPLICATE_EVENTS = "duplicate events (same user, item, time and feedback; all kept)"
-
+__all__ = ["DUPLICATE_EVENTS", "EventLog", "ItemMeta", "LoadReport"]
 
 @dataclass
 class LoadReport:
@@ -116,43 +115,35 @@ class ItemMeta:
                    cluster_names=[])
 
 
-def _note_order_and_duplicates(report: LoadReport, users: np.ndarray, items: np.ndarray,
-                               ts: np.ndarray, fractions: np.ndarray | None, fb: np.ndarray,
-                               perm: np.ndarray, raw_users: np.ndarray) -> None:
-    """Records in ``report`` the events that came out of time order (they are sorted) and the
-    exact duplicates (same user, item, time and feedback; all kept). Times compare as
-    (``ts``, ``fractions``) when the fractions below the integer timestamps are given."""
-    # out of order: an event earlier in time than the user's previous event in the source
-    src = np.lexsort((np.arange(len(users)), users))  # by user, in source order
-    su, st = users[src], ts[src]
-    earlier = st[1:] < st[:-1]
-    if fractions is not None:
-        sf = fractions[src]
-        earlier |= (st[1:] == st[:-1]) & (sf[1:] < sf[:-1])
-    back = (su[1:] == su[:-1]) & earlier
-    if back.any():
-        j = int(np.argmax(back)) + 1
-        report.note("events out of time order in the source (sorted by time, ties in source order)",
-                    f"user {raw_users[su[j]].item()!r} at time {int(st[j])} after {int(st[j - 1])}",
-                    int(back.sum()))
-    # in (user, time) order, duplicates of one event are adjacent unless other events share
-    # their time: sort by every field that defines an event and compare neighbours
-    fields = [fb[perm], items[perm]] + ([] if fractions is None else [fractions[perm]]) + \
-        [ts[perm], users[perm]]
-    key = np.lexsort(fields)
-    ordered = [f[key] for f in fields]
-    dup = np.logical_and.reduce([f[1:] == f[:-1] for f in ordered])
-    if dup.any():
-        j = int(np.argmax(dup)) + 1
-        report.note(DUPLICATE_EVENTS, f"user {raw_users[ordered[-1][j]].item()!r}, time "
-                    f"{int(ordered[-2][j])}", int(dup.sum()))
-
-
 def _raw_array(values: Iterable) -> np.ndarray:
     arr = np.asarray(values)
     if arr.dtype.kind in "iu":
         return arr.astype(np.int64)
     return arr.astype(str)
+
+
+@dataclass(frozen=True)
+class _StoredChecks:
+    """What an event store recorded when it was written, valid for exactly the arrays it was
+    opened with: the ranges of item ids and feedback codes (the store's arrays were validated
+    then) and the statistics of :meth:`EventLog.stats`."""
+
+    arrays: tuple  # (offsets, items, feedback) as opened
+    num_items: int
+    items: tuple[int, int]
+    feedback: tuple[int, int]
+    stats: dict
+
+    @classmethod
+    def of(cls, log: "EventLog", manifest: dict) -> "_StoredChecks":
+        checked = manifest["checked"]
+        return cls((log.offsets, log.items, log.feedback), log.item_meta.num_items,
+                   tuple(checked["items"]), tuple(checked["feedback"]), manifest["stats"])
+
+    def covers(self, log: "EventLog") -> bool:
+        offsets, items, feedback = self.arrays
+        return (log.offsets is offsets and log.items is items and log.feedback is feedback
+                and log.item_meta.num_items == self.num_items)
 
 
 @dataclass
@@ -178,15 +169,22 @@ class EventLog:
     strength: np.ndarray | None = None
     source: str = ""
     report: LoadReport | None = None
+    #: what an event store recorded about these very arrays when it was written (set by
+    #: :meth:`open`; a log made from other arrays, e.g. by ``dataclasses.replace``, has none)
+    _stored: "_StoredChecks | None" = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        self._normalise_arrays()
+        self.validate()
+
+    def _normalise_arrays(self) -> None:
+        """The arrays as C-contiguous int64 / int8 / float32 (no copy when they are)."""
         self.offsets = np.ascontiguousarray(self.offsets, dtype=np.int64)
         self.items = np.ascontiguousarray(self.items, dtype=np.int64)
         self.timestamps = np.ascontiguousarray(self.timestamps, dtype=np.int64)
         self.feedback = np.ascontiguousarray(self.feedback, dtype=np.int8)
         if self.strength is not None:
             self.strength = np.ascontiguousarray(self.strength, dtype=np.float32)
-        self.validate()
 
     # ---- construction -------------------------------------------------------------------
     @classmethod
@@ -251,29 +249,24 @@ class EventLog:
             dense_items = order[pos] if n else np.zeros(0, np.int64)
 
         uniq_users, dense_users = np.unique(users, return_inverse=True)
-        # primary key user, then time (then its fraction), then input position (stable ties)
-        keys = (np.arange(n), ts, dense_users) if frac is None else \
-            (np.arange(n), frac, ts, dense_users)
-        perm = np.lexsort(keys)
-        if report is not None and n > 1:
-            _note_order_and_duplicates(report, dense_users, np.asarray(dense_items), ts, frac, fb,
-                                       perm, uniq_users)
-        counts = np.bincount(dense_users, minlength=len(uniq_users))
-        offsets = np.zeros(len(uniq_users) + 1, dtype=np.int64)
-        np.cumsum(counts, out=offsets[1:])
-        return cls(offsets=offsets, items=np.asarray(dense_items)[perm], timestamps=ts[perm],
-                   feedback=fb[perm], strength=None if st is None else st[perm],
-                   user_ids=uniq_users, item_meta=item_meta, source=source, report=report)
+        csr = build_csr(dense_users, len(uniq_users), np.asarray(dense_items), ts, fb,
+                        strength=st, fractions=frac, report=report, user_ids=uniq_users)
+        return cls(offsets=csr.offsets, items=csr.items, timestamps=csr.timestamps,
+                   feedback=csr.feedback, strength=csr.strength, user_ids=uniq_users,
+                   item_meta=item_meta, source=source, report=report)
 
     # ---- invariants ---------------------------------------------------------------------
     def validate(self) -> None:
-        """Checks the CSR invariants; raises ValueError naming what is wrong."""
+        """Checks the CSR invariants; raises ValueError naming what is wrong. The arrays of an
+        event store opened as they were written are not read again: their ranges were checked
+        when the store was written (:meth:`open`)."""
         u = len(self.offsets) - 1
         e = len(self.items)
         if u < 0 or self.offsets[0] != 0 or self.offsets[-1] != e:
             raise ValueError(f"EventLog: offsets must start at 0 and end at the event count {e}; "
                              f"got {self.offsets[:1].tolist()}..{self.offsets[-1:].tolist()}")
-        if np.any(np.diff(self.offsets) < 0):
+        stored = self._stored if self._stored is not None and self._stored.covers(self) else None
+        if stored is None and np.any(np.diff(self.offsets) < 0):
             i = int(np.argmax(np.diff(self.offsets) < 0))
             raise ValueError(f"EventLog: offsets must be non-decreasing; offsets[{i + 1}] = "
                              f"{self.offsets[i + 1]} < offsets[{i}] = {self.offsets[i]}")
@@ -285,10 +278,12 @@ class EventLog:
         if self.strength is not None and len(self.strength) != e:
             raise ValueError(f"EventLog: strength has {len(self.strength)} entries for {e} events")
         v = self.item_meta.num_items
-        if e and (self.items.min() < 0 or self.items.max() >= v):
-            raise ValueError(f"EventLog: item ids must be in [0, {v}); got range "
-                             f"[{self.items.min()}, {self.items.max()}]")
-        if e and (self.feedback.min() < Feedback.POSITIVE or self.feedback.max() > Feedback.DISLIKE):
+        lo, hi = stored.items if stored else (self.items.min(), self.items.max()) if e else (0, 0)
+        if e and (lo < 0 or hi >= v):
+            raise ValueError(f"EventLog: item ids must be in [0, {v}); got range [{lo}, {hi}]")
+        lo, hi = stored.feedback if stored else (self.feedback.min(), self.feedback.max()) if e \
+            else (1, 1)
+        if e and (lo < Feedback.POSITIVE or hi > Feedback.DISLIKE):
             raise ValueError("EventLog: feedback codes must be 1..4 (positive..dislike)")
 
     # ---- access -------------------------------------------------------------------------
@@ -328,15 +323,29 @@ class EventLog:
         return np.bincount(items, minlength=self.num_items)
 
     def stats(self) -> dict[str, Any]:
-        """Users, items, events, events per feedback type and sequence-length percentiles."""
+        """Users, items, events, events per feedback type and sequence-length percentiles (of
+        an event store opened as written: as recorded when it was written)."""
+        if self._stored is not None and self._stored.covers(self):
+            out = {"source": self.source, **self._stored.stats}
+        else:
+            out = {"source": self.source, **self._array_stats()}
+        if self.report is not None:
+            out["load_report"] = {"rows_read": self.report.rows_read,
+                                  "rows_kept": self.report.rows_kept,
+                                  "dropped": self.report.dropped,
+                                  "repaired": self.report.repaired,
+                                  "notes": self.report.notes}
+        return out
+
+    def _array_stats(self) -> dict[str, Any]:
+        """The statistics computed from the arrays (everything but source and report)."""
         lengths = self.lengths()
         pct = {}
         if len(lengths):
             for p in (0, 5, 25, 50, 75, 95, 100):
                 pct[f"p{p}"] = float(np.percentile(lengths, p))
         meta = self.item_meta
-        out: dict[str, Any] = {
-            "source": self.source,
+        return {
             "users": self.num_users,
             "items": self.num_items,
             "events": self.num_events,
@@ -347,13 +356,6 @@ class EventLog:
             "items_without_cluster": int((meta.cluster < 0).sum()),
             "creators": len(meta.creator_names) if meta.creator_names is not None else 0,
         }
-        if self.report is not None:
-            out["load_report"] = {"rows_read": self.report.rows_read,
-                                  "rows_kept": self.report.rows_kept,
-                                  "dropped": self.report.dropped,
-                                  "repaired": self.report.repaired,
-                                  "notes": self.report.notes}
-        return out
 
     # ---- selection ----------------------------------------------------------------------
     def select_events(self, keep: np.ndarray, source: str | None = None) -> "EventLog":
@@ -389,6 +391,72 @@ class EventLog:
                         source=self.source, report=self.report)
 
     # ---- persistence --------------------------------------------------------------------
+    def save_store(self, out: str | Path, *, overwrite: bool = False) -> Path:
+        """Writes the log as an event store in the folder ``out`` (:mod:`negrec.data.store`):
+        its arrays as ``.npy`` files, a manifest with the source, report, item metadata, the
+        checked ranges and statistics, and hashes. Open it with :meth:`open`."""
+        self.validate()
+        meta = self.item_meta
+        arrays = {"offsets": self.offsets, "items": self.items, "timestamps": self.timestamps,
+                  "feedback": self.feedback, "user_ids": self.user_ids,
+                  "item_raw_ids": _raw_array(meta.raw_ids), "item_cluster": meta.cluster}
+        if self.strength is not None:
+            arrays["strength"] = self.strength
+        if meta.creator is not None:
+            arrays["item_creator"] = meta.creator
+        e = self.num_events
+        info = {
+            "source": self.source,
+            "report": None if self.report is None else self.report.to_dict(),
+            "item_meta": {"cluster_names": list(meta.cluster_names),
+                          "creator_names": None if meta.creator_names is None else list(meta.creator_names),
+                          "titles": None if meta.titles is None else list(meta.titles)},
+            "checked": {"items": [int(self.items.min()), int(self.items.max())] if e else [0, 0],
+                        "feedback": [int(self.feedback.min()), int(self.feedback.max())] if e
+                        else [1, 1]},
+            "stats": json_safe(self._array_stats()),
+        }
+        return store.write_store(out, arrays, info, overwrite=overwrite)
+
+    @classmethod
+    def open(cls, path: str | Path, *, verify: bool = False) -> "EventLog":
+        """The log of the event store ``path`` (written by :meth:`save_store` /
+        ``negrec data convert``), its arrays memory-mapped read-only: opening reads the
+        manifest and the arrays' headers, not the events (time and memory do not grow with
+        them; processes that open one store share its pages). The manifest and the files'
+        sizes, dtypes and shapes are checked against each other; ``verify`` also hashes every
+        byte (:func:`negrec.data.store.verify`) and checks every invariant on the events.
+
+        The arrays are read-only: operations that change a log (selections, splits) make new
+        arrays."""
+        path = Path(path)
+        if verify:
+            store.verify(path)
+        arrays, manifest = store.read_store(path)
+        names = manifest["item_meta"]
+        meta = ItemMeta(raw_ids=arrays["item_raw_ids"], cluster=arrays["item_cluster"],
+                        cluster_names=names["cluster_names"], creator=arrays.get("item_creator"),
+                        creator_names=names["creator_names"], titles=names["titles"])
+        report = LoadReport(**manifest["report"]) if manifest["report"] else None
+        log = object.__new__(cls)  # the dataclass's __init__, with the store's checks first
+        for name, value in (("offsets", arrays["offsets"]), ("items", arrays["items"]),
+                            ("timestamps", arrays["timestamps"]), ("feedback", arrays["feedback"]),
+                            ("user_ids", arrays["user_ids"]), ("item_meta", meta),
+                            ("strength", arrays.get("strength")), ("source", manifest["source"]),
+                            ("report", report)):
+            setattr(log, name, value)
+        log._stored = None
+        log._normalise_arrays()
+        if not verify:
+            log._stored = _StoredChecks.of(log, manifest)
+        try:
+            log.validate()
+        except ValueError as exc:
+            raise store.StoreError(f"{path}: {exc}") from None
+        if verify:
+            log._stored = _StoredChecks.of(log, manifest)
+        return log
+
     def save(self, path: str | Path) -> Path:
         """Saves to a compressed-free .npz (fast to write and to load)."""
         path = Path(path)

@@ -206,3 +206,67 @@ def test_data_paths_are_made_absolute(tmp_path, monkeypatch):
     again = TrainConfig.from_dict(saved).data
     assert again.path == str(ev) and load_data(again).num_events == 2
     assert DataSpec(source="simulated").path is None
+
+
+# ---- event stores: convert, then every command reads --data store ----------------------------------
+
+TINY_TRAIN = ["--epochs", "1", "--no-progress", "--set", "max_steps=2", "--set", "model.dim=8",
+              "--set", "model.num_layers=1", "--set", "model.max_len=10",
+              "--set", "tensorboard=false", "--set", "batch_size=16"]
+
+
+def test_convert_then_stats_verify_and_train_on_the_store(tmp_path, capsys):
+    ev = tmp_path / "e.csv"
+    _events_with_a_duplicate(ev)
+    csv_args = ("--source", "csv", "--path", str(ev), "--feedback-col", "feedback")
+    status, out, err = cli(capsys, "data", "convert", *csv_args, "--out", str(tmp_path / "st"))
+    assert status == 0, err
+    summary = json.loads(out)
+    assert (summary["users"], summary["items"], summary["events"]) == (30, 20, 241)
+    assert summary["content_hash"].startswith("sha256:") and summary["bytes"] > 0
+    assert (tmp_path / "st" / "manifest.json").exists() and (tmp_path / "st" / "items.npy").exists()
+    status, csv_stats, _ = cli(capsys, "data", "stats", *csv_args)
+    status, store_stats, err = cli(capsys, "data", "stats", "--data", "store", "--path",
+                                   str(tmp_path / "st"))
+    assert status == 0, err
+    assert json.loads(store_stats) == json.loads(csv_stats)
+    assert f"noted 1: {DUPLICATES}" in err  # the report recorded at conversion
+    status, out, err = cli(capsys, "data", "verify", str(tmp_path / "st"))
+    assert status == 0 and json.loads(out)["verified"] is True, err
+    status, _, err = cli(capsys, "train", "--data", "store", "--path", str(tmp_path / "st"),
+                         "--out", str(tmp_path / "run"), *TINY_TRAIN)
+    assert status == 0, err
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert 0 <= metrics["test"]["ndcg@10"] <= 1
+    import yaml
+
+    data = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())["data"]
+    assert data["source"] == "store" and data["path"] == str(tmp_path / "st")
+
+
+def test_store_errors_are_one_line_naming_the_file(tmp_path, capsys):
+    ev = tmp_path / "e.csv"
+    _events_with_a_duplicate(ev)
+    convert = ("data", "convert", "--source", "csv", "--path", str(ev), "--feedback-col", "feedback",
+               "--out", str(tmp_path / "st"))
+    assert cli(capsys, *convert)[0] == 0
+    status, _, err = cli(capsys, *convert)
+    assert status == 2 and err.count("\n") == 1
+    assert f"--out {tmp_path / 'st'}: already exists; pass --overwrite to replace it" in err
+    assert cli(capsys, *convert, "--overwrite")[0] == 0
+    items = tmp_path / "st" / "items.npy"
+    raw = bytearray(items.read_bytes())
+    raw[-1] ^= 1
+    items.write_bytes(bytes(raw))
+    status, _, err = cli(capsys, "data", "verify", str(tmp_path / "st"))
+    assert status == 2 and err.count("\n") == 1
+    assert f"{items}: content differs from the manifest's SHA-256" in err
+    items.write_bytes(bytes(raw[:-8]))
+    status, _, err = cli(capsys, "data", "stats", "--data", "store", "--path", str(tmp_path / "st"))
+    assert status == 2 and err.count("\n") == 1 and f"{items}: " in err and "truncated" in err
+    (tmp_path / "plain").mkdir()
+    status, _, err = cli(capsys, "train", "--data", "store", "--path", str(tmp_path / "plain"),
+                         "--out", str(tmp_path / "run"), *TINY_TRAIN)
+    assert status == 2 and err.count("\n") == 1 and "not an event store (no manifest.json" in err
+    status, _, err = cli(capsys, "data", "verify", str(tmp_path / "nothing"))
+    assert status == 2 and "nothing: no such event store" in err

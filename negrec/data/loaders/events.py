@@ -1,62 +1,202 @@
-"""The events a load keeps, and the load report's rules shared by every loader."""
+"""The events a load keeps, block by block, and the load report's rules shared by every loader.
+
+:class:`EventColumns` collects the kept rows of each block as arrays (ids as codes into the
+block's distinct ids) and builds the :class:`~negrec.data.log.EventLog` at the end, as
+``EventLog.from_events`` would from the same events in source order (:func:`~negrec.data.csr.
+build_csr`): users numbered in the sorted order of their raw ids, ids int64 when every kept id
+is a canonical integer (else strings), events sorted by time within a user.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
+from negrec.data.csr import build_csr
+from negrec.data.loaders.columns import Column, Times, _edge_bytes, read_table_ids
 from negrec.data.loaders.errors import DataFormatError
-from negrec.data.loaders.parse import Time
 from negrec.data.log import EventLog, ItemMeta, LoadReport
 
-__all__ = ["EventRows", "merge_meta_report", "require_events"]
+__all__ = ["EventColumns", "IdColumn", "catalogue_positions", "merge_meta_report",
+           "require_events"]
+
+ROUNDED_TIMES = ("timestamps with a fraction, floored to whole units (events within one unit "
+                 "keep the order of their exact times)")
 
 
-class EventRows:
-    """The kept events of one load, in source order, as EventLog.from_events takes them."""
+class IdColumn:
+    """The ids of the kept events, block by block.
 
-    def __init__(self) -> None:
-        self.users: list = []
-        self.items: list = []
-        self.times: list[int] = []
-        self.fractions: list[float] = []
-        self.feedback: list[int] = []
-        self.strength: list[float] = []
+    Text ids (generic tables): each block's distinct texts and a code per kept event; the ids
+    are int64 when every kept text is a canonical integer, else the texts. Integer ids
+    (MovieLens, KuaiRand: already read as canonical integers): each block's distinct values.
+    """
+
+    def __init__(self, *, text: bool):
+        self.text = text
+        self._distinct: list = []  # per block: pa string array, or int64 ndarray
+        self._codes: list[np.ndarray] = []
+
+    def add(self, distinct, codes: np.ndarray) -> None:
+        """``codes`` [k] (into ``distinct``) of the kept events of a block; only the distinct
+        ids the events use are kept."""
+        present = np.bincount(codes, minlength=len(distinct)) > 0
+        used = np.flatnonzero(present)
+        renumber = np.cumsum(present, dtype=np.int64) - 1
+        self._distinct.append(distinct.take(pa.array(used)) if self.text else distinct[used])
+        self._codes.append(renumber[codes].astype(np.int32))
+
+    def add_column(self, col: Column, rows: np.ndarray) -> None:
+        self.add(col.texts, col.codes[rows] if col.codes is not None else rows)
+
+    def resolve(self) -> tuple[np.ndarray, np.ndarray]:
+        """(ids [K] sorted: int64 or str, codes [E] int64 into them) of every kept event."""
+        if self.text:
+            texts = pa.concat_arrays(self._distinct) if self._distinct else pa.array([], pa.string())
+            # a numpy string array is as wide as its longest text, trailing NULs included
+            width = max(1, pc.max(pc.utf8_length(texts)).as_py() or 0)
+            encoded = _numpy_text(texts).dictionary_encode()
+            remap = encoded.indices.to_numpy(zero_copy_only=False)
+            uniq = encoded.dictionary
+            ints = read_table_ids(uniq)
+            if ints is None:
+                order = pc.sort_indices(uniq).to_numpy()
+                ids = np.array(uniq.take(pa.array(order)).to_pylist(), dtype=f"<U{width}")
+            else:
+                order = np.argsort(ints, kind="stable")
+                ids = ints[order]
+        else:
+            values = np.concatenate(self._distinct) if self._distinct else np.zeros(0, np.int64)
+            ids, remap = np.unique(values, return_inverse=True)
+            order = np.arange(len(ids))
+        rank = np.empty(len(order), np.int64)
+        rank[order] = np.arange(len(order))
+        global_of = (rank[remap] if self.text else remap).astype(
+            np.int32 if len(order) < 2**31 else np.int64)
+        codes, start = [], 0
+        for distinct, block_codes in zip(self._distinct, self._codes):
+            k = len(distinct)
+            codes.append(global_of[start:start + k][block_codes])
+            start += k
+        self._distinct, self._codes = [], []
+        dtype = np.int32 if len(ids) < 2**31 else np.int64
+        return ids, (np.concatenate(codes).astype(dtype, copy=False) if codes else
+                     np.zeros(0, dtype))
+
+
+def _numpy_text(texts: pa.Array) -> pa.Array:
+    """Texts as a numpy string array holds them: trailing NUL characters dropped (so that ids
+    compare as they did when they were numpy strings)."""
+    _, last, _ = _edge_bytes(texts)
+    if not (last == 0).any():
+        return texts
+    return pa.array([t.rstrip("\x00") for t in texts.to_pylist()], pa.string())
+
+
+def catalogue_positions(catalogue: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """The position of each of ``ids`` in ``catalogue`` (raw ids; compared as text when one
+    side is int64 and the other text); every id must be there."""
+    if catalogue.dtype.kind != ids.dtype.kind:
+        catalogue, ids = catalogue.astype(str), ids.astype(str)
+    order = np.argsort(catalogue, kind="stable")
+    pos = np.minimum(np.searchsorted(catalogue[order], ids), max(len(catalogue) - 1, 0))
+    if len(ids) and not np.all(catalogue[order][pos] == ids):
+        missing = ids[catalogue[order][pos] != ids]
+        raise ValueError(f"EventLog.from_events: {len(missing)} events refer to items missing "
+                         f"from the item metadata (e.g. item {missing[0]!r})")
+    return order[pos]
+
+
+class EventColumns:
+    """The kept events of one load, in source order: ids (:class:`IdColumn`), times, and
+    feedback codes / strengths when the loader has them per event."""
+
+    def __init__(self, *, text_ids: bool):
+        self.users = IdColumn(text=text_ids)
+        self.items = IdColumn(text=text_ids)
+        self._whole: list[np.ndarray] = []
+        self._fraction: list[np.ndarray] = []
+        self._feedback: list[np.ndarray] = []
+        self._strength: list[np.ndarray] = []
+        self.count = 0
         self.rounded_times = 0
         self.rounded_example = ""
 
     def __len__(self) -> int:
-        return len(self.users)
+        return self.count
 
-    def add(self, user, item, time: Time, feedback: int | None = None,
-            strength: float | None = None) -> None:
-        self.users.append(user)
-        self.items.append(item)
-        self.times.append(time.whole)
-        self.fractions.append(time.fraction)
-        if time.rounded:
-            self.rounded_times += 1
-            self.rounded_example = self.rounded_example or f"{time.text!r} -> {time.whole}"
-        if feedback is not None:
-            self.feedback.append(feedback)
-        if strength is not None:
-            self.strength.append(strength)
+    def add_times(self, col: Column, times: Times, rows: np.ndarray) -> None:
+        """The times of the kept ``rows`` (``times`` per text of ``col``)."""
+        at = col.text_index(rows)
+        self._whole.append(times.whole[at])
+        self._fraction.append(times.fraction[at])
+        rounded = times.rounded[at]
+        n = int(rounded.sum())
+        if n:
+            if not self.rounded_times:
+                i = int(at[np.argmax(rounded)])
+                self.rounded_example = f"{col.text(i).strip()!r} -> {int(times.whole[i])}"
+            self.rounded_times += n
+        self.count += len(rows)
 
-    def to_log(self, *, report: LoadReport, source: str, users=None, items=None, feedback=None,
-               strength=None, item_meta: ItemMeta | None = None) -> EventLog:
-        """The log of these events (``users`` / ``items`` / ``feedback`` / ``strength`` replace
-        the collected lists, e.g. ids converted by :func:`raw_ids`)."""
+    def add_feedback(self, codes: np.ndarray) -> None:
+        self._feedback.append(np.asarray(codes, np.int8))
+
+    def add_strength(self, values: np.ndarray) -> None:
+        self._strength.append(np.asarray(values, np.float64))
+
+    def strength(self) -> np.ndarray:
+        """[E] float64 strengths of the kept events (as the source gave them)."""
+        return _concat(self._strength, np.float64)
+
+    def to_log(self, *, report: LoadReport, source: str, feedback: np.ndarray | None = None,
+               strength: np.ndarray | None = None, item_meta: ItemMeta | None = None,
+               users=None, items=None) -> EventLog:
+        """The log of these events. ``feedback`` / ``strength`` replace the collected ones;
+        ``users`` / ``items``: (ids, codes) already resolved; ``item_meta``: the catalogue
+        (without it, the items in sorted order of their ids)."""
         if self.rounded_times:
-            report.note("timestamps with a fraction, floored to whole units (events within one "
-                        "unit keep the order of their exact times)", self.rounded_example,
-                        self.rounded_times)
-        fractions = np.asarray(self.fractions) if self.rounded_times else None
-        return EventLog.from_events(
-            self.users if users is None else users, self.items if items is None else items,
-            self.times, self.feedback if feedback is None else feedback,
-            strength=(self.strength or None) if strength is None else strength,
-            item_meta=item_meta, source=source, report=report, time_fractions=fractions)
+            report.note(ROUNDED_TIMES, self.rounded_example, self.rounded_times)
+        user_ids, user_codes = users if users is not None else self.users.resolve()
+        item_ids, item_codes = items if items is not None else self.items.resolve()
+        if item_meta is None:
+            item_meta = ItemMeta.anonymous(item_ids)
+            dense_items = item_codes
+        else:
+            dense_items = catalogue_positions(_raw(item_meta.raw_ids), item_ids)[item_codes]
+        timestamps = _concat(self._whole, np.int64)
+        self._whole = []
+        fractions = _concat(self._fraction, np.float64) if self.rounded_times else None
+        self._fraction = []
+        feedback = _concat(self._feedback, np.int8) if feedback is None else feedback
+        if strength is None and self._strength:
+            strength = self.strength()
+        _check_feedback(feedback)
+        csr = build_csr(user_codes, len(user_ids), dense_items, timestamps, feedback,
+                        strength=strength, fractions=fractions, report=report, user_ids=user_ids)
+        return EventLog(offsets=csr.offsets, items=csr.items, timestamps=csr.timestamps,
+                        feedback=csr.feedback, strength=csr.strength, user_ids=user_ids,
+                        item_meta=item_meta, source=source, report=report)
+
+
+def _raw(values: np.ndarray) -> np.ndarray:
+    """Raw ids as ``EventLog.from_events`` compares them: int64, or str."""
+    arr = np.asarray(values)
+    return arr.astype(np.int64) if arr.dtype.kind in "iu" else arr.astype(str)
+
+
+def _check_feedback(feedback: np.ndarray) -> None:
+    if len(feedback) and (feedback.min() < 1 or feedback.max() > 4):
+        bad = feedback[(feedback < 1) | (feedback > 4)][0]
+        raise ValueError(f"EventLog.from_events: feedback codes must be 1..4 "
+                         f"(positive..dislike); got {bad}")
+
+
+def _concat(parts: list[np.ndarray], dtype) -> np.ndarray:
+    return np.concatenate(parts).astype(dtype, copy=False) if parts else np.zeros(0, dtype)
 
 
 def merge_meta_report(report: LoadReport, meta_report: LoadReport, path: Path) -> None:

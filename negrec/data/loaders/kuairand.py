@@ -8,11 +8,12 @@ from pathlib import Path
 import numpy as np
 
 from negrec.data.feedback import Feedback
-from negrec.data.loaders.errors import BadRows
-from negrec.data.loaders.events import EventRows, merge_meta_report, require_events
-from negrec.data.loaders.parse import TimeColumn, parse_float, parse_id
+from negrec.data.loaders.columns import Failures, read_floats, read_ids, read_times, strip_texts
+from negrec.data.loaders.errors import BadRows, DataFormatError
+from negrec.data.loaders.events import EventColumns, merge_meta_report, require_events
+from negrec.data.loaders.rows import RowChecks, TimeKinds
 from negrec.data.loaders.sources import data_source
-from negrec.data.loaders.text import Rows
+from negrec.data.loaders.text import TextFile
 from negrec.data.log import EventLog, ItemMeta, LoadReport
 
 __all__ = ["KuaiRandMapping", "load_kuairand"]
@@ -37,8 +38,18 @@ class KuaiRandMapping:
             return Feedback.SKIP
         return Feedback.NEUTRAL
 
+    def feedback_codes(self, is_like: np.ndarray, is_hate: np.ndarray, long_view: np.ndarray,
+                       play_time_ms: np.ndarray, duration_ms: np.ndarray) -> np.ndarray:
+        """[N] int8 codes of N exposures (float64 arrays), as :meth:`feedback` gives them."""
+        skip = play_time_ms < np.maximum(self.skip_fraction * duration_ms, self.skip_max_ms)
+        out = np.where(skip, int(Feedback.SKIP), int(Feedback.NEUTRAL)).astype(np.int8)
+        out[(is_like != 0) | (long_view != 0)] = Feedback.POSITIVE
+        out[is_hate != 0] = Feedback.DISLIKE
+        return out
+
 
 _KUAIRAND_NUMBERS = ("is_like", "is_hate", "long_view", "play_time_ms", "duration_ms")
+_EVENT_FIELDS = ("user_id", "video_id", "time_ms") + _KUAIRAND_NUMBERS
 
 
 def load_kuairand(
@@ -56,85 +67,141 @@ def load_kuairand(
     if not files or not all(f.exists() for f in files):
         raise FileNotFoundError(f"{path}: no KuaiRand log_standard_*.csv files found")
     report = LoadReport(source="kuairand")
-    events = EventRows()
-    times = TimeColumn(datetimes=False)
+    events = EventColumns(text_ids=False)
+    kinds = TimeKinds("time_ms")
     for file in files:
-        rows = Rows(file, delimiter=",", encoding="utf-8", header=True, on_bad_rows=on_bad_rows,
-                     report=report, min_fields=1)
-        cols = None
-        for line_no, f in rows:
-            if cols is None:
-                cols = {c: rows.column(c) for c in ("user_id", "video_id", "time_ms") + _KUAIRAND_NUMBERS}
-                width = max(cols.values()) + 1
-            if len(f) < width:
-                rows.bad(line_no, "too few fields", f"expected {width}, got {len(f)}")
-                continue
-            # one bad field drops (and counts) the row once: stop at the first
-            user = parse_id(rows.bad, line_no, f[cols["user_id"]], "user_id")
-            if user is None:
-                continue
-            video = parse_id(rows.bad, line_no, f[cols["video_id"]], "video_id")
-            if video is None:
-                continue
-            time = times.parse(rows.bad, line_no, f[cols["time_ms"]], "time_ms")
-            if time is None:
-                continue
+        text = TextFile(file, delimiter=",", encoding="utf-8", header=True,
+                        on_bad_rows=on_bad_rows, report=report, min_fields=1)
+        for block, cols, too_few in _blocks(text, _EVENT_FIELDS, {"time_ms": "int",
+                                                                  "play_time_ms": "int",
+                                                                  "duration_ms": "int"}):
+            report.rows_read += block.rows_read
+            checks = RowChecks(block.n)
+            checks.check(too_few)
+            users, fail = read_ids(cols["user_id"], "user_id")
+            checks.check(fail, cols["user_id"])
+            videos, fail = read_ids(cols["video_id"], "video_id")
+            checks.check(fail, cols["video_id"])
+            times, fail = read_times(cols["time_ms"], "time_ms", datetimes=False)
+            checks.check(fail, cols["time_ms"])
+            kinds.check(checks, cols["time_ms"], times, block.lines, strip=False)
             numbers = {}
-            for c in _KUAIRAND_NUMBERS:
-                numbers[c] = parse_float(rows.bad, line_no, f[cols[c]], c)
-                if numbers[c] is None:
-                    break
-            if any(v is None for v in numbers.values()):
-                continue
-            events.add(user, video, time, int(mapping.feedback(**numbers)),
-                       numbers["play_time_ms"] / 1000.0)
+            for c in _KUAIRAND_NUMBERS:  # one bad field drops (and counts) the row once
+                values, fail = read_floats(cols[c], c)
+                checks.check(fail, cols[c])
+                numbers[c] = values
+            checks.apply(text.bad, block.lines, block.reader_bad)
+            kept = checks.kept()
+            per_row = {c: cols[c].per_row(v)[kept] for c, v in numbers.items()}
+            events.users.add(users, cols["user_id"].text_index(kept))
+            events.items.add(videos, cols["video_id"].text_index(kept))
+            events.add_times(cols["time_ms"], times, kept)
+            events.add_feedback(mapping.feedback_codes(**per_row))
+            events.add_strength(per_row["play_time_ms"] / 1000.0)
+            if block.error_after is not None:
+                raise block.error_after
     report.rows_kept = len(events)
     require_events(path, report)
+    items = events.items.resolve()
     feature_files = sorted(path.glob("video_features_basic*.csv")) if path.is_dir() else []
-    meta = _kuairand_meta(feature_files, np.unique(np.asarray(events.items, dtype=np.int64)),
-                          on_bad_rows, report)
-    return events.to_log(report=report, source="kuairand", item_meta=meta)
+    meta = _kuairand_meta(feature_files, items[0], on_bad_rows, report)
+    return events.to_log(report=report, source="kuairand", item_meta=meta, items=items)
+
+
+def _blocks(text: TextFile, names: tuple[str, ...], kinds: dict[str, str]):
+    """(block, {name: column}, too few fields) of a KuaiRand file, fields by the header."""
+    text.start()
+    try:
+        idx = {c: text.column(c) for c in names}
+    except DataFormatError:
+        if text.report_until_good_row():
+            raise
+        return
+    width = max(idx.values()) + 1
+    for block in text.blocks({j: kinds.get(c, "dict") for c, j in idx.items()}):
+        too_few = Failures.where(block.nfields < width, "too few fields",
+                                 lambda r, nf=block.nfields: f"expected {width}, got {nf[r]}")
+        yield block, {c: block.columns[j] for c, j in idx.items()}, too_few
 
 
 def _kuairand_meta(files: list[Path], item_ids: np.ndarray, on_bad_rows: BadRows,
                    report: LoadReport) -> ItemMeta:
+    """Category (first tag) and creator of each item from the video features; a video listed
+    twice keeps its last row. ``item_ids`` [V] sorted int64."""
     if not files:
         return ItemMeta.anonymous(item_ids)
-    tag_of: dict[int, str] = {}
-    author_of: dict[int, str] = {}
+    seen = np.zeros(0, np.int64)  # videos of the files read so far
+    vids, tags, authors = [], [], []
     for file in files:
         meta_report = LoadReport(source=str(file))
-        rows = Rows(file, delimiter=",", encoding="utf-8", header=True, on_bad_rows=on_bad_rows,
-                     report=meta_report, min_fields=1)
-        cols = None
-        for line_no, f in rows:
-            if cols is None:
-                cols = {c: rows.column(c) for c in ("video_id", "author_id", "tag")}
-            if len(f) <= max(cols["video_id"], cols["author_id"]):
-                rows.bad(line_no, "too few fields",
-                         f"expected {max(cols['video_id'], cols['author_id']) + 1}, got {len(f)}")
-                continue
-            vid = parse_id(rows.bad, line_no, f[cols["video_id"]], "video_id")
-            if vid is None:
-                continue
-            tags = [t for t in f[cols["tag"]].split(",") if t.strip()] if cols["tag"] < len(f) else []
-            if vid in tag_of:
-                meta_report.repair("duplicate video rows in the features (last kept)", f"video {vid}")
-            tag_of[vid] = tags[0].strip() if tags else ""
-            author_of[vid] = f[cols["author_id"]].strip()  # a raw string: "07" and "7" stay two
+        text = TextFile(file, delimiter=",", encoding="utf-8", header=True,
+                        on_bad_rows=on_bad_rows, report=meta_report, min_fields=1)
+        file_vids = []
+        text.start()
+        try:
+            idx = {c: text.column(c) for c in ("video_id", "author_id", "tag")}
+        except DataFormatError:
+            if text.report_until_good_row():
+                raise
+            idx = None
+        blocks = text.blocks({j: "dict" for j in idx.values()}) if idx else ()
+        for block in blocks:
+            meta_report.rows_read += block.rows_read
+            need = max(idx["video_id"], idx["author_id"])
+            checks = RowChecks(block.n)
+            checks.fail_rows(block.nfields <= need, "too few fields",
+                             lambda r, nf=block.nfields: f"expected {need + 1}, got {nf[r]}")
+            vid_col = block.columns[idx["video_id"]]
+            values, fail = read_ids(vid_col, "video_id")
+            checks.check(fail, vid_col)
+            checks.apply(text.bad, block.lines, block.reader_bad)
+            kept = checks.kept()
+            file_vids.append(vid_col.per_row(values)[kept])
+            tag_col = block.columns[idx["tag"]]
+            first_tag = []
+            for t in tag_col.texts.to_pylist():
+                listed = [x for x in t.split(",") if x.strip()]
+                first_tag.append(listed[0].strip() if listed else "")
+            has_tag = block.nfields[kept] > idx["tag"]
+            tags += [first_tag[k] if h else "" for k, h in zip(tag_col.text_index(kept), has_tag)]
+            author_col = strip_texts(block.columns[idx["author_id"]])
+            authors += author_col.texts_at(author_col.text_index(kept))
+            if block.error_after is not None:
+                raise block.error_after
+        file_vids = np.concatenate(file_vids) if file_vids else np.zeros(0, np.int64)
+        earlier = np.isin(file_vids, seen)
+        _, first = np.unique(file_vids, return_index=True)
+        again = np.ones(len(file_vids), bool)
+        again[first] = False
+        dup = np.flatnonzero(earlier | again)
+        if len(dup):  # a raw string: "07" and "7" stay two authors
+            meta_report.repair("duplicate video rows in the features (last kept)",
+                               f"video {file_vids[dup[0]]}", len(dup))
+        seen = np.union1d(seen, file_vids)
+        vids.append(file_vids)
         merge_meta_report(report, meta_report, file)
-    tag_names = sorted({t for t in tag_of.values() if t})
-    authors = sorted({a for a in author_of.values() if a})
+    all_vids = np.concatenate(vids)
+    # the last row of each video: the first in reverse order
+    uniq, last_rev = np.unique(all_vids[::-1], return_index=True)
+    last = len(all_vids) - 1 - last_rev
+    tag_of = [tags[k] for k in last]
+    author_of = [authors[k] for k in last]
+    tag_names = sorted({t for t in tag_of if t})
+    author_names = sorted({a for a in author_of if a})
     t_index = {t: i for i, t in enumerate(tag_names)}
-    a_index = {a: i for i, a in enumerate(authors)}
-    cluster = np.array([t_index.get(tag_of.get(int(v), ""), -1) for v in item_ids], np.int32)
-    creator = np.array([a_index.get(author_of.get(int(v), ""), -1) for v in item_ids], np.int32)
-    missing = int(sum(int(v) not in tag_of for v in item_ids))
+    a_index = {a: i for i, a in enumerate(author_names)}
+    pos = np.minimum(np.searchsorted(uniq, item_ids), max(len(uniq) - 1, 0))
+    listed = (uniq[pos] == item_ids) if len(uniq) else np.zeros(len(item_ids), bool)
+    cluster = np.array([t_index.get(tag_of[p], -1) if ok else -1 for p, ok in zip(pos, listed)],
+                       np.int32)
+    creator = np.array([a_index.get(author_of[p], -1) if ok else -1 for p, ok in zip(pos, listed)],
+                       np.int32)
+    missing = int((~listed).sum())
     if missing:
         report.repair("items missing from the video features (no category / creator)",
                       f"{missing} items", missing)
     return ItemMeta(raw_ids=item_ids, cluster=cluster, cluster_names=tag_names, creator=creator,
-                    creator_names=authors)
+                    creator_names=author_names)
 
 
 @data_source("kuairand")

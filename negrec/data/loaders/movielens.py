@@ -1,5 +1,5 @@
 """MovieLens: ml-100k (``u.data`` + ``u.item``), ml-1m (``ratings.dat`` + ``movies.dat``),
-ml-latest / ml-latest-small (``ratings.csv`` + ``movies.csv``)."""
+ml-latest / ml-latest-small / ml-20m / ml-25m (``ratings.csv`` + ``movies.csv``)."""
 
 from __future__ import annotations
 
@@ -8,11 +8,13 @@ from typing import Literal
 
 import numpy as np
 
-from negrec.data.loaders.errors import BadRows
-from negrec.data.loaders.events import EventRows, merge_meta_report, require_events
-from negrec.data.loaders.parse import RatingMapping, TimeColumn, parse_float, parse_id
+from negrec.data.loaders.columns import Failures, read_floats, read_ids, read_times
+from negrec.data.loaders.errors import BadRows, DataFormatError
+from negrec.data.loaders.events import EventColumns, merge_meta_report, require_events
+from negrec.data.loaders.parse import RatingMapping
+from negrec.data.loaders.rows import RowChecks, TimeKinds
 from negrec.data.loaders.sources import data_source
-from negrec.data.loaders.text import Rows
+from negrec.data.loaders.text import TextFile
 from negrec.data.log import EventLog, ItemMeta, LoadReport
 from negrec.errors import UserError
 
@@ -47,6 +49,9 @@ ML100K_GENRES = ["unknown", "Action", "Adventure", "Animation", "Children's", "C
                  "Documentary", "Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery",
                  "Romance", "Sci-Fi", "Thriller", "War", "Western"]
 
+#: The fields of a ratings file: user, movie, rating, timestamp.
+RATING_FIELDS = ("userId", "movieId", "rating", "timestamp")
+
 
 def _movielens_layout(path: Path) -> str:
     if (path / "u.data").exists():
@@ -68,7 +73,8 @@ def load_movielens(
     genre_rule: GenreRule = "rarest",
     on_bad_rows: BadRows = "error",
 ) -> EventLog:
-    """A MovieLens folder (ml-100k, ml-1m or ml-latest[-small], detected from its files).
+    """A MovieLens folder (ml-100k, ml-1m or ml-latest[-small] / ml-20m / ml-25m, detected
+    from its files).
 
     Ratings become feedback through ``mapping``; the rating is kept as ``strength``. Genres
     give the content cluster (see ``genre_rule``); MovieLens has no creators. All movies of
@@ -82,110 +88,178 @@ def load_movielens(
     report = LoadReport(source=f"movielens:{layout}")
     if layout == "ml-100k":
         item_ids, titles, genres = _ml100k_items(path / "u.item", on_bad_rows, report)
-        rows = Rows(path / "u.data", delimiter="\t", encoding="latin-1", header=False,
-                     on_bad_rows=on_bad_rows, report=report, min_fields=4)
-        cols = (0, 1, 2, 3)
+        ratings = TextFile(path / "u.data", delimiter="\t", encoding="latin-1", header=False,
+                           on_bad_rows=on_bad_rows, report=report, min_fields=4)
     elif layout == "ml-1m":
         item_ids, titles, genres = _ml_items(path / "movies.dat", "::", "latin-1", False,
                                              on_bad_rows, report)
-        rows = Rows(path / "ratings.dat", delimiter="::", encoding="latin-1", header=False,
-                     on_bad_rows=on_bad_rows, report=report, min_fields=4)
-        cols = (0, 1, 2, 3)
+        ratings = TextFile(path / "ratings.dat", delimiter="::", encoding="latin-1", header=False,
+                           on_bad_rows=on_bad_rows, report=report, min_fields=4)
     else:
         item_ids, titles, genres = _ml_items(path / "movies.csv", ",", "utf-8", True,
                                              on_bad_rows, report)
-        rows = Rows(path / "ratings.csv", delimiter=",", encoding="utf-8", header=True,
-                     on_bad_rows=on_bad_rows, report=report, min_fields=4)
-        cols = None
-    events = EventRows()
-    times = TimeColumn(datetimes=False)
-    known_items = set(item_ids)
-    for line_no, f in rows:
-        if cols is None:
-            cols = tuple(rows.column(c) for c in ("userId", "movieId", "rating", "timestamp"))
-        if len(f) <= max(cols):
-            rows.bad(line_no, "too few fields", f"expected {max(cols) + 1}, got {len(f)}")
-            continue
-        # one bad field drops (and counts) the row once: stop at the first
-        user_col, item_col, rating_col, time_col = cols
-        user = parse_id(rows.bad, line_no, f[user_col], "user id")
-        if user is None:
-            continue
-        item = parse_id(rows.bad, line_no, f[item_col], "item id")
-        if item is None:
-            continue
-        rating = parse_float(rows.bad, line_no, f[rating_col], "rating")
-        if rating is None:
-            continue
-        time = times.parse(rows.bad, line_no, f[time_col])
-        if time is None:
-            continue
-        if item not in known_items:
-            rows.bad(line_no, "item missing from the movie metadata", f"item {item}")
-            continue
-        events.add(user, item, time, strength=rating)
+        ratings = TextFile(path / "ratings.csv", delimiter=",", encoding="utf-8", header=True,
+                           on_bad_rows=on_bad_rows, report=report, min_fields=4)
+    events = EventColumns(text_ids=False)
+    strength: list[np.ndarray] = []
+    catalogue = np.sort(np.asarray(item_ids, dtype=np.int64))
+    kinds = TimeKinds("timestamp")
+    for block in _blocks(ratings, RATING_FIELDS if ratings.header_wanted else None,
+                         ("dict", "dict", "dict", "int")):
+        report.rows_read += block.rows_read
+        cols = block.columns
+        checks = RowChecks(block.n)
+        checks.check(block.too_few)
+        users, user_fail = read_ids(cols[0], "user id")
+        checks.check(user_fail, cols[0])
+        items, item_fail = read_ids(cols[1], "item id")
+        checks.check(item_fail, cols[1])
+        rating, rating_fail = read_floats(cols[2], "rating")
+        checks.check(rating_fail, cols[2])
+        times, time_fail = read_times(cols[3], "timestamp", datetimes=False)
+        checks.check(time_fail, cols[3])
+        kinds.check(checks, cols[3], times, block.lines, strip=False)
+        pos = np.minimum(np.searchsorted(catalogue, items), max(len(catalogue) - 1, 0))
+        known = (catalogue[pos] == items) if len(catalogue) else np.zeros(len(items), bool)
+        checks.check(Failures.where(~known, "item missing from the movie metadata",
+                                    lambda i, items=items: f"item {items[i]}"), cols[1])
+        checks.apply(block.policy, block.lines, block.reader_bad)
+        kept = checks.kept()
+        events.users.add(users, cols[0].text_index(kept))
+        events.items.add(items, cols[1].text_index(kept))
+        events.add_times(cols[3], times, kept)
+        strength.append(cols[2].per_row(rating)[kept])
+        if block.error_after is not None:
+            raise block.error_after
     report.rows_kept = len(events)
-    require_events(rows.path, report)
+    require_events(ratings.path, report)
     cluster, names = _genre_clusters(genres, genre_rule)
     meta = ItemMeta(raw_ids=np.asarray(item_ids, dtype=np.int64), cluster=cluster,
                     cluster_names=names, titles=titles)
-    ratings = np.asarray(events.strength, dtype=np.float32)
+    values = np.concatenate(strength).astype(np.float32)
     return events.to_log(report=report, source=f"movielens:{layout}",
-                         feedback=mapping.map(ratings), strength=ratings, item_meta=meta)
+                         feedback=mapping.map(values), strength=values, item_meta=meta)
+
+
+class _Block:
+    """A block of a MovieLens file: ``columns`` the fields asked for, in order (``all_columns``
+    by position); ``too_few``: the rows lacking one of them."""
+
+    def __init__(self, text: TextFile, block, cols: tuple[int, ...]):
+        self.policy, self.n, self.lines = text.bad, block.n, block.lines
+        self.rows_read, self.reader_bad = block.rows_read, block.reader_bad
+        self.error_after = block.error_after
+        self.columns = [block.columns[j] for j in cols]
+        self.all_columns = block.columns
+        width = max(cols) + 1
+        self.too_few = Failures.where(block.nfields < width, "too few fields",
+                                      lambda r, nf=block.nfields: f"expected {width}, got {nf[r]}")
+
+
+def _blocks(text: TextFile, names: tuple[str, ...] | None, kinds: tuple[str, ...],
+            extra: dict[int, str] | None = None):
+    """The blocks of a MovieLens file, fields ``names`` (by the header) or positions 0, 1, ..."""
+    text.start()
+    if names is None:
+        cols = tuple(range(len(kinds)))
+    else:
+        try:
+            cols = tuple(text.column(c) for c in names)
+        except DataFormatError:
+            if text.report_until_good_row():
+                raise
+            return
+    wanted = {j: kind for j, kind in zip(cols, kinds)}
+    for j, kind in (extra or {}).items():
+        wanted.setdefault(j, kind)
+    for block in text.blocks(wanted):
+        yield _Block(text, block, cols)
+
+
+def _first_of_each(ids: list[np.ndarray], lines: list[np.ndarray]):
+    """(keep [N] bool: the first row of each id, the line and id of the first other row, the
+    number of other rows) over the kept rows of every block, in file order."""
+    all_ids = np.concatenate(ids) if ids else np.zeros(0, np.int64)
+    _, first = np.unique(all_ids, return_index=True)
+    keep = np.zeros(len(all_ids), bool)
+    keep[first] = True
+    dup = np.flatnonzero(~keep)
+    if not len(dup):
+        return keep, None, 0
+    all_lines = np.concatenate(lines)
+    return keep, (int(all_lines[dup[0]]), int(all_ids[dup[0]])), len(dup)
 
 
 def _ml100k_items(path: Path, on_bad_rows: BadRows, report: LoadReport):
     meta_report = LoadReport(source=str(path))
-    rows = Rows(path, delimiter="|", encoding="latin-1", header=False, on_bad_rows=on_bad_rows,
-                 report=meta_report, min_fields=5 + len(ML100K_GENRES))
-    ids, titles, genres = [], [], []
-    seen: set[int] = set()
-    for line_no, f in rows:
-        i = parse_id(rows.bad, line_no, f[0], "item id")
-        if i is None:
-            continue
-        flags = f[5:5 + len(ML100K_GENRES)]
-        if any(x not in ("0", "1") for x in flags):
-            rows.bad(line_no, "genre flags must be 0 or 1", f"{flags}")
-            continue
-        if i in seen:
-            meta_report.repair("duplicate item rows in the metadata (first kept)", f"line {line_no}: item {i}")
-            continue
-        seen.add(i)
-        ids.append(i)
-        titles.append(f[1])
-        genres.append([g for g, x in zip(ML100K_GENRES, flags) if x == "1" and g != "unknown"])
+    text = TextFile(path, delimiter="|", encoding="latin-1", header=False,
+                    on_bad_rows=on_bad_rows, report=meta_report, min_fields=5 + len(ML100K_GENRES))
+    flag_cols = range(5, 5 + len(ML100K_GENRES))
+    ids, lines, titles, genres = [], [], [], []
+    for block in _blocks(text, None, ("dict", "str"), {j: "dict" for j in flag_cols}):
+        meta_report.rows_read += block.rows_read
+        checks = RowChecks(block.n)
+        checks.check(block.too_few)
+        col_id, col_title = block.columns
+        values, failures = read_ids(col_id, "item id")
+        checks.check(failures, col_id)
+        flags = [block_col for j, block_col in sorted(block.all_columns.items()) if j in flag_cols]
+        bad_flag = np.zeros(block.n, bool)
+        for col in flags:
+            bad_flag |= ~col.per_row(np.array([t in ("0", "1") for t in col.texts.to_pylist()]))
+        checks.fail_rows(bad_flag, "genre flags must be 0 or 1",
+                         lambda r: f"{[col.row_text(r) for col in flags]}")
+        checks.apply(block.policy, block.lines, block.reader_bad)
+        kept = checks.kept()
+        ids.append(col_id.per_row(values)[kept])
+        lines.append(block.lines(kept))
+        titles += col_title.texts_at(col_title.text_index(kept))
+        on = [col.per_row(np.array([t == "1" for t in col.texts.to_pylist()], bool))[kept]
+              for col in flags]
+        genres += [[g for g, x in zip(ML100K_GENRES, row) if x and g != "unknown"]
+                   for row in zip(*on)] if on else []
+        if block.error_after is not None:
+            raise block.error_after
+    return _items(path, meta_report, report, ids, lines, titles, genres)
+
+
+def _items(path: Path, meta_report: LoadReport, report: LoadReport, ids, lines, titles, genres):
+    """The first row of each item (duplicates repaired, as the metadata file's report notes)."""
+    keep, dup, n_dup = _first_of_each(ids, lines)
+    if dup is not None:
+        meta_report.repair("duplicate item rows in the metadata (first kept)",
+                           f"line {dup[0]}: item {dup[1]}", n_dup)
     merge_meta_report(report, meta_report, path)
-    return ids, titles, genres
+    all_ids = np.concatenate(ids) if ids else np.zeros(0, np.int64)
+    at = np.flatnonzero(keep)
+    return ([int(i) for i in all_ids[at]], [titles[k] for k in at], [genres[k] for k in at])
 
 
 def _ml_items(path: Path, delimiter: str, encoding: str, header: bool, on_bad_rows: BadRows,
               report: LoadReport):
     meta_report = LoadReport(source=str(path))
-    rows = Rows(path, delimiter=delimiter, encoding=encoding, header=header,
-                 on_bad_rows=on_bad_rows, report=meta_report, min_fields=3)
-    ids, titles, genres = [], [], []
-    seen: set[int] = set()
-    cols = None if header else (0, 1, 2)
-    for line_no, f in rows:
-        if cols is None:
-            cols = tuple(rows.column(c) for c in ("movieId", "title", "genres"))
-        if len(f) <= max(cols):
-            rows.bad(line_no, "too few fields", f"expected {max(cols) + 1}, got {len(f)}")
-            continue
-        i = parse_id(rows.bad, line_no, f[cols[0]], "item id")
-        if i is None:
-            continue
-        if i in seen:
-            meta_report.repair("duplicate item rows in the metadata (first kept)", f"line {line_no}: item {i}")
-            continue
-        seen.add(i)
-        ids.append(i)
-        titles.append(f[cols[1]])
-        gs = [g for g in f[cols[2]].split("|") if g and g != "(no genres listed)"]
-        genres.append(gs)
-    merge_meta_report(report, meta_report, path)
-    return ids, titles, genres
+    text = TextFile(path, delimiter=delimiter, encoding=encoding, header=header,
+                    on_bad_rows=on_bad_rows, report=meta_report, min_fields=3)
+    ids, lines, titles, genres = [], [], [], []
+    names = ("movieId", "title", "genres") if header else None
+    for block in _blocks(text, names, ("dict", "str", "dict")):
+        meta_report.rows_read += block.rows_read
+        checks = RowChecks(block.n)
+        checks.check(block.too_few)
+        col_id, col_title, col_genres = block.columns
+        values, failures = read_ids(col_id, "item id")
+        checks.check(failures, col_id)
+        checks.apply(block.policy, block.lines, block.reader_bad)
+        kept = checks.kept()
+        ids.append(col_id.per_row(values)[kept])
+        lines.append(block.lines(kept))
+        titles += col_title.texts_at(col_title.text_index(kept))
+        listed = [[g for g in t.split("|") if g and g != "(no genres listed)"]
+                  for t in col_genres.texts.to_pylist()]
+        genres += [listed[i] for i in col_genres.text_index(kept)]
+        if block.error_after is not None:
+            raise block.error_after
+    return _items(path, meta_report, report, ids, lines, titles, genres)
 
 
 @data_source("movielens")

@@ -1,26 +1,40 @@
 """Generic CSV or Parquet event tables with a column mapping (:func:`load_table`), and their
-item-metadata tables."""
+item-metadata tables.
+
+A table is one file, or a folder or glob pattern of files read with ``pyarrow.dataset`` (Hive
+partition folders such as ``day=2024-05-01/`` give columns of that name); every file is read in
+blocks (:mod:`.text`; Parquet in record batches), and its rows checked in the order below, each
+bad row reported against its own file and line (or row).
+"""
 
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
+from typing import Callable, Iterator, Mapping, Sequence
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from negrec.data.feedback import FEEDBACK_TYPES, OTHER_LABELS, FeedbackLabels
+from negrec.data.loaders.columns import (Column, Failures, TypedColumn, read_custom_times,
+                                         read_floats, read_labels, read_table_ids, read_times,
+                                         strip_texts)
 from negrec.data.loaders.errors import BadRowPolicy, BadRows, DataFormatError, Option
-from negrec.data.loaders.events import EventRows, merge_meta_report, require_events
-from negrec.data.loaders.parse import (RatingMapping, TimeColumn, custom_time, parse_float,
-                                       raw_ids)
+from negrec.data.loaders.events import EventColumns, merge_meta_report, require_events
+from negrec.data.loaders.parse import RatingMapping
+from negrec.data.loaders.rows import BadRow, RowChecks, TimeKinds
 from negrec.data.loaders.sources import data_source
-from negrec.data.loaders.text import Rows
+from negrec.data.loaders.text import TextFile
 from negrec.data.log import EventLog, ItemMeta, LoadReport
 from negrec.errors import UserError
 
 __all__ = ["ColumnMap", "ItemColumns", "load_table"]
+
+#: Rows per record batch read from a Parquet file.
+PARQUET_BATCH_ROWS = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -52,47 +66,164 @@ class ItemColumns:
     creator: str | None = None
 
 
-def _read_table(path: Path, delimiter: str, encoding: str, on_bad_rows: BadRows,
-                report: LoadReport, needed: Sequence[str]):
-    """Yields (line_no, {column: str value}) for CSV, or (row number, ...) from a Parquet file
-    (values as ``str()`` of what pyarrow gives: ints canonical, datetimes ISO, nulls empty)."""
-    if path.suffix == ".parquet":
-        try:
-            import pyarrow.parquet as pq
-        except ImportError:
-            raise DataFormatError(f"{path}: reading Parquet needs pyarrow (pip install pyarrow)") from None
-        if not path.exists():
-            raise FileNotFoundError(f"{path}: file not found")
-        try:
-            table = pq.read_table(path)
-        except Exception as exc:  # truncated or not Parquet at all
-            raise DataFormatError(f"{path}: not a readable Parquet file ({type(exc).__name__}: "
-                                  f"{exc})") from None
-        missing = [c for c in needed if c not in table.column_names]
-        if missing:
-            raise DataFormatError(f"{path}: missing column {missing[0]!r}; the file has "
-                                  f"{table.column_names}")
-        cols = {c: table.column(c).to_pylist() for c in needed}
-        for r in range(table.num_rows):
-            report.rows_read += 1
-            yield r + 1, {c: ("" if cols[c][r] is None else str(cols[c][r])) for c in needed}
-        return
-    rows = Rows(path, delimiter=delimiter, encoding=encoding, header=True,
-                 on_bad_rows=on_bad_rows, report=report, min_fields=1, encoding_option=True)
-    idx = None
-    for line_no, f in rows:
-        if idx is None:
-            idx = {c: rows.column(c) for c in needed}
-            width = max(idx.values()) + 1
-        if len(f) < width:
-            rows.bad(line_no, "too few fields",
-                     f"expected at least {width} fields separated by {delimiter!r}, got {len(f)}")
-            continue
-        yield line_no, {c: f[j].strip() for c, j in idx.items()}
-    if idx is None and rows.header is not None:
-        for c in needed:
-            rows.column(c)  # header present but no rows: still report missing columns
+# ---- reading a table ----------------------------------------------------------------------------
 
+@dataclass
+class TableBlock:
+    """Rows of one block of one file of a table, with the fields read by column name. A CSV
+    value is read without its surrounding spaces (``strip``); a Parquet value is ``str()`` of
+    what pyarrow gives. ``too_few``: the rows lacking a needed field (CSV)."""
+
+    policy: BadRowPolicy
+    n: int
+    columns: dict[str, Column]
+    lines: Callable[[np.ndarray], np.ndarray]
+    rows_read: int
+    strip: bool  # CSV: every value is read without its surrounding spaces
+    too_few: Failures | None = None  # rows lacking a needed field (CSV)
+    reader_bad: list[BadRow] = field(default_factory=list)
+    error_after: Exception | None = None
+
+    def ids(self, name: str) -> Column:
+        """A column of ids or labels as distinct texts (stripped for CSV)."""
+        col = self.columns[name]
+        if isinstance(col, TypedColumn):
+            return col.as_text()
+        return strip_texts(col) if self.strip else col
+
+
+def _is_pattern(path: Path) -> bool:
+    return any(c in str(path) for c in "*?[")
+
+
+def _table_files(path: Path) -> list[tuple[Path, dict[str, str]]]:
+    """The files of a table and the Hive partition columns of each (``key=value`` folders)."""
+    if not _is_pattern(path) and not path.is_dir():
+        return [(path, {})]
+    import pyarrow.dataset as ds
+
+    if _is_pattern(path):
+        root = next(p for p in path.parents if not _is_pattern(p))
+        files = sorted(root.glob(str(path.relative_to(root))))
+        if not files:
+            raise FileNotFoundError(f"{path}: no files match")
+        base = root
+    else:
+        files, base = None, path
+    fmt = _format_of(files[0] if files else path)
+    dataset = ds.dataset([str(f) for f in files] if files else str(path), format=fmt,
+                         partitioning=ds.HivePartitioning.discover(infer_dictionary=True),
+                         partition_base_dir=str(base) if files else None,
+                         exclude_invalid_files=False)
+    out = []
+    for fragment in sorted(dataset.get_fragments(), key=lambda f: f.path):
+        keys = ds.get_partition_keys(fragment.partition_expression)
+        out.append((Path(fragment.path), {k: "" if v is None else str(v) for k, v in keys.items()}))
+    if not out:
+        raise FileNotFoundError(f"{path}: no files found")
+    return out
+
+
+def _format_of(path: Path) -> str:
+    """``parquet`` for a .parquet file (or a folder holding one), else ``csv``."""
+    if path.is_dir():
+        return "parquet" if next(path.rglob("*.parquet"), None) is not None else "csv"
+    return "parquet" if path.suffix == ".parquet" else "csv"
+
+
+def _read_table(path: Path, delimiter: str, encoding: str, on_bad_rows: BadRows,
+                report: LoadReport, needed: Sequence[str], kinds: Mapping[str, str]
+                ) -> Iterator[TableBlock]:
+    """The blocks of every file of the table ``path``, with the columns ``needed``
+    (``kinds[name]``: "dict" for ids and labels, "str" for other texts)."""
+    for file, partitions in _table_files(path):
+        fmt = _format_of(file)
+        from_file = [c for c in needed if c not in partitions]
+        blocks = (_parquet_blocks(file, from_file, kinds, on_bad_rows, report) if fmt == "parquet"
+                  else _csv_blocks(file, from_file, kinds, delimiter, encoding, on_bad_rows, report))
+        for block in blocks:
+            for name, value in partitions.items():
+                block.columns[name] = Column(pa.array([value]), np.zeros(block.n, np.int32))
+            yield block
+
+
+def _csv_blocks(path: Path, needed: Sequence[str], kinds: Mapping[str, str], delimiter: str,
+                encoding: str, on_bad_rows: BadRows, report: LoadReport) -> Iterator[TableBlock]:
+    text = TextFile(path, delimiter=delimiter, encoding=encoding, header=True,
+                    on_bad_rows=on_bad_rows, report=report, min_fields=1, encoding_option=True)
+    text.start()
+    try:
+        idx = {c: text.column(c) for c in needed}
+    except DataFormatError:
+        # as the row-by-row reader: its first row (or the end, given a header) found it out
+        if text.report_until_good_row() or text.header is not None:
+            raise
+        return
+    width = max(idx.values()) + 1 if idx else 0
+    for block in text.blocks({j: kinds[c] for c, j in idx.items()}):
+        nfields = block.nfields
+        too_few = Failures.where(nfields < width, "too few fields", lambda r, nf=nfields: (
+            f"expected at least {width} fields separated by {delimiter!r}, got {nf[r]}"))
+        yield TableBlock(policy=text.bad, n=block.n,
+                         columns={c: block.columns[j] for c, j in idx.items()},
+                         lines=block.lines, rows_read=block.rows_read, strip=True,
+                         too_few=too_few, reader_bad=block.reader_bad,
+                         error_after=block.error_after)
+
+
+def _unreadable_parquet(path: Path, exc: Exception) -> DataFormatError:
+    """The error for a file pyarrow cannot read, as reading the whole file reports it."""
+    try:
+        pq.read_table(path)
+    except Exception as whole:  # truncated or not Parquet at all
+        exc = whole
+    return DataFormatError(f"{path}: not a readable Parquet file ({type(exc).__name__}: {exc})")
+
+
+def _parquet_blocks(path: Path, needed: Sequence[str], kinds: Mapping[str, str],
+                    on_bad_rows: BadRows, report: LoadReport) -> Iterator[TableBlock]:
+    """Record batches of a Parquet file; values read as ``str()`` of what pyarrow gives (ints
+    canonical, datetimes ISO, nulls empty), typed columns without going through text."""
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: file not found")
+    try:
+        parquet = pq.ParquetFile(path)
+        names = parquet.schema_arrow.names
+    except Exception as exc:
+        raise _unreadable_parquet(path, exc) from None
+    missing = [c for c in needed if c not in names]
+    if missing:
+        raise DataFormatError(f"{path}: missing column {missing[0]!r}; the file has {names}")
+    policy = BadRowPolicy(path, on_bad_rows, report)
+    batches = parquet.iter_batches(batch_size=PARQUET_BATCH_ROWS, columns=list(dict.fromkeys(needed)))
+    first = 1
+    while True:
+        try:
+            batch = next(batches)
+        except StopIteration:
+            return
+        except Exception as exc:
+            raise _unreadable_parquet(path, exc) from None
+        n = batch.num_rows
+        cols = {c: _parquet_column(batch.column(c), kinds[c]) for c in needed}
+        yield TableBlock(policy=policy, n=n, columns=cols, rows_read=n, strip=False,
+                         lines=lambda rows, first=first: first + np.asarray(rows, np.int64))
+        first += n
+
+
+def _parquet_column(array: pa.Array, kind: str) -> Column:
+    if pa.types.is_dictionary(array.type):
+        array = array.dictionary_decode()
+    if pa.types.is_string(array.type) or pa.types.is_large_string(array.type) \
+            or pa.types.is_string_view(array.type):
+        array = array.fill_null("")
+        return Column.of(array.dictionary_encode() if kind == "dict" else array)
+    if kind == "dict":  # ids and labels are texts: str() of each value
+        return TypedColumn(array).as_text()
+    return TypedColumn(array)
+
+
+# ---- feedback labels ------------------------------------------------------------------------------
 
 MAX_LABELS_LISTED = 10
 
@@ -100,12 +231,24 @@ MAX_LABELS_LISTED = 10
 def _label_census(path: Path, delimiter: str, encoding: str, column: str,
                   labels: FeedbackLabels) -> Counter:
     """Rows per label (as matched: stripped, lower case) that ``labels`` gives no meaning, over
-    the whole column: read again only to explain an error."""
-    census: Counter = Counter()
-    for _, row in _read_table(path, delimiter, encoding, "skip", LoadReport(), [column]):
-        if labels(row[column]) is None:
-            census[FeedbackLabels.key(row[column])] += 1
-    return census
+    the whole column, in the order labels first appear: read again only to explain an error."""
+    counts: dict[str, int] = {}
+    for block in _read_table(path, delimiter, encoding, "skip", LoadReport(), [column],
+                             {column: "dict"}):
+        col = block.ids(column)
+        rows = np.arange(block.n) if block.too_few is None else \
+            np.flatnonzero(block.too_few.code == 0)
+        at = col.text_index(rows)
+        hits = at[(read_labels(col, labels) == 0)[at]]
+        if len(hits):
+            distinct, first, per = np.unique(hits, return_index=True, return_counts=True)
+            texts = col.texts_at(distinct)
+            for k in np.argsort(first, kind="stable"):
+                key = FeedbackLabels.key(texts[k])
+                counts[key] = counts.get(key, 0) + int(per[k])
+        if block.error_after is not None:
+            raise block.error_after
+    return Counter(counts)
 
 
 def _unknown_label_error(path: Path, line_no: int, label: str, column: str, census: Counter,
@@ -129,6 +272,8 @@ def _unknown_label_error(path: Path, line_no: int, label: str, column: str, cens
         Option("feedback_values", {**(feedback_values or {}), OTHER_LABELS: "NAME"}))
 
 
+# ---- the loader -----------------------------------------------------------------------------------
+
 def load_table(
     path: str | Path,
     *,
@@ -142,7 +287,8 @@ def load_table(
     on_bad_rows: BadRows = "error",
     timestamp_parser: Callable[[str], int] | None = None,
 ) -> EventLog:
-    """A generic CSV (with a header) or Parquet event table.
+    """A generic CSV (with a header) or Parquet event table: a file, or a folder or glob
+    pattern of files (Hive partition folders ``key=value`` give columns).
 
     Feedback labels are feedback names (positive, neutral, skip, dislike) or mapped by
     ``feedback_values`` (e.g. ``{"like": "positive", "hate": "dislike", "*": "neutral"}``; the
@@ -161,84 +307,148 @@ def load_table(
     if columns.dwell:
         needed.append(columns.dwell)
     labels = FeedbackLabels(feedback_values) if columns.feedback is not None else None
-    bad = BadRowPolicy(path, on_bad_rows, report)
-    times = TimeColumn(datetimes=True)
-    events = EventRows()
-    ratings: list[float] = []
-    for line_no, row in _read_table(path, delimiter, encoding, on_bad_rows, report, needed):
-        user, item = row[columns.user], row[columns.item]
-        if not user or not item:
-            bad(line_no, "empty user or item id", f"user={user!r}, item={item!r}")
-            continue
-        ts_raw = row[columns.timestamp]
-        time = custom_time(bad, line_no, ts_raw, timestamp_parser) if timestamp_parser \
-            else times.parse(bad, line_no, ts_raw)
-        if time is None:
-            continue
-        feedback = None
-        if labels is not None:
-            feedback = labels(row[columns.feedback])
-            if feedback is None:
-                if on_bad_rows == "error":
-                    census = _label_census(path, delimiter, encoding, columns.feedback, labels)
-                    raise _unknown_label_error(path, line_no, row[columns.feedback],
-                                               columns.feedback, census, feedback_values)
-                bad(line_no, "unknown feedback label", f"{row[columns.feedback]!r}")
-                continue
-        else:
-            rating = parse_float(bad, line_no, row[columns.rating], "rating")
-            if rating is None:
-                continue
-        dwell = None
-        if columns.dwell:
-            dwell = parse_float(bad, line_no, row[columns.dwell], "dwell")
-            if dwell is None:
-                continue
-        if labels is None:
-            ratings.append(rating)
-        events.add(user, item, time, None if feedback is None else int(feedback), dwell)
+    BadRowPolicy(path, on_bad_rows, report)  # checks on_bad_rows before anything is read
+    kinds = {columns.user: "dict", columns.item: "dict",
+             columns.timestamp: "str" if timestamp_parser else "int"}
+    kinds[columns.feedback or columns.rating] = "dict"
+    if columns.dwell:
+        kinds[columns.dwell] = "int"
+    reader = _EventRows(path, columns, labels, feedback_values, timestamp_parser, delimiter,
+                        encoding)
+    for block in _read_table(path, delimiter, encoding, on_bad_rows, report, needed, kinds):
+        report.rows_read += block.rows_read
+        reader.add(block)
+        if block.error_after is not None:
+            raise block.error_after
+    events = reader.events
     report.rows_kept = len(events)
     require_events(path, report)
     feedback_codes = strength = None
     if columns.rating is not None:
-        feedback_codes = rating_mapping.map(np.asarray(ratings))
-        strength = events.strength or ratings
-    items_arr = raw_ids(events.items)
+        ratings = np.concatenate(reader.ratings)
+        feedback_codes = rating_mapping.map(ratings)
+        strength = events.strength() if columns.dwell else ratings
+    item_ids = events.items.resolve()
     meta = None
     if items_path is not None:
-        meta = _table_item_meta(Path(items_path), item_columns, items_arr, delimiter, encoding,
+        meta = _table_item_meta(Path(items_path), item_columns, item_ids[0], delimiter, encoding,
                                 on_bad_rows, report)
-    return events.to_log(report=report, source=f"table:{path.name}", users=raw_ids(events.users),
-                         items=items_arr, feedback=feedback_codes, strength=strength,
-                         item_meta=meta)
+    return events.to_log(report=report, source=f"table:{path.name}", items=item_ids,
+                         feedback=feedback_codes, strength=strength, item_meta=meta)
 
+
+class _EventRows:
+    """The checks of an event table's rows, in the order of its rules, and their kept events."""
+
+    def __init__(self, path: Path, columns: ColumnMap, labels: FeedbackLabels | None,
+                 feedback_values, timestamp_parser, delimiter: str, encoding: str):
+        self.path, self.columns, self.labels = path, columns, labels
+        self.feedback_values, self.parser = feedback_values, timestamp_parser
+        self.delimiter, self.encoding = delimiter, encoding
+        self.kinds = TimeKinds("timestamp")
+        self.events = EventColumns(text_ids=True)
+        self.ratings: list[np.ndarray] = [np.zeros(0)]
+
+    def add(self, block: TableBlock) -> None:
+        cols = self.columns
+        checks = RowChecks(block.n)
+        if block.too_few is not None:
+            checks.check(block.too_few)
+        users, items = block.ids(cols.user), block.ids(cols.item)
+        empty = users.per_row(_empty(users)) | items.per_row(_empty(items))
+        checks.fail_rows(empty, "empty user or item id",
+                         lambda r: f"user={users.row_text(r)!r}, item={items.row_text(r)!r}")
+        time_col = block.columns[cols.timestamp]
+        if self.parser is not None:
+            times, failures = read_custom_times(time_col, self.parser, strip=block.strip,
+                                                only=time_col.text_index(checks.kept()))
+            checks.check(failures, time_col)
+        else:
+            times, failures = read_times(time_col, "timestamp", datetimes=True, strip=block.strip)
+            checks.check(failures, time_col)
+            self.kinds.check(checks, time_col, times, block.lines, strip=block.strip)
+        feedback = None
+        if self.labels is not None:
+            label_col = block.ids(cols.feedback)
+            feedback = read_labels(label_col, self.labels)
+            unknown = Failures.where(feedback == 0, "unknown feedback label",
+                                     lambda i: f"{label_col.text(i)!r}")
+            unknown.raise_first = lambda line, i: _unknown_label_error(
+                block.policy.path, line, label_col.text(i), cols.feedback,
+                _label_census(self.path, self.delimiter, self.encoding, cols.feedback,
+                              self.labels), self.feedback_values)
+            checks.check(unknown, label_col)
+        else:
+            rating_col = block.columns[cols.rating]
+            ratings, failures = read_floats(rating_col, "rating", strip=block.strip)
+            checks.check(failures, rating_col)
+        if cols.dwell:
+            dwell_col = block.columns[cols.dwell]
+            dwell, failures = read_floats(dwell_col, "dwell", strip=block.strip)
+            checks.check(failures, dwell_col)
+        checks.apply(block.policy, block.lines, block.reader_bad)
+        kept = checks.kept()
+        self.events.users.add_column(users, kept)
+        self.events.items.add_column(items, kept)
+        self.events.add_times(time_col, times, kept)
+        if feedback is not None:
+            self.events.add_feedback(label_col.per_row(feedback)[kept])
+        else:
+            self.ratings.append(rating_col.per_row(ratings)[kept])
+        if cols.dwell:
+            self.events.add_strength(dwell_col.per_row(dwell)[kept])
+
+
+def _empty(col: Column) -> np.ndarray:
+    """[K] bool: the text is empty."""
+    import pyarrow.compute as pc
+
+    return (pc.utf8_length(col.texts).to_numpy(zero_copy_only=False) == 0) if col.size else \
+        np.zeros(0, bool)
+
+
+# ---- item metadata ----------------------------------------------------------------------------------
 
 def _table_item_meta(path: Path, cols: ItemColumns, event_items: np.ndarray, delimiter: str,
                      encoding: str, on_bad_rows: BadRows, report: LoadReport) -> ItemMeta:
     """The metadata table's items, then the event items it lacks (cluster -1); ids by the
-    module's rule over all of them, so metadata ids join event ids exactly as spelled."""
+    module's rule over all of them, so metadata ids join event ids exactly as spelled.
+    ``event_items`` [K]: the distinct item ids of the events (sorted)."""
     needed = [cols.item] + [c for c in (cols.category, cols.creator) if c]
     meta_report = LoadReport(source=str(path))
-    bad = BadRowPolicy(path, on_bad_rows, meta_report)
-    ids, cats, creators = [], [], []
-    seen: set[str] = set()
-    for line_no, row in _read_table(path, delimiter, encoding, on_bad_rows, meta_report, needed):
-        i = row[cols.item]
-        if not i:
-            bad(line_no, "empty item id", f"column {cols.item!r} is empty")
-            continue
-        if i in seen:
-            report.repair("duplicate item rows in the metadata (first kept)", f"item {i!r}")
-            continue
-        seen.add(i)
-        ids.append(i)
-        cats.append(row[cols.category] if cols.category else "")
-        creators.append(row[cols.creator] if cols.creator else "")
+    kinds = {c: "dict" for c in needed}
+    row_ids: list[str] = []  # the kept rows' ids, in file order
+    texts: dict[str, list[str]] = {c: [] for c in needed[1:]}
+    for block in _read_table(path, delimiter, encoding, on_bad_rows, meta_report, needed, kinds):
+        meta_report.rows_read += block.rows_read
+        checks = RowChecks(block.n)
+        if block.too_few is not None:
+            checks.check(block.too_few)
+        item = block.ids(cols.item)
+        checks.fail_rows(item.per_row(_empty(item)), "empty item id",
+                         lambda r: f"column {cols.item!r} is empty")
+        checks.apply(block.policy, block.lines, block.reader_bad)
+        kept = checks.kept()
+        row_ids += item.texts_at(item.text_index(kept))
+        for c in needed[1:]:
+            col = block.ids(c)
+            texts[c] += col.texts_at(col.text_index(kept))
+        if block.error_after is not None:
+            raise block.error_after
+    first: dict[str, int] = {}
+    for k, i in enumerate(row_ids):
+        first.setdefault(i, k)
+    keep = sorted(first.values())
+    if len(keep) < len(row_ids):  # (reported while reading, before the metadata file's report)
+        dup = next(k for k, i in enumerate(row_ids) if first[i] != k)
+        report.repair("duplicate item rows in the metadata (first kept)", f"item {row_ids[dup]!r}",
+                      len(row_ids) - len(keep))
     merge_meta_report(report, meta_report, path)
-    meta_ids = raw_ids(ids)
+    id_texts = [row_ids[k] for k in keep]
+    meta_ids = _raw_ids(id_texts)
     # items with events but no metadata row join the catalogue without cluster / creator; an
     # int64 side compares as its canonical text, which is exactly how it was spelled
-    ev = np.unique(event_items)
+    ev = event_items
     as_text = meta_ids.dtype.kind != ev.dtype.kind
     meta_cmp = meta_ids.astype(str) if as_text else meta_ids
     ev_cmp = ev.astype(str) if as_text else ev
@@ -249,18 +459,25 @@ def _table_item_meta(path: Path, cols: ItemColumns, event_items: np.ndarray, del
     unseen = int((~np.isin(meta_cmp, ev_cmp)).sum())
     if unseen:
         report.repair("metadata items without any event (kept as items)", "", unseen)
-    all_ids = list(ids) + [str(m) for m in missing]
-    cats += [""] * len(missing)
-    creators += [""] * len(missing)
+    all_ids = id_texts + [str(m) for m in missing]
+    column = {c: [texts[c][k] for k in keep] + [""] * len(missing) for c in needed[1:]}
+    cats = column[cols.category] if cols.category else [""] * len(all_ids)
+    creators = column[cols.creator] if cols.creator else [""] * len(all_ids)
     cat_names = sorted({c for c in cats if c})
     cre_names = sorted({c for c in creators if c})
     ci = {c: k for k, c in enumerate(cat_names)}
     ri = {c: k for k, c in enumerate(cre_names)}
-    return ItemMeta(raw_ids=raw_ids(all_ids),
+    return ItemMeta(raw_ids=_raw_ids(all_ids),
                     cluster=np.array([ci.get(c, -1) for c in cats], np.int32),
                     cluster_names=cat_names,
                     creator=np.array([ri.get(c, -1) for c in creators], np.int32) if cols.creator else None,
                     creator_names=cre_names if cols.creator else None)
+
+
+def _raw_ids(texts: list[str]) -> np.ndarray:
+    """[N] int64 ids when every text is a canonical integer, else the texts (numpy strings)."""
+    ints = read_table_ids(pa.array(texts, pa.string()))
+    return ints if ints is not None else np.asarray(texts, dtype=str)
 
 
 @data_source("csv", "parquet")
