@@ -14,6 +14,7 @@ import importlib
 import sys
 
 from negrec.errors import UserError
+from negrec.threads import configure as configure_threads  # thread policy
 
 # name -> module path; each module defines add_arguments(parser) and run(args) -> int.
 SUBCOMMANDS = {
@@ -26,6 +27,10 @@ SUBCOMMANDS = {
                        "counterfactual responsiveness and closed-loop rates of checkpoints"),
     "demo": ("negrec.cli.demo_cmd", "the main job: simulate, train four objectives, report"),
 }
+
+THREADS_HELP = ("torch intra-op threads: N, auto (default: the CPUs available to the process, "
+                "affinity and cgroup quota) or off (torch's own setting, no OpenMP wait policy); "
+                "default from NEGREC_THREADS, then OMP_NUM_THREADS")  # thread policy
 
 
 class CLIError(UserError):
@@ -40,12 +45,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--debug", action="store_true",
                         help="show the traceback of an error caused by the input, not one line")
+    parser.add_argument("--threads", metavar="N|auto|off", help=THREADS_HELP)  # thread policy
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (module, help_text) in SUBCOMMANDS.items():
         mod = importlib.import_module(module)
         p = sub.add_parser(name, help=help_text, description=getattr(mod, "DESCRIPTION", help_text),
                            formatter_class=argparse.RawDescriptionHelpFormatter)
         mod.add_arguments(p)
+        p.add_argument("--threads", metavar="N|auto|off", default=argparse.SUPPRESS,
+                       help=THREADS_HELP)  # thread policy: also after the subcommand
         p.set_defaults(_run=mod.run)
     return parser
 
@@ -54,6 +62,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        # thread policy (negrec/threads.py); run as a program, it restarts the process once to
+        # put OMP_WAIT_POLICY in place before torch's OpenMP runtime loads
+        configure_threads(args.threads, replay=argv is None)
         return int(args._run(args) or 0)
     except KeyboardInterrupt:
         print(f"negrec {args.command}: interrupted", file=sys.stderr)
