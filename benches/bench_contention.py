@@ -258,9 +258,10 @@ def medians(results: list[dict]) -> dict:
 def print_table(med: dict, cpus: int) -> dict:
     """Prints the table; returns the ratios by (workload, variant, load)."""
     ratios = {}
-    print(f"\n{'workload':<11} {'variant':<7} {'alone':>10} "
-          + " ".join(f"{f'{k} busy: per_s  vs alone  vs share':>34}" for k in LOADS[1:])
-          + f" {'wall alone/1/2 (s)':>22}")
+    print(f"\n{'':<19} {'alone':>10} " + " ".join(f"{f'---- {k} busy ----':^30}" for k in LOADS[1:]))
+    print(f"{'workload':<11} {'variant':<7} {'per_s':>10} "
+          + " ".join(f"{'per_s':>10} {'vs alone':>9} {'vs share':>9}" for _ in LOADS[1:])
+          + f" {'wall s (alone/1/2)':>20}")
     for workload in ("train", "fused_loss", "collate"):
         for variant in VARIANTS:
             alone = med.get((workload, variant, 0))
@@ -270,15 +271,15 @@ def print_table(med: dict, cpus: int) -> dict:
             for k in LOADS[1:]:
                 m = med.get((workload, variant, k))
                 if m is None:
-                    cells.append(f"{'-':>34}")
+                    cells.append(f"{'-':>30}")
                     continue
                 vs_alone = m["throughput"] / alone["throughput"]
                 vs_share = vs_alone / fair_share(k, cpus)
                 ratios[(workload, variant, k)] = (vs_alone, vs_share)
-                cells.append(f"{m['throughput']:>19.1f} {vs_alone:>8.2f}x {vs_share:>8.2f}x")
+                cells.append(f"{m['throughput']:>10.1f} {vs_alone:>8.2f}x {vs_share:>8.2f}x")
                 walls.append(f"{m['wall_s']:.1f}")
             print(f"{workload:<11} {variant:<7} {alone['throughput']:>10.1f} " + " ".join(cells)
-                  + f" {'/'.join(walls):>22}")
+                  + f" {'/'.join(walls):>20}")
         old, new = med.get((workload, "old", 0)), med.get((workload, "new", 0))
         if old and new:
             ratios[(workload, "new_vs_old", 0)] = new["throughput"] / old["throughput"]
@@ -324,7 +325,7 @@ def main() -> None:
     cpus = available_cpus()
     policy = resolve_policy(environ=base_environment())
     rounds = args.rounds or (1 if args.quick else 3)
-    iterations = {"fused_loss": 10 if args.quick else 20, "collate": 100 if args.quick else 200}
+    iterations = {"fused_loss": 10 if args.quick else 30, "collate": 2000 if args.quick else 5000}
     start_load, start_busy = loadavg(), busy_fraction()
     busy_text = "unknown" if start_busy is None else f"{start_busy:.0%}"
     print(f"machine at start: load average {start_load}; busy {busy_text} of {os.cpu_count()} "

@@ -134,8 +134,9 @@ def _v2_mount(root: Path) -> Path | None:
 
 
 def _v1_cpu_mounts(root: Path) -> list[Path]:
-    return [m for m in (root / "cpu", root / "cpu,cpuacct", root / "cpuacct,cpu")
-            if (m / "cpu.cfs_quota_us").exists()]
+    # the cpu controller's mount; "cpu" is often a link to "cpu,cpuacct": read each once
+    mounts = [m for m in (root / "cpu", root / "cpu,cpuacct", root / "cpuacct,cpu") if m.is_dir()]
+    return list({m.resolve(): m for m in mounts}.values())
 
 
 def _levels(mount: Path, cgroup_path: str) -> list[Path]:
@@ -262,7 +263,7 @@ def _wait_policy(environ: Mapping[str, str]) -> tuple[dict[str, str], str]:
     user_set = {k: environ[k] for k in WAIT_ENV_KEYS if k in environ}
     if user_set and environ.get(WAIT_SET_BY_NEGREC_ENV) != "1":
         return {}, "the environment's " + ", ".join(f"{k}={v}" for k, v in user_set.items())
-    return dict(PASSIVE_WAIT), "negrec's default (idle threads sleep instead of spinning)"
+    return dict(PASSIVE_WAIT), "negrec's default: idle threads sleep instead of spinning"
 
 
 # ----------------------------------------------------------------------------- applying it
