@@ -42,6 +42,7 @@ import datetime as dt
 import json
 import os
 import platform
+import resource
 import shutil
 import statistics
 import subprocess
@@ -131,56 +132,65 @@ class Competitors:
 
 # ----------------------------------------------------------------------------- workloads
 
+def children_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def run_command(cmd: list[str], env: dict[str, str], timeout: float | None = None):
-    t0 = time.perf_counter()
+    """(stdout or None on timeout, wall seconds, CPU seconds of the child). The CPU time comes
+    from the reaped child's usage (competitors are reaped only after their block of runs)."""
+    t0, c0 = time.perf_counter(), children_cpu_s()
     try:
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout,
                               cwd=REPO)
     except subprocess.TimeoutExpired:
-        return None, time.perf_counter() - t0
-    wall = time.perf_counter() - t0
+        return None, time.perf_counter() - t0, children_cpu_s() - c0
+    wall, cpu = time.perf_counter() - t0, children_cpu_s() - c0
     if proc.returncode != 0:
         sys.exit(f"bench_contention: {' '.join(cmd[:4])} ... failed with status "
                  f"{proc.returncode}:\n{proc.stderr[-3000:]}")
-    return proc.stdout, wall
+    return proc.stdout, wall, cpu
 
 
 def train_run(variant: str, scratch: Path, tag: str) -> dict:
     out = scratch / f"train_{tag}"
     cmd = [sys.executable, "-m", "negrec", "train", "--path", str(ML100K), *TRAIN_ARGS,
            "--out", str(out)]
-    stdout, wall = run_command(cmd, variant_environment(variant, applies_policy=True))
+    stdout, wall, cpu = run_command(cmd, variant_environment(variant, applies_policy=True))
     shutil.rmtree(out, ignore_errors=True)
     result = json.loads(stdout[stdout.index("{"):])
-    return {"throughput": float(result["targets_per_s"]), "unit": "targets/s", "wall_s": wall}
+    return {"throughput": float(result["targets_per_s"]), "unit": "targets/s", "wall_s": wall,
+            "cpu_s": cpu}
 
 
 def worker_run(kind: str, variant: str, iterations: int) -> dict:
     cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", kind,
            "--iterations", str(iterations)]
-    stdout, wall = run_command(cmd, variant_environment(variant, applies_policy=True))
+    stdout, wall, cpu = run_command(cmd, variant_environment(variant, applies_policy=True))
     result = json.loads(stdout.strip().splitlines()[-1])
     return {"throughput": result["per_s"], "unit": result["unit"], "wall_s": wall,
-            "threads": result["threads"]}
+            "cpu_s": cpu, "threads": result["threads"]}
 
 
 def bench_train_run(variant: str, scratch: Path, tag: str) -> dict:
     cmd = [sys.executable, str(REPO / "benches" / "bench_train.py"), "--quick",
            "--csv", str(scratch / f"bench_train_{tag}.csv"), "--out", str(scratch / f"bt_{tag}")]
-    stdout, wall = run_command(cmd, variant_environment(variant, applies_policy=False))
+    stdout, wall, cpu = run_command(cmd, variant_environment(variant, applies_policy=False))
     shutil.rmtree(scratch / f"bt_{tag}", ignore_errors=True)
     keys = dict(item.split("=", 1) for item in stdout.strip().splitlines()[-1].split())
-    return {"throughput": float(keys["targets_per_s"]), "unit": "targets/s", "wall_s": wall}
+    return {"throughput": float(keys["targets_per_s"]), "unit": "targets/s", "wall_s": wall,
+            "cpu_s": cpu}
 
 
 def demo_run(variant: str, scratch: Path, tag: str, timeout: float | None) -> dict:
     out = scratch / f"demo_{tag}"
     cmd = [sys.executable, "-m", "negrec", "demo", "--quick", "--overwrite", "--no-progress",
            "--out", str(out)]
-    stdout, wall = run_command(cmd, variant_environment(variant, applies_policy=True), timeout)
+    stdout, wall, cpu = run_command(cmd, variant_environment(variant, applies_policy=True), timeout)
     shutil.rmtree(out, ignore_errors=True)
     return {"throughput": None if stdout is None else 1 / wall, "unit": "runs/s", "wall_s": wall,
-            "timed_out": stdout is None}
+            "cpu_s": cpu, "timed_out": stdout is None}
 
 
 def worker_main(kind: str, iterations: int) -> None:
@@ -251,6 +261,7 @@ def medians(results: list[dict]) -> dict:
         tp = [r["throughput"] for r in rs if r["throughput"] is not None]
         out[key] = {"throughput": statistics.median(tp) if tp else None,
                     "wall_s": statistics.median(r["wall_s"] for r in rs),
+                    "cpu_s": statistics.median(r["cpu_s"] for r in rs),
                     "timed_out": any(r.get("timed_out") for r in rs), "n": len(rs)}
     return out
 
@@ -261,13 +272,13 @@ def print_table(med: dict, cpus: int) -> dict:
     print(f"\n{'':<19} {'alone':>10} " + " ".join(f"{f'---- {k} busy ----':^30}" for k in LOADS[1:]))
     print(f"{'workload':<11} {'variant':<7} {'per_s':>10} "
           + " ".join(f"{'per_s':>10} {'vs alone':>9} {'vs share':>9}" for _ in LOADS[1:])
-          + f" {'wall s (alone/1/2)':>20}")
+          + f" {'wall s (alone/1/2)':>20} {'CPU s (alone/1/2)':>20}")
     for workload in ("train", "fused_loss", "collate"):
         for variant in VARIANTS:
             alone = med.get((workload, variant, 0))
             if alone is None:
                 continue
-            cells, walls = [], [f"{alone['wall_s']:.1f}"]
+            cells, walls, cpus_used = [], [f"{alone['wall_s']:.1f}"], [f"{alone['cpu_s']:.1f}"]
             for k in LOADS[1:]:
                 m = med.get((workload, variant, k))
                 if m is None:
@@ -278,8 +289,9 @@ def print_table(med: dict, cpus: int) -> dict:
                 ratios[(workload, variant, k)] = (vs_alone, vs_share)
                 cells.append(f"{m['throughput']:>10.1f} {vs_alone:>8.2f}x {vs_share:>8.2f}x")
                 walls.append(f"{m['wall_s']:.1f}")
+                cpus_used.append(f"{m['cpu_s']:.1f}")
             print(f"{workload:<11} {variant:<7} {alone['throughput']:>10.1f} " + " ".join(cells)
-                  + f" {'/'.join(walls):>20}")
+                  + f" {'/'.join(walls):>20} {'/'.join(cpus_used):>20}")
         old, new = med.get((workload, "old", 0)), med.get((workload, "new", 0))
         if old and new:
             ratios[(workload, "new_vs_old", 0)] = new["throughput"] / old["throughput"]
@@ -320,7 +332,7 @@ def main() -> None:
     if not (ML100K / "u.data").exists():
         sys.exit(f"MovieLens-100K not found at {ML100K}; set NEGREC_ML100K")
 
-    from negrec.threads import available_cpus, describe, resolve_policy
+    from negrec.threads import available_cpus, resolve_policy
 
     cpus = available_cpus()
     policy = resolve_policy(environ=base_environment())
@@ -330,9 +342,15 @@ def main() -> None:
     busy_text = "unknown" if start_busy is None else f"{start_busy:.0%}"
     print(f"machine at start: load average {start_load}; busy {busy_text} of {os.cpu_count()} "
           f"CPUs over 2 s before any run of this bench (other work)")
-    print(f"CPUs available to this process: {cpus.describe()}; new policy: "
-          + "; ".join(f"{k}: {v}" for k, v in describe(policy).items() if k != "overrides"),
+    print(f"CPUs available to this process: {cpus.describe()}; new policy: {policy.threads} "
+          f"intra-op threads ({policy.threads_source}), "
+          + (", ".join(f"{k}={v}" for k, v in policy.wait_env.items()) or policy.wait_source),
           flush=True)
+    if start_busy is not None and start_busy > 0.2:
+        print(f"NOTE: other work kept the machine {start_busy:.0%} busy before this bench: the "
+              "'alone' runs are not alone, so the 'vs share' ratios overstate what a quiet "
+              "machine would show; old vs new (same conditions, alternating) still compare",
+              flush=True)
     stamp = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     results: list[dict] = []
     scratch = Path(tempfile.mkdtemp(prefix="bench_contention_"))
@@ -343,7 +361,8 @@ def main() -> None:
         results.append(result)
         tp = "timed out" if result["throughput"] is None else f"{result['throughput']:.1f} {result['unit']}"
         print(f"  round {rnd} {workload:<11} {variant:<4} {load} busy: {tp}, "
-              f"wall {result['wall_s']:.1f} s (load average {result['loadavg']})", flush=True)
+              f"wall {result['wall_s']:.1f} s, CPU {result['cpu_s']:.1f} s "
+              f"(load average {result['loadavg']})", flush=True)
 
     try:
         if not args.no_bench_train:
@@ -406,7 +425,7 @@ def write_csv(path: Path, results: list[dict], stamp: str, start_load: str) -> N
 
     path.parent.mkdir(parents=True, exist_ok=True)
     fields = ["timestamp", "workload", "variant", "competitors", "round", "throughput", "unit",
-              "wall_s", "timed_out", "loadavg_at_run", "loadavg_at_start", "machine", "version"]
+              "wall_s", "cpu_s", "timed_out", "loadavg_at_run", "loadavg_at_start", "machine", "version"]
     new = not path.exists()
     with path.open("a", newline="") as f:
         w = csv.DictWriter(f, fieldnames=fields)
@@ -415,7 +434,7 @@ def write_csv(path: Path, results: list[dict], stamp: str, start_load: str) -> N
         for r in results:
             w.writerow(dict(timestamp=stamp, workload=r["workload"], variant=r["variant"],
                             competitors=r["load"], round=r["round"], throughput=r["throughput"],
-                            unit=r["unit"], wall_s=round(r["wall_s"], 2),
+                            unit=r["unit"], wall_s=round(r["wall_s"], 2), cpu_s=round(r["cpu_s"], 2),
                             timed_out=bool(r.get("timed_out")), loadavg_at_run=r["loadavg"],
                             loadavg_at_start=start_load, machine=platform.machine(),
                             version=negrec.__version__))
