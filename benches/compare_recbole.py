@@ -469,17 +469,17 @@ def run_negrec(name: str, cfg, split, run_dir: Path, job: dict | None = None) ->
     import numpy as np
     import torch
     from negrec.eval import held_out_ranks
-    from negrec.models.checkpoint import load_checkpoint
+    from negrec.train.checkpoint import load_checkpoint
     from negrec.train import Trainer
 
-    objective = cfg.get_objective()
+    inputs = cfg.objective.inputs
     curve = []
     holder = {"t_start": time.perf_counter()}
 
     def validate(model):
         tr = holder["trainer"]
-        r_valid = held_out_ranks(model, split.valid, objective, exclude_history=False)
-        r_test = held_out_ranks(model, split.test, objective, exclude_history=False)
+        r_valid = held_out_ranks(model, split.valid, inputs, exclude_history=False)
+        r_test = held_out_ranks(model, split.test, inputs, exclude_history=False)
         v_ndcg, v_rec = ndcg_recall(r_valid)
         t_ndcg, t_rec = ndcg_recall(r_test)
         prev = curve[-1]["train_s"] if curve else 0.0
@@ -509,8 +509,8 @@ def run_negrec(name: str, cfg, split, run_dir: Path, job: dict | None = None) ->
     if res.best_epoch is not None:
         ck = load_checkpoint(run_dir / "best.pt")
         model = ck.model
-        r_keep = held_out_ranks(model, split.test, objective, exclude_history=False)
-        r_excl = held_out_ranks(model, split.test, objective, exclude_history=True)
+        r_keep = held_out_ranks(model, split.test, inputs, exclude_history=False)
+        r_excl = held_out_ranks(model, split.test, inputs, exclude_history=True)
         best = max(curve, key=lambda r: r["valid_ndcg10"])
         final = {"best_epoch": best["epoch"], "valid_ndcg10": best["valid_ndcg10"],
                  "test_ranks": r_keep.tolist(), "test_ranks_history_excluded": r_excl.tolist()}
@@ -528,7 +528,8 @@ def negrec_worker(job: dict) -> None:
     if job.get("threads"):
         torch.set_num_threads(job["threads"])
     from negrec.data import leave_one_out
-    from negrec.data.spec import DataSpec, load_data
+    from negrec.experiments.data import load_data
+    from negrec.train.data_spec import DataSpec
 
     split = leave_one_out(load_data(DataSpec(source="movielens", path=job["data"], all_positive=True)))
     cfg = negrec_config(job["model"], job["budget_s"] / 60, job["overrides"], job["patience"])
@@ -644,7 +645,8 @@ def main() -> None:
     import numpy as np
     import torch
     import negrec
-    from negrec.data.spec import DataSpec, load_data
+    from negrec.experiments.data import load_data
+    from negrec.train.data_spec import DataSpec
     from negrec.data import leave_one_out
 
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")

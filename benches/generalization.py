@@ -46,18 +46,20 @@ from pathlib import Path
 import numpy as np
 
 import negrec
-from negrec.cli.pipeline import train_and_evaluate
-from negrec.data.spec import DataSpec, load_data
 from negrec.data.split import Split, leave_last_out
 from negrec.data.transforms import permute_feedback
 from negrec.eval.counterfactual import log_histories, responsiveness, simulated_histories
 from negrec.eval.metrics import evaluate
 from negrec.eval.stats import Estimate, hierarchical_ci, ratio_of_means
-from negrec.models.checkpoint import load_checkpoint
-from negrec.models.objectives import OBJECTIVES
+from negrec.experiments.data import load_data
+from negrec.experiments.measure import HISTORY_SEED_OFFSET
+from negrec.experiments.training import train_and_evaluate
 from negrec.models.popularity import MostPopular
 from negrec.sim import PRESETS, Simulator, preset
+from negrec.train.checkpoint import load_checkpoint
 from negrec.train.config import TrainConfig, apply_overrides
+from negrec.train.data_spec import DataSpec
+from negrec.train.objectives import OBJECTIVES
 
 REPO = Path(__file__).resolve().parents[1]
 ML100K = Path(os.environ.get("NEGREC_ML100K", REPO.parent / "shared" / "data" / "ml-100k"))
@@ -73,15 +75,15 @@ class World:
     simulator: Simulator | None
 
 
-def make_world(name: str, users: int, events: int, holdout: int) -> World:
+def make_world(name: str, users_factor: float, events: int, holdout: int) -> World:
     if name == "ml-100k":
         spec = DataSpec(source="movielens", path=str(ML100K))
         sim = None
     else:
-        cfg = preset(name, num_users=users, events_per_user=events)
-        spec = DataSpec(source="simulated", sim_users=users, sim_events=events,
-                        sim_config=dataclasses.asdict(cfg))
-        sim = Simulator(cfg, seed=spec.sim_seed)
+        users = round(preset(name).num_users * users_factor)
+        spec = DataSpec(source="simulated", sim=preset(name, num_users=users,
+                                                       events_per_user=events))
+        sim = Simulator(spec.sim, seed=spec.sim_seed)
     log = load_data(spec)
     return World(name, spec, leave_last_out(log, holdout), sim)
 
@@ -112,23 +114,24 @@ def measure(world: World, name: str, seed: int, args, out: Path) -> dict:
                                      split=split, ks=(10,), bootstrap=0, overwrite=True)
     ck = load_checkpoint(out / "best.pt")
     held = world.split.valid if args.split == "valid" else world.split.test
-    test = evaluate(ck.model, held, ck.objective, ks=(10,), bootstrap=0)
-    sims = similarity(world, ck.model, ck.objective, ck.item_meta, args.histories, seed)
+    test = evaluate(ck.model, held, ck.objective.inputs, ks=(10,), bootstrap=0)
+    sims = similarity(world, ck.model, ck.objective.inputs, ck.item_meta, args.histories, seed)
     return {"ndcg": test.per_user["ndcg@10"], "dexp": test.per_user["dislike_exposure@10"],
             "sim": sims, "best_epoch": metrics["train"]["best_epoch"],
             "steps": metrics["train"]["steps"], "seconds": time.perf_counter() - t0}
 
 
-def similarity(world: World, model, objective, meta, histories: int, seed: int) -> dict:
+def similarity(world: World, model, inputs, meta, histories: int, seed: int) -> dict:
     """Per-history same-cluster share of the next top-10 after a positive / a dislike."""
     if world.simulator is not None:
-        hist, branched, _ = simulated_histories(model, objective, world.simulator,
-                                                num_users=histories, steps=20, seed=10_000 + seed)
+        hist, branched, _ = simulated_histories(model, inputs, world.simulator,
+                                                num_users=histories, steps=20,
+                                                seed=HISTORY_SEED_OFFSET + seed)
     else:
         train = world.split.train
         users = np.random.default_rng(seed).permutation(train.num_users)[:histories]
-        hist, branched, _ = log_histories(model, objective, train, np.sort(users))
-    res = responsiveness(model, objective, hist, branched, meta, actions=("dislike",),
+        hist, branched, _ = log_histories(model, inputs, train, np.sort(users))
+    res = responsiveness(model, inputs, hist, branched, meta, actions=("dislike",),
                          repeated=(), bootstrap=0)
     return {a: res.similarity["cluster"][a] for a in ("positive", "dislike")}
 
@@ -149,12 +152,11 @@ def summarize(world: World, runs: dict, pop: dict, resamples: int) -> tuple[list
     """Table lines, headline booleans and CSV rows of one world."""
     lines, rows = [], []
     ci = lambda stat, *s: hierarchical_ci(stat, *s, resamples=resamples, seed=0)  # noqa: E731
-    ctl = [(r["sim"]["dislike"], r["sim"]["positive"]) for r in runs[CONTROL]]
-    ctl_resp = ci(ratio_of_means, ctl)
+    ctl = [(r["sim"]["dislike"], r["sim"]["positive"]) for r in runs.get(CONTROL, [])]
     lines.append(f"  {'most_popular':15s} NDCG@10 {np.mean(pop['ndcg']):.4f}  dislike exp.@10 "
                  f"{np.mean(pop['dexp']):.4f}")
     verdict = {}
-    for name in [o for o in runs if o != CONTROL] + [CONTROL]:
+    for name in [o for o in runs if o != CONTROL] + ([CONTROL] if ctl else []):
         rs = runs[name]
         vs_pop = ci(diff_of_means, [(r["ndcg"], pop["ndcg"]) for r in rs])
         resp = ci(ratio_of_means, [(r["sim"]["dislike"], r["sim"]["positive"]) for r in rs])
@@ -162,15 +164,15 @@ def summarize(world: World, runs: dict, pop: dict, resamples: int) -> tuple[list
                 f"(vs most-popular {num(vs_pop)})  dislike exp.@10 "
                 f"{np.mean([r['dexp'].mean() for r in rs]):.4f}  responsiveness {pct(resp)}")
         rows += [(name, "ndcg10_vs_popular", vs_pop), (name, "responsiveness", resp)]
-        if name != CONTROL:
+        if name != CONTROL and ctl:
             beyond = ci(lambda a, b, c, d: ratio_of_means(a, b) - ratio_of_means(c, d),
                         [(r["sim"]["dislike"], r["sim"]["positive"]) for r in rs], ctl)
             line += f"  vs control {100 * beyond.mean:+.1f} pp [{100 * beyond.ci_low:+.1f}, {100 * beyond.ci_high:+.1f}]"
             rows.append((name, "responsiveness_minus_control", beyond))
-            verdict.setdefault("beats_popular", {})[name] = vs_pop.ci_low > 0
             verdict.setdefault("beyond_control", {})[name] = beyond.ci_high < 0
+        if name != CONTROL:
+            verdict.setdefault("beats_popular", {})[name] = vs_pop.ci_low > 0
         lines.append(line)
-    lines.append(f"  control responsiveness {pct(ctl_resp)} (input_ntr on permuted feedback)")
     if "input_ntr" in runs:
         ntr = runs["input_ntr"]
         for base in ("positive_only", "input_only"):
@@ -192,17 +194,22 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true",
-                    help="ml-100k and the default world, 2 seeds, 1,000 simulated users")
+                    help="ml-100k and the default world, 2 seeds, 1,000 simulated users "
+                         "(--sim-users-factor 0.4)")
     ap.add_argument("--worlds", help=f"comma-separated, from {', '.join(WORLDS)}")
     ap.add_argument("--seeds", type=int, help="training seeds per model (default 3; quick 2)")
     ap.add_argument("--objectives", default=",".join(OBJECTIVES))
-    ap.add_argument("--sim-users", type=int, help="users of simulated worlds (default 2000)")
+    ap.add_argument("--sim-users-factor", type=float,
+                    help="users of a simulated world: its preset's num_users times this "
+                         "(default 0.8: 2,000 users in the default world; quick 0.4)")
     ap.add_argument("--sim-events", type=int, default=60, help="events per simulated user")
     ap.add_argument("--histories", type=int, help="counterfactual histories per model (500)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="training-config override for every run (experiments only)")
     ap.add_argument("--set-for", action="append", default=[], metavar="OBJECTIVE:KEY=VALUE",
                     help="override for one objective only (the control follows input_ntr)")
+    ap.add_argument("--no-control", action="store_true",
+                    help="skip the placebo control (for tuning runs that do not measure it)")
     ap.add_argument("--bootstrap", type=int, default=1000)
     ap.add_argument("--split", choices=["test", "valid"], default="test",
                     help="held-out events to report (choose settings on valid, report test)")
@@ -226,7 +233,7 @@ def main() -> None:
         sys.exit(f"MovieLens-100K not found at {ML100K}; set NEGREC_ML100K or leave it out of --worlds")
     seeds = list(range(args.seeds or (2 if args.quick else 3)))
     args.histories = args.histories or (200 if args.quick else 500)
-    users = args.sim_users or (1000 if args.quick else 2000)
+    users = args.sim_users_factor or (0.4 if args.quick else 0.8)
     objectives = [o for o in args.objectives.split(",") if o]
     bad = [o for o in objectives if o not in OBJECTIVES]
     if bad:
@@ -245,13 +252,13 @@ def main() -> None:
               flush=True)
         popular = MostPopular(world.split.train)
         held = world.split.valid if args.split == "valid" else world.split.test
-        pe = evaluate(popular, held, popular_objective(), ks=(10,), bootstrap=0)
+        pe = evaluate(popular, held, OBJECTIVES["positive_only"].inputs, ks=(10,), bootstrap=0)
         pop = {"ndcg": pe.per_user["ndcg@10"], "dexp": pe.per_user["dislike_exposure@10"]}
-        runs: dict[str, list[dict]] = {o: [] for o in objectives + [CONTROL]}
+        runs: dict[str, list[dict]] = {o: [] for o in objectives + ([] if args.no_control else [CONTROL])}
         for seed in seeds:
             for name in runs:  # interleaved: every model of one seed, then the next seed
                 r = measure(world, name, seed, args, args.out / wname / f"seed{seed}" /
-                            f"{name}-{settings_tag(args, users, name)}")
+                            f"{name}-{settings_tag(args, world, name)}")
                 runs[name].append(r)
                 print(f"  seed {seed} {name:15s} NDCG@10 {r['ndcg'].mean():.4f}  dislike exp.@10 "
                       f"{r['dexp'].mean():.4f}  responsiveness "
@@ -286,18 +293,12 @@ def main() -> None:
           f"worlds_responsive_beyond_control={counts['beyond_control']}")
 
 
-def settings_tag(args, users: int, name: str) -> str:
+def settings_tag(args, world: World, name: str) -> str:
     """A short hash of everything that makes two runs of one model differ."""
     objective = "input_ntr" if name == CONTROL else name
-    text = repr((sorted(overrides_for(args, objective)), args.holdout, users, args.sim_events,
+    text = repr((sorted(overrides_for(args, objective)), args.holdout, repr(world.spec),
                  args.tag))
     return hashlib.sha1(text.encode()).hexdigest()[:8]
-
-
-def popular_objective():
-    from negrec.models.objectives import get_objective
-
-    return get_objective("positive_only")
 
 
 if __name__ == "__main__":

@@ -36,15 +36,18 @@ from pathlib import Path
 import numpy as np
 
 import negrec
-from negrec.cli.pipeline import train_and_evaluate
-from negrec.data.spec import DataSpec, load_data
 from negrec.data.split import leave_one_out
-from negrec.eval.counterfactual import log_histories, ratio_of_means_ci, responsiveness
-from negrec.eval.metrics import bootstrap_ci, evaluate
-from negrec.models.base import ModelConfig
-from negrec.models.checkpoint import load_checkpoint
-from negrec.models.objectives import OBJECTIVES
+from negrec.eval.counterfactual import log_histories, responsiveness
+from negrec.eval.metrics import evaluate
+from negrec.eval.stats import bootstrap_ci, ratio_of_means_ci
+from negrec.experiments.data import load_data
+from negrec.experiments.training import train_and_evaluate
+from negrec.models.config import ModelConfig
+from negrec.models.registry import model_kinds
+from negrec.train.checkpoint import load_checkpoint
 from negrec.train.config import LossConfig, OptimConfig, TrainConfig
+from negrec.train.data_spec import DataSpec
+from negrec.train.objectives import OBJECTIVES, Objective
 
 REPO = Path(__file__).resolve().parents[1]
 ML100K = Path(os.environ.get("NEGREC_ML100K", REPO.parent / "shared" / "data" / "ml-100k"))
@@ -54,13 +57,13 @@ def train_config(objective: str, seed: int, epochs: int, args) -> TrainConfig:
     """The package defaults (SASRec dim 64, 2 layers, full softmax, batch 64, lr 2e-3, the
     objective's default weights) unless the command line says otherwise."""
     defaults = TrainConfig()
+    weights = {} if args.w_dislike is None else {"dislike": args.w_dislike}
     return TrainConfig(
         data=DataSpec(source="movielens", path=str(ML100K)),
         model=ModelConfig(kind=args.model, dim=64, num_layers=2, num_heads=2, dropout=0.2,
                           max_len=50, cluster_input=args.genre_input),
-        objective=objective, loss=LossConfig(mode="full"),
+        objective=Objective(objective, weights), loss=LossConfig(mode="full"),
         optim=OptimConfig(lr=args.lr or defaults.optim.lr),
-        w_dislike=defaults.w_dislike if args.w_dislike is None else args.w_dislike,
         epochs=epochs, batch_size=args.batch_size or defaults.batch_size, seed=seed,
         early_stopping_patience=3, progress=False, tensorboard=False)
 
@@ -93,7 +96,7 @@ def main() -> None:
     ap.add_argument("--objectives", default=",".join(OBJECTIVES),
                     help="comma-separated; positive_only is always included (the baseline)")
     ap.add_argument("--w-dislike", type=float, default=None, help="input_ntr's dislike weight")
-    ap.add_argument("--model", choices=["sasrec", "gru"], default="sasrec")
+    ap.add_argument("--model", choices=model_kinds(), default="sasrec")
     ap.add_argument("--batch-size", type=int, default=None)
     ap.add_argument("--lr", type=float, default=None)
     ap.add_argument("--genre-input", action=argparse.BooleanOptionalAction, default=True,
@@ -108,7 +111,8 @@ def main() -> None:
     if unknown:
         ap.error(f"--objectives: unknown {unknown}; expected some of {list(OBJECTIVES)}")
     objectives = ["positive_only"] + [o for o in OBJECTIVES if o in asked and o != "positive_only"]
-    settings = (f"model={args.model} w_dislike={train_config('input_ntr', 0, epochs, args).w_dislike} "
+    ntr_weights = train_config('input_ntr', 0, epochs, args).objective.weights
+    settings = (f"model={args.model} w_dislike={ntr_weights['dislike']} "
                 f"batch={train_config('input_ntr', 0, epochs, args).batch_size} "
                 f"lr={train_config('input_ntr', 0, epochs, args).optim.lr} genre_input={args.genre_input}")
 
@@ -129,13 +133,13 @@ def main() -> None:
             m = train_and_evaluate(train_config(obj, seed, epochs, args), run, split=split, ks=(10,),
                                    bootstrap=0)
             ck = load_checkpoint(run / "best.pt")
-            test = evaluate(ck.model, split.test, ck.objective, ks=(10,), bootstrap=0)
-            valid = evaluate(ck.model, split.valid, ck.objective, ks=(10,), bootstrap=0)
+            test = evaluate(ck.model, split.test, ck.objective.inputs, ks=(10,), bootstrap=0)
+            valid = evaluate(ck.model, split.valid, ck.objective.inputs, ks=(10,), bootstrap=0)
             for k in per_user[obj]:
                 per_user[obj][k].append(test.per_user[k])
                 valid_user[obj][k].append(valid.per_user[k])
-            hist, branched, _ = log_histories(ck.model, ck.objective, split.train)
-            res = responsiveness(ck.model, ck.objective, hist, branched, ck.item_meta,
+            hist, branched, _ = log_histories(ck.model, ck.objective.inputs, split.train)
+            res = responsiveness(ck.model, ck.objective.inputs, hist, branched, ck.item_meta,
                                  actions=("dislike",), repeated=(), bootstrap=0)
             for a in sims[obj]:
                 sims[obj][a].append(res.similarity["cluster"][a])

@@ -1,18 +1,26 @@
 // Input validation shared by every fused_loss backend. Each message names the argument and
 // gives what was expected and what was received; shape and value problems are ValueErrors,
-// dtype problems TypeErrors, device problems RuntimeErrors.
+// dtype, layout and missing-tensor problems TypeErrors, device problems RuntimeErrors.
+// Values are checked as the kernels use them: logQ and 1/temperature in the accumulation dtype
+// (a float64 logQ of 1e39 is finite, its float32 cast is not), weights in float64 (the kernels
+// keep them in float64).
 #include "fused_loss.h"
 
 #include <ATen/ATen.h>
 #include <c10/util/Exception.h>
 
 #include <cmath>
+#include <limits>
 #include <sstream>
+#include <string>
+
+#include "tensor_kind.h"
 
 namespace negrec {
 namespace {
 
 constexpr const char* kOp = "negrec.fused_loss";
+constexpr const char* kBackwardOp = "negrec.fused_loss_backward";
 
 std::string shape_str(const at::Tensor& t) {
   std::ostringstream os;
@@ -35,6 +43,21 @@ void check_device(const at::Tensor& t, const char* name, const at::Tensor& query
               query.device(), "; ", name, " is on ", t.device());
 }
 
+// A tensor argument that is present: an undefined tensor is what the dispatcher makes of None.
+void check_present(const at::Tensor& t, const char* name, const char* shape,
+                   const char* op = kOp) {
+  TORCH_CHECK_TYPE(t.defined(), op, ": ", name, " must be a tensor of shape ", shape, "; got None");
+}
+
+void check_dense(const at::Tensor& t, const char* name, const char* op = kOp) {
+  const std::string kind = non_dense_kind(t);
+  TORCH_CHECK_TYPE(kind.empty(), op, ": ", name, " must be a dense (strided) tensor; got ", kind);
+}
+
+const char* dtype_name(at::ScalarType s) {
+  return s == at::kDouble ? "float64" : s == at::kFloat ? "float32" : c10::toString(s);
+}
+
 bool is_supported_float(at::ScalarType s) {
   return s == at::kFloat || s == at::kDouble || s == at::kBFloat16 || s == at::kHalf;
 }
@@ -42,6 +65,7 @@ bool is_supported_float(at::ScalarType s) {
 void check_float_vector(const std::optional<at::Tensor>& t, const char* name, int64_t expected,
                         const char* what, const at::Tensor& query) {
   if (!t.has_value()) return;
+  check_dense(*t, name);
   TORCH_CHECK_TYPE(at::isFloatingType(t->scalar_type()), kOp, ": ", name,
                    " must be a floating-point tensor; got dtype ", t->scalar_type());
   check_len(*t, name, expected, what);
@@ -56,6 +80,30 @@ void check_finite(const at::Tensor& t, const char* name) {
     TORCH_CHECK_VALUE(false, kOp, ": ", name, " must be finite; got ",
                       t[idx].item<double>(), " at index ", idx);
   }
+}
+
+// Finite, and still finite once converted to the accumulation dtype `acc`, as the kernels read it.
+void check_finite_as(const at::Tensor& t, const char* name, at::ScalarType acc) {
+  check_finite(t, name);
+  if (t.numel() == 0 || t.scalar_type() == acc) return;
+  const at::Tensor converted = t.to(acc);
+  if (at::isfinite(converted).all().item<bool>()) return;
+  const int64_t idx = at::logical_not(at::isfinite(converted)).nonzero().flatten()[0].item<int64_t>();
+  TORCH_CHECK_VALUE(false, kOp, ": ", name, " must be finite in ", dtype_name(acc),
+                    " (the accumulation dtype); got ", t[idx].item<double>(), " at index ", idx,
+                    ", which overflows it");
+}
+
+// 1/T is used in the accumulation dtype: it must not overflow there (T below ~2.9e-39 in
+// float32). A 1/T that underflows to 0 (huge T) is fine: every logit is then -logQ.
+void check_temperature(double temperature, at::ScalarType acc) {
+  TORCH_CHECK_VALUE(std::isfinite(temperature) && temperature > 0.0, kOp,
+                    ": temperature must be a finite number > 0; got ", temperature);
+  const double smallest = acc == at::kDouble ? 1.0 / std::numeric_limits<double>::max()
+                                             : 1.0 / std::numeric_limits<float>::max();
+  TORCH_CHECK_VALUE(temperature >= smallest, kOp, ": temperature must be >= ", smallest,
+                    " (1/temperature must be finite in ", dtype_name(acc),
+                    ", the accumulation dtype); got ", temperature);
 }
 
 }  // namespace
@@ -92,6 +140,19 @@ FusedLossParams check_fused_loss_inputs(
     bool check_values) {
   FusedLossParams p;
   p.reduction = parse_reduction(reduction);
+
+  check_present(query, "query", "[N, D]");
+  check_present(target_emb, "target_emb", "[N, D]");
+  check_present(neg_emb, "neg_emb", "[K, D]");
+  check_present(target_ids, "target_ids", "[N]");
+  check_present(neg_ids, "neg_ids", "[K]");
+  check_present(label, "label", "[N]");
+  for (const auto& [t, name] : {std::pair<const at::Tensor&, const char*>{query, "query"},
+                                {target_emb, "target_emb"}, {neg_emb, "neg_emb"},
+                                {target_ids, "target_ids"}, {neg_ids, "neg_ids"},
+                                {label, "label"}}) {
+    check_dense(t, name);
+  }
 
   check_rank(query, "query", 2, "[N, D]");
   check_rank(target_emb, "target_emb", 2, "[N, D]");
@@ -138,8 +199,7 @@ FusedLossParams check_fused_loss_inputs(
   check_device(neg_ids, "neg_ids", query);
   check_device(label, "label", query);
 
-  TORCH_CHECK_VALUE(std::isfinite(temperature) && temperature > 0.0, kOp,
-                    ": temperature must be a finite number > 0; got ", temperature);
+  check_temperature(temperature, p.acc_dtype);
   p.inv_temperature = 1.0 / temperature;
 
   if (check_values) {
@@ -160,8 +220,8 @@ FusedLossParams check_fused_loss_inputs(
                           " at index ", bad);
       }
     }
-    if (target_logq.has_value()) check_finite(*target_logq, "target_logq");
-    if (neg_logq.has_value()) check_finite(*neg_logq, "neg_logq");
+    if (target_logq.has_value()) check_finite_as(*target_logq, "target_logq", p.acc_dtype);
+    if (neg_logq.has_value()) check_finite_as(*neg_logq, "neg_logq", p.acc_dtype);
   }
   return p;
 }
@@ -172,6 +232,12 @@ void check_fused_loss_backward_inputs(
     const at::Tensor& query,
     const at::Tensor& lse_all,
     const at::Tensor& lse_neg) {
+  check_present(grad_loss, "grad_loss", p.reduction == Reduction::None ? "[N]" : "[]", kBackwardOp);
+  check_present(lse_all, "lse_all", "[N]", kBackwardOp);
+  check_present(lse_neg, "lse_neg", "[N]", kBackwardOp);
+  check_dense(grad_loss, "grad_loss", kBackwardOp);
+  check_dense(lse_all, "lse_all", kBackwardOp);
+  check_dense(lse_neg, "lse_neg", kBackwardOp);
   if (p.reduction == Reduction::None) {
     TORCH_CHECK_VALUE(grad_loss.dim() == 1 && grad_loss.size(0) == p.N, kOp,
                       "_backward: grad_loss must have shape [", p.N, "] for reduction='none'; got ",

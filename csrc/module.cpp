@@ -23,22 +23,29 @@ PYBIND11_MODULE(_C, m) {
 #endif
   m.def("cpu_float_isa", &negrec::cpu::vec::float_isa,
         "Instruction set the float32 CPU row kernels use: 'avx2+fma' or 'scalar'.");
-  m.def("_force_scalar_cpu_kernels", &negrec::cpu::vec::force_scalar_float, py::arg("force"),
-        "Testing/benchmarking: force the scalar float32 CPU row kernels (True) or restore the "
-        "best available (False).");
+  m.def(
+      "_force_scalar_cpu_kernels",
+      [](py::handle force) {
+        negrec::cpu::vec::force_scalar_float(
+            negrec::py_args::to_bool(force, {"_force_scalar_cpu_kernels", "force"}));
+      },
+      py::arg("force"),
+      "Testing/benchmarking: force the scalar float32 CPU row kernels (True) or restore the "
+      "best available (False). Calls already running keep the kernels they started with.");
   m.def(
       "_set_cpu_tile_config",
-      [](int64_t rows, int64_t cols) {
-        if (rows < 1 || cols < 1) {
-          throw py::value_error("tile rows and cols must be >= 1; got rows=" +
-                                std::to_string(rows) + ", cols=" + std::to_string(cols));
-        }
-        negrec::cpu::tile_config() = {rows, cols};
+      [](py::handle rows, py::handle cols) {
+        constexpr const char* kWhere = "_set_cpu_tile_config";
+        negrec::cpu::TileConfig config;
+        config.rows = negrec::py_args::to_int64(rows, {kWhere, "rows"}, 1, negrec::cpu::kMaxTileRows);
+        config.cols = negrec::py_args::to_int64(cols, {kWhere, "cols"}, 1, negrec::cpu::kMaxTileCols);
+        negrec::translate_errors([&] { negrec::cpu::set_tile_config(config); });
       },
       py::arg("rows"), py::arg("cols"),
-      "Benchmarking: set the CPU fused-loss tile (rows per block, candidates per tile).");
+      "Benchmarking: set the CPU fused-loss tile (rows per block, candidates per tile); calls "
+      "already running keep the tile they started with.");
   m.def("_get_cpu_tile_config", []() {
-    const auto& t = negrec::cpu::tile_config();
+    const negrec::cpu::TileConfig t = negrec::cpu::tile_config();
     return py::make_tuple(t.rows, t.cols);
   });
   negrec::bind_data(m);

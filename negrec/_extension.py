@@ -3,8 +3,12 @@
 Three outcomes, never a crash and never a silent fallback for a broken build:
 
 * the extension loads (the normal case);
-* negrec was installed without it (no ``_C`` and no build record): the pure-PyTorch reference
-  serves instead, with a warning at first use (:func:`extension_available` is ``False``);
+* negrec was installed without it (no ``_C`` and no build record): every native piece falls
+  back to its pure-PyTorch equivalent, each with one warning at its first use
+  (:func:`warn_fallback`; :func:`extension_available` is ``False``): the fused loss to
+  ``negrec.ops.fused_loss_reference``, the collator to
+  ``negrec.data.collate_reference.collate_python``, the popularity sampler's alias table to
+  ``torch.multinomial``;
 * it exists but was built against another torch: importing negrec raises
   :class:`ExtensionMismatchError` naming both versions and how to rebuild. (Loading it anyway
   could crash the interpreter: torch's C++ ABI is not stable across releases.)
@@ -14,6 +18,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import warnings
 from types import ModuleType
 from typing import Any
 
@@ -94,3 +99,18 @@ def build_info() -> dict[str, Any]:
     info["extension"] = True
     info["cpu_float_isa"] = _C.cpu_float_isa()
     return info
+
+
+_warned: set[str] = set()
+
+
+def warn_fallback(component: str, fallback: str) -> None:
+    """The one policy for a missing extension: ``component`` serves through its pure-PyTorch
+    ``fallback`` (slower), with one RuntimeWarning per component and process.
+    (``negrec.ops.fused_loss`` words its own warning the same way.)"""
+    if component in _warned:
+        return
+    _warned.add(component)
+    warnings.warn(f"{component}: {MISSING_REASON}; using {fallback} (pure PyTorch, slower). "
+                  "Install negrec with `pip install .` to build the native code.",
+                  RuntimeWarning, stacklevel=3)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import platform
 import sys
 from typing import Any
 
 import torch
 
+from negrec.files import strict_json
 from negrec.threads import report as thread_policy_report  # thread policy
 
 
@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     env = environment()
     if args.json:
-        print(json.dumps(env, indent=2))
+        print(strict_json(env, indent=2))
         return 0
     ext = env["extension"]
     print(f"negrec          {env['negrec']}")

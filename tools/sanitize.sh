@@ -7,9 +7,11 @@
 #    environment and build folder, both outside the repository (defaults /tmp/venv-asan and
 #    /tmp/build-asan), and checks that the installed extension really is instrumented.
 # 2. Runs the native tests -- fused loss (tests/test_fused_loss.py), collator and samplers
-#    (tests/test_collate_samplers.py) and the fuzz tests (tests/test_fuzz_native.py, "ci"
-#    profile unless NEGREC_FUZZ_PROFILE is set) -- in a Python process with libasan preloaded,
-#    halt_on_error=1 for both sanitizers: any memory error or undefined behaviour aborts the run.
+#    (tests/test_collate_samplers.py), the fuzz tests (tests/test_fuzz_native.py, "ci"
+#    profile unless NEGREC_FUZZ_PROFILE is set) and the reliability regressions
+#    (tests/test_native_reliability.py, whose child processes inherit the preload and options)
+#    -- in a Python process with libasan preloaded, halt_on_error=1 for both sanitizers: any
+#    memory error or undefined behaviour aborts the run.
 #    Leak detection is OFF in this process: CPython and libtorch keep (by design) memory alive
 #    until exit that LeakSanitizer reports, and an LSan suppression matches any frame of an
 #    allocation's stack, so a suppression of the interpreter or libtorch would also hide every
@@ -92,7 +94,8 @@ LD_PRELOAD="$PRELOAD" ASAN_OPTIONS="$ASAN_OPTIONS:log_path=$LOGDIR/asan" \
   UBSAN_OPTIONS="$UBSAN_OPTIONS:log_path=$LOGDIR/ubsan" OMP_NUM_THREADS=2 \
   "$VENV/bin/pytest" -p no:cacheprovider -q -m "not cuda" -k "not compile" \
     "$REPO/tests/test_fused_loss.py" "$REPO/tests/test_collate_samplers.py" \
-    "$REPO/tests/test_fuzz_native.py" ${NEGREC_ASAN_PYTEST_ARGS:-}
+    "$REPO/tests/test_fuzz_native.py" "$REPO/tests/test_native_reliability.py" \
+    ${NEGREC_ASAN_PYTEST_ARGS:-}
 rc=$?
 set -e
 reports=$(ls "$LOGDIR"/asan.* "$LOGDIR"/ubsan.* 2>/dev/null || true)
@@ -115,13 +118,17 @@ cat > "$HB/harness.cpp" <<'CPP'
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <c10/util/Exception.h>
 
+#include <atomic>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <functional>
 #include <limits>
 #include <string>
+#include <thread>
+#include <vector>
 
+#include "cpu/fused_loss_cpu.h"
 #include "data/collate.h"
 #include "data/sampler.h"
 
@@ -209,6 +216,64 @@ int main() {
       ++runs;
     }
 
+    // issue 16: huge temperatures with accidental hits, float64 weights beyond float32, missing
+    // and sparse arguments, the tile configuration changed while other threads run kernels
+    {
+      auto q = at::randn({6, 3}), t = at::randn({6, 3}), n = at::randn({9, 3});
+      auto tid = at::arange(6, at::kLong), nid = at::arange(9, at::kLong);  // hits in every row
+      auto lab = at::tensor({1, -1, 1, -1, 0, 1}, at::kLong);
+      for (double T : {1e38, 2e45, 1e300}) {
+        auto [loss, la, ln] = fwd.call(q, t, n, tid, nid, lab, {}, {}, {}, T, "none");
+        TORCH_CHECK(at::isfinite(loss).all().item<bool>(), "NaN loss at T = ", T);
+        auto [dq, dtg, dn] = bwd.call(at::ones({6}), q, t, n, tid, nid, lab, {}, {}, {}, T, "none", la, ln);
+        TORCH_CHECK(at::isfinite(dq).all().item<bool>() && at::isfinite(dn).all().item<bool>());
+        ++runs;
+      }
+      for (double w : {1e39, 1e-50, 5e-324}) {
+        std::optional<Tensor> wt = at::full({6}, w, at::kDouble);
+        auto [loss, la, ln] = fwd.call(q, t, n, tid, nid, lab, wt, {}, {}, 1.0, "mean");
+        TORCH_CHECK(std::isfinite(loss.item<double>()), "mean not finite for weights ", w);
+        auto [dq, dtg, dn] = bwd.call(at::ones({}), q, t, n, tid, nid, lab, wt, {}, {}, 1.0, "mean", la, ln);
+        TORCH_CHECK(at::isfinite(dq).all().item<bool>());
+        ++runs;
+      }
+      expect_error("label undefined", [&] { fwd.call(q, t, n, tid, nid, Tensor(), {}, {}, {}, 1.0, "mean"); });
+      expect_error("sparse label", [&] { fwd.call(q, t, n, tid, nid, lab.to_sparse(), {}, {}, {}, 1.0, "mean"); });
+      expect_error("sparse query", [&] { fwd.call(q.to_sparse(), t, n, tid, nid, lab, {}, {}, {}, 1.0, "mean"); });
+      expect_error("temperature 1e-39", [&] { fwd.call(q, t, n, tid, nid, lab, {}, {}, {}, 1e-39, "mean"); });
+      expect_error("logq 1e39", [&] { fwd.call(q, t, n, tid, nid, lab, {}, {}, at::full({9}, 1e39, at::kDouble), 1.0, "mean"); });
+      expect_error("tile 0", [&] { negrec::cpu::set_tile_config({0, 5}); });
+      expect_error("tile too large", [&] { negrec::cpu::set_tile_config({65536, 1 << 20}); });
+      const auto big_q = at::randn({64, 8}), big_t = at::randn({64, 8}), big_n = at::randn({1500, 8});
+      const auto big_tid = at::randint(0, 300, {64}, at::kLong), big_nid = at::randint(0, 300, {1500}, at::kLong);
+      const auto big_lab = at::randint(-1, 2, {64}, at::kLong);
+      const Tensor want = std::get<0>(fwd.call(big_q, big_t, big_n, big_tid, big_nid, big_lab, {}, {}, {}, 1.0, "none"));
+      std::vector<std::thread> workers;
+      bool all_equal = true;
+      std::atomic<bool> stop{false};
+      std::thread flipper([&] {
+        const negrec::cpu::TileConfig configs[] = {{4, 16}, {64, 4096}, {3, 50}, {256, 65536}};
+        for (int i = 0; !stop.load(); ++i) negrec::cpu::set_tile_config(configs[i % 4]);
+        negrec::cpu::set_tile_config({128, 1024});
+      });
+      std::vector<char> equal(3, 1);
+      for (int w = 0; w < 3; ++w) {
+        workers.emplace_back([&, w] {
+          for (int it = 0; it < 10; ++it) {
+            auto [loss, la, ln] = fwd.call(big_q, big_t, big_n, big_tid, big_nid, big_lab, {}, {}, {}, 1.0, "none");
+            bwd.call(at::ones({64}), big_q, big_t, big_n, big_tid, big_nid, big_lab, {}, {}, {}, 1.0, "none", la, ln);
+            equal[w] &= static_cast<char>(at::allclose(loss, want, 1e-4, 1e-5));
+          }
+        });
+      }
+      for (auto& w : workers) w.join();
+      stop.store(true);
+      flipper.join();
+      for (char e : equal) all_equal = all_equal && e;
+      TORCH_CHECK(all_equal, "results changed while the tile configuration was being changed");
+      runs += 30;
+    }
+
     // collator: a CSR log with empty users, all codes allowed and filtered, both paddings
     {
       auto offsets = at::tensor({0, 0, 3, 3, 9, 10}, at::kLong);
@@ -248,6 +313,10 @@ int main() {
       expect_error("ends shape", [&] { negrec::data::collate(offsets, items, fb, users, at::zeros({2}, at::kLong), 5, cfg, 0, 1); });
       cfg.max_len = 0;
       expect_error("max_len 0", [&] { negrec::data::collate(offsets, items, fb, users, Tensor(), 5, cfg, 0, 1); });
+      cfg.max_len = 3;
+      cfg.weight_of = {0.f, std::numeric_limits<float>::infinity(), 0.f, 0.f, 1.f};
+      expect_error("inf weight", [&] { negrec::data::collate(offsets, items, fb, users, Tensor(), 5, cfg, 0, 1); });
+      expect_error("sparse users", [&] { negrec::data::collate(offsets, items, fb, users.to_sparse(), Tensor(), 5, negrec::data::CollateConfig{}, 0, 1); });
     }
 
     // alias sampler
@@ -265,6 +334,8 @@ int main() {
       expect_error("zero sum", [&] { negrec::data::AliasTable(at::zeros({3}, at::kDouble)); });
       expect_error("nan weight", [&] { negrec::data::AliasTable(at::tensor({1.0, NAN}, at::kDouble)); });
       expect_error("negative k", [&] { table.sample(-1, 0); });
+      expect_error("sparse weights", [&] { negrec::data::AliasTable(at::ones({3}, at::kDouble).to_sparse()); });
+      expect_error("complex weights", [&] { negrec::data::AliasTable(at::ones({3}, at::kComplexFloat)); });
     }
   }
   std::printf("harness: %d kernel runs, %d expected errors raised, no sanitizer report\n", runs,

@@ -9,6 +9,12 @@
 //   backward: the logits are recomputed (no [N, K] state is ever kept), turned into dL/dz in
 //             place, and two more GEMMs push them into dQuery (per block) and dNeg (a per-thread
 //             [K, D] accumulator, summed at the end).
+// Accidental hits are masked after the logits are scaled by 1/T, as in the reference (see
+// TileHits). The process-wide knobs (tile shape, float32 instruction set) are read once per
+// call (CallSettings) and passed down: they may change concurrently between calls.
+// Weights stay in float64 (as given, at most widened), and so do the per-row losses that the
+// reductions use: a float32 cast would turn a weight of 1e39 into inf (a NaN mean) and one of
+// 1e-50 into 0 (a mean of 0). The mean weighs row i by w_i / sum(w) formed as in MeanWeights.
 // So forward + backward is four GEMMs of N x K x D against the three of a plain
 // materialised implementation, with O(threads * (tile + K * D)) extra memory.
 #include "cpu/fused_loss_cpu.h"
@@ -21,6 +27,7 @@
 #include <torch/library.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <limits>
 #include <numeric>
@@ -28,12 +35,48 @@
 
 namespace negrec::cpu {
 
-TileConfig& tile_config() {
-  static TileConfig config;
-  return config;
+namespace {
+
+// rows and cols (both < 2^32 after validation) packed in one word, so that readers always see
+// a pair that was set together.
+uint64_t pack(TileConfig t) {
+  return (static_cast<uint64_t>(t.rows) << 32) | static_cast<uint64_t>(t.cols);
+}
+
+TileConfig unpack(uint64_t v) {
+  return {static_cast<int64_t>(v >> 32), static_cast<int64_t>(v & 0xFFFFFFFFu)};
+}
+
+std::atomic<uint64_t>& packed_tile_config() {
+  static std::atomic<uint64_t> packed{pack(TileConfig{})};
+  return packed;
+}
+
+}  // namespace
+
+TileConfig tile_config() { return unpack(packed_tile_config().load(std::memory_order_relaxed)); }
+
+void set_tile_config(TileConfig config) {
+  constexpr const char* kWhere = "_set_cpu_tile_config";
+  TORCH_CHECK_VALUE(config.rows >= 1 && config.rows <= kMaxTileRows, kWhere,
+                    ": rows must be in [1, ", kMaxTileRows, "]; got ", config.rows);
+  TORCH_CHECK_VALUE(config.cols >= 1 && config.cols <= kMaxTileCols, kWhere,
+                    ": cols must be in [1, ", kMaxTileCols, "]; got ", config.cols);
+  TORCH_CHECK_VALUE(config.rows * config.cols <= kMaxTileElements, kWhere,
+                    ": rows * cols must be <= ", kMaxTileElements, " (one tile buffer per thread); "
+                    "got ", config.rows, " * ", config.cols, " = ", config.rows * config.cols);
+  packed_tile_config().store(pack(config), std::memory_order_relaxed);
 }
 
 namespace {
+
+// What one kernel call uses of the process-wide knobs, read once at its start.
+struct CallSettings {
+  TileConfig tile;
+  vec::Isa isa;
+};
+
+CallSettings call_settings() { return {tile_config(), vec::current_float_isa()}; }
 
 template <typename T>
 constexpr T kInf = std::numeric_limits<T>::infinity();
@@ -44,12 +87,45 @@ inline double softplus(double x) {
   return std::max(x, 0.0) + std::log1p(std::exp(-std::abs(x)));
 }
 
+// Max over the non-NaN entries of a row and whether it holds a NaN (what
+// vec::scale_shift_max reports, for a row that is already scaled).
+template <typename T>
+vec::RowMax<T> row_max(const T* z, int64_t n) {
+  vec::RowMax<T> m{-std::numeric_limits<T>::infinity(), false};
+  for (int64_t k = 0; k < n; ++k) {
+    if (std::isnan(z[k])) m.has_nan = true;
+    else if (z[k] > m.max) m.max = z[k];
+  }
+  return m;
+}
+
 // 1 / (1 + exp(-x)), for x in [-inf, inf].
 inline double sigmoid(double x) {
   if (x >= 0) return 1.0 / (1.0 + std::exp(-x));
   const double e = std::exp(x);
   return e / (1.0 + e);
 }
+
+// The weights of the mean over the contributing rows, w_i / sum_j w_j, computed as
+// (w_i / m) / sum_j (w_j / m) with m = max_j w_j, so that neither the sum (weights near the
+// float64 maximum) nor 1 / sum (denormal weights: 1 / 5e-324 overflows) leaves the float64
+// range. All 0 when no contributing row has a positive weight (the mean is then 0).
+class MeanWeights {
+ public:
+  template <typename Weight>
+  MeanWeights(const std::vector<int64_t>& rows, const Weight& weight) {
+    for (const int64_t i : rows) scale_ = std::max(scale_, weight(i));
+    if (scale_ > 0.0) {
+      for (const int64_t i : rows) denom_ += weight(i) / scale_;
+    }
+  }
+
+  double of(double w) const { return denom_ > 0.0 ? (w / scale_) / denom_ : 0.0; }
+
+ private:
+  double scale_ = 0.0;
+  double denom_ = 0.0;
+};
 
 // Rows that take part: label != 0. Kept in their original order.
 std::vector<int64_t> active_rows(const at::Tensor& label8) {
@@ -87,6 +163,27 @@ struct HitIndex {
   }
 };
 
+// The accidental hits of a block's rows inside one candidate tile [k0, k0 + kb): those of row r
+// are at positions hits.positions[begin[r] .. end[r]).
+//
+// They are masked after the tile is scaled by 1/T and shifted by logQ, as the reference's
+// masked_fill does: masking first (storing -inf in the raw dot products) would give
+// -inf * (1/T) = NaN when 1/T rounds to 0 (float32, T > ~1.4e45), and a hit's NaN logit must not
+// reach the row either.
+struct TileHits {
+  const HitIndex& hits;
+  const int64_t* begin;
+  const int64_t* end;
+  int64_t k0;
+
+  bool any(int64_t r) const { return begin[r] < end[r]; }
+
+  template <typename T>
+  void fill(int64_t r, T* row, T value) const {
+    for (int64_t c = begin[r]; c < end[r]; ++c) row[hits.positions[c] - k0] = value;
+  }
+};
+
 // C = A . B^T or C += ..., all on raw row-major buffers, through ATen's GEMM (which inside a
 // parallel region runs single-threaded on the calling thread).
 template <typename T>
@@ -104,7 +201,7 @@ struct Inputs {
   const T* Nn;
   const T* TLQ;
   const T* NLQ;
-  const T* W;
+  const double* W;  // float64 whatever the accumulation dtype (see the file comment)
   const int64_t* TID;
   const int8_t* LAB;
 
@@ -119,28 +216,32 @@ struct Inputs {
     label8 = label.to(at::kChar).contiguous();
     if (target_logq) tlq = target_logq->to(acc).contiguous();
     if (neg_logq) nlq = neg_logq->to(acc).contiguous();
-    if (weight) w = weight->to(acc).contiguous();
+    if (weight) w = weight->to(at::kDouble).contiguous();
     Q = q.data_ptr<T>();
     Tg = t.data_ptr<T>();
     Nn = n.data_ptr<T>();
     TLQ = tlq.defined() ? tlq.data_ptr<T>() : nullptr;
     NLQ = nlq.defined() ? nlq.data_ptr<T>() : nullptr;
-    W = w.defined() ? w.data_ptr<T>() : nullptr;
+    W = w.defined() ? w.data_ptr<double>() : nullptr;
     TID = tid.data_ptr<int64_t>();
     LAB = label8.data_ptr<int8_t>();
   }
+
+  double weight(int64_t i) const { return W ? W[i] : 1.0; }
 };
 
-// Visits the logits of one block of rows, tile by tile. For each tile it computes
-// S = Qb . N[k0:k0+kb]^T, sets accidental hits to -inf, and calls
-// on_tile(k0, kb, S) where S is [rb, kb] row-major (raw dot products, before 1/T and logQ).
+// Visits the logits of one block of rows, tile by tile (`cols` candidates per tile: the call's
+// snapshot, which sized S). For each tile it computes S = Qb . N[k0:k0+kb]^T and calls
+// on_tile(k0, kb, S, tile_hits) where S is [rb, kb] row-major (raw dot products, before 1/T,
+// logQ and the masking of tile_hits, which on_tile applies).
 template <typename T, typename OnTile>
 void for_each_logit_tile(const Inputs<T>& in, const FusedLossParams& p, const HitIndex& hits,
-                         const std::vector<int64_t>& block_rows, const T* Qb, T* S,
+                         const std::vector<int64_t>& block_rows, const T* Qb, T* S, int64_t cols,
                          OnTile&& on_tile) {
   const int64_t rb = static_cast<int64_t>(block_rows.size());
-  const int64_t K = p.K, D = p.D, cols = tile_config().cols;
-  std::vector<int64_t> cursor(rb), end(rb);
+  const int64_t K = p.K, D = p.D;
+  // Per row, its hits not yet visited [cursor, end) and those of the current tile [cursor, stop).
+  std::vector<int64_t> cursor(rb), end(rb), stop(rb);
   for (const auto r : c10::irange(rb)) {
     std::tie(cursor[r], end[r]) = hits.range(in.TID[block_rows[r]]);
   }
@@ -150,14 +251,12 @@ void for_each_logit_tile(const Inputs<T>& in, const FusedLossParams& p, const Hi
     at::Tensor Sv = view2d(S, rb, kb, kb);
     at::mm_out(Sv, Qv, view2d(in.Nn + k0 * D, kb, D, D).t());
     for (const auto r : c10::irange(rb)) {
-      T* row = S + r * kb;
-      int64_t& c = cursor[r];
-      while (c < end[r] && hits.positions[c] < k0 + kb) {
-        row[hits.positions[c] - k0] = -kInf<T>;
-        ++c;
-      }
+      int64_t c = cursor[r];
+      while (c < end[r] && hits.positions[c] < k0 + kb) ++c;
+      stop[r] = c;
     }
-    on_tile(k0, kb, S);
+    on_tile(k0, kb, S, TileHits{hits, cursor.data(), stop.data(), k0});
+    cursor.swap(stop);
   }
 }
 
@@ -174,15 +273,20 @@ std::vector<at::Tensor> forward_impl(const at::Tensor& query, const at::Tensor& 
   const auto opts = query.options().dtype(p.acc_dtype);
   at::Tensor lse_all = at::zeros({p.N}, opts);
   at::Tensor lse_neg = at::zeros({p.N}, opts);
-  at::Tensor row_loss = at::zeros({p.N}, opts);
+  // float64 per-row losses, unweighted (NLL) and weighted (RL): the reductions use them
+  // unrounded (see the file comment)
+  at::Tensor row_loss = at::zeros({p.N}, opts.dtype(at::kDouble));
+  std::vector<double> NLL(p.N, 0.0);
   T* LA = lse_all.data_ptr<T>();
   T* LN = lse_neg.data_ptr<T>();
-  T* RL = row_loss.data_ptr<T>();
+  double* RL = row_loss.data_ptr<double>();
 
   const std::vector<int64_t> rows = active_rows(in.label8);
   const HitIndex hits(neg_ids.contiguous());
   const int64_t NA = static_cast<int64_t>(rows.size()), D = p.D;
-  const TileConfig tile = tile_config();
+  const CallSettings settings = call_settings();
+  const TileConfig tile = settings.tile;
+  const vec::Isa isa = settings.isa;
   const int64_t nblocks = (NA + tile.rows - 1) / tile.rows;
   const T invT = static_cast<T>(p.inv_temperature);
 
@@ -203,12 +307,16 @@ std::vector<at::Tensor> forward_impl(const at::Tensor& query, const at::Tensor& 
         seen_nan[r] = 0;
         seen_inf[r] = 0;
       }
-      for_each_logit_tile<T>(in, p, hits, block, Qb.data(), S.data(),
-                             [&](int64_t k0, int64_t kb, T* St) {
+      for_each_logit_tile<T>(in, p, hits, block, Qb.data(), S.data(), tile.cols,
+                             [&](int64_t k0, int64_t kb, T* St, const TileHits& tile_hits) {
         const T* shift = in.NLQ ? in.NLQ + k0 : nullptr;
         for (const auto r : c10::irange(rb)) {
           T* z = St + r * kb;
-          const auto tm = vec::scale_shift_max(z, kb, invT, shift);
+          auto tm = vec::scale_shift_max(z, kb, invT, shift, isa);
+          if (tile_hits.any(r)) {  // mask, then max and NaN flag without the hits
+            tile_hits.fill(r, z, -kInf<T>);
+            tm = row_max(z, kb);
+          }
           seen_nan[r] |= static_cast<char>(tm.has_nan);
           if (tm.max == -kInf<T>) continue;  // everything in this tile is masked (or NaN)
           if (tm.max == kInf<T>) {  // a +inf logit: the log-sum-exp is +inf (unless NaN)
@@ -218,13 +326,13 @@ std::vector<at::Tensor> forward_impl(const at::Tensor& query, const at::Tensor& 
           const T m_new = std::max(run_max[r], tm.max);
           // Rescale the running sum to the new max; exp(-inf) = 0 covers the first tile.
           run_sum[r] = run_sum[r] * std::exp(static_cast<double>(run_max[r]) - m_new) +
-                       vec::sum_exp(z, kb, m_new);
+                       vec::sum_exp(z, kb, m_new, isa);
           run_max[r] = m_new;
         }
       });
       for (const auto r : c10::irange(rb)) {
         const int64_t i = block[r];
-        const double z0 = static_cast<double>(vec::dot(in.Q + i * D, in.Tg + i * D, D)) * invT -
+        const double z0 = static_cast<double>(vec::dot(in.Q + i * D, in.Tg + i * D, D, isa)) * invT -
                           (in.TLQ ? static_cast<double>(in.TLQ[i]) : 0.0);
         double B;
         if (seen_nan[r] || std::isnan(run_sum[r])) B = std::numeric_limits<double>::quiet_NaN();
@@ -235,29 +343,33 @@ std::vector<at::Tensor> forward_impl(const at::Tensor& query, const at::Tensor& 
         const double A = B == -kInf<double> ? z0 : std::max(z0, B) + std::log1p(std::exp(-std::abs(z0 - B)));
         LA[i] = static_cast<T>(A);
         LN[i] = static_cast<T>(B);
-        const double w = in.W ? static_cast<double>(in.W[i]) : 1.0;
         if (in.LAB[i] > 0) {
-          RL[i] = static_cast<T>(w * softplus(B - z0));
+          NLL[i] = softplus(B - z0);
         } else if (B != -kInf<double>) {
-          RL[i] = static_cast<T>(w * softplus(z0 - B));
+          NLL[i] = softplus(z0 - B);
         }  // else: 1 - p = 0, the row is left out (loss 0)
+        RL[i] = in.weight(i) * NLL[i];
       }
     }
   });
 
   at::Tensor loss;
   if (p.reduction == Reduction::None) {
-    loss = row_loss;
+    loss = row_loss.to(p.acc_dtype);
   } else {
-    double total = 0.0, denom = 0.0;
+    std::vector<int64_t> contributing;  // a label -1 row without any negative left is not
     for (const int64_t i : rows) {
-      if (in.LAB[i] < 0 && LN[i] == -kInf<T>) continue;
-      total += static_cast<double>(RL[i]);
-      denom += in.W ? static_cast<double>(in.W[i]) : 1.0;
+      if (!(in.LAB[i] < 0 && LN[i] == -kInf<T>)) contributing.push_back(i);
     }
-    double value = total;
-    if (p.reduction == Reduction::Mean) value = denom > 0.0 ? total / denom : 0.0;
-    loss = at::scalar_tensor(value, opts);
+    double value = 0.0;
+    if (p.reduction == Reduction::Sum) {
+      for (const int64_t i : contributing) value += RL[i];
+    } else {
+      const MeanWeights mean(contributing, [&](int64_t i) { return in.weight(i); });
+      for (const int64_t i : contributing) value += mean.of(in.weight(i)) * NLL[i];
+    }
+    // via float64: a sum beyond the float32 range becomes inf (at::scalar_tensor would throw)
+    loss = at::scalar_tensor(value, opts.dtype(at::kDouble)).to(p.acc_dtype);
   }
   return {loss, lse_all, lse_neg};
 }
@@ -282,19 +394,19 @@ std::vector<at::Tensor> backward_impl(const at::Tensor& grad_loss, const at::Ten
 
   // Rows that contribute: label != 0, and not a negative row without any negative left.
   std::vector<int64_t> rows;
-  double denom = 0.0;
   for (const auto i : c10::irange(N)) {
     if (in.LAB[i] == 0 || (in.LAB[i] < 0 && LN[i] == -kInf<T>)) continue;
     rows.push_back(i);
-    denom += in.W ? static_cast<double>(in.W[i]) : 1.0;
   }
-  // Upstream scale per row: dL_total / dloss_i.
+  const MeanWeights mean(rows, [&](int64_t i) { return in.weight(i); });
+  // dL_total / dNLL_i: the row's weight times the upstream gradient (for "mean", the weight
+  // normalised first: w_i * (G / sum) could overflow where (w_i / sum) * G does not).
   const at::Tensor g = grad_loss.to(at::kDouble).contiguous();
   const double* G = g.data_ptr<double>();
-  auto upstream = [&](int64_t i) -> double {
-    if (p.reduction == Reduction::None) return G[i];
-    if (p.reduction == Reduction::Sum) return G[0];
-    return denom > 0.0 ? G[0] / denom : 0.0;
+  auto row_scale = [&](int64_t i) -> double {
+    if (p.reduction == Reduction::None) return in.weight(i) * G[i];
+    if (p.reduction == Reduction::Sum) return in.weight(i) * G[0];
+    return mean.of(in.weight(i)) * G[0];
   };
 
   at::Tensor dQ = at::zeros({N, D}, opts);
@@ -304,7 +416,9 @@ std::vector<at::Tensor> backward_impl(const at::Tensor& grad_loss, const at::Ten
 
   const HitIndex hits(neg_ids.contiguous());
   const int64_t NA = static_cast<int64_t>(rows.size());
-  const TileConfig tile = tile_config();
+  const CallSettings settings = call_settings();
+  const TileConfig tile = settings.tile;
+  const vec::Isa isa = settings.isa;
   const int64_t nblocks = (NA + tile.rows - 1) / tile.rows;
   const T invT = static_cast<T>(p.inv_temperature);
   std::vector<at::Tensor> dN_per_thread(at::get_num_threads());
@@ -322,9 +436,9 @@ std::vector<at::Tensor> backward_impl(const at::Tensor& grad_loss, const at::Ten
       for (const auto r : c10::irange(rb)) {
         const int64_t i = block[r];
         std::copy_n(in.Q + i * D, D, Qb.data() + r * D);
-        const double z0 = static_cast<double>(vec::dot(in.Q + i * D, in.Tg + i * D, D)) * invT -
+        const double z0 = static_cast<double>(vec::dot(in.Q + i * D, in.Tg + i * D, D, isa)) * invT -
                           (in.TLQ ? static_cast<double>(in.TLQ[i]) : 0.0);
-        const double c = (in.W ? static_cast<double>(in.W[i]) : 1.0) * upstream(i);
+        const double c = row_scale(i);
         const double B = static_cast<double>(LN[i]);
         // dL/dz for the row, with p0 = softmax(z)[0] = sigmoid(z0 - B):
         //   positive: dz0 = c (p0 - 1) = -c sigmoid(B - z0),  dzk = c exp(zk - A)
@@ -344,11 +458,12 @@ std::vector<at::Tensor> backward_impl(const at::Tensor& grad_loss, const at::Ten
       std::fill(dQb.begin(), dQb.end(), T(0));
       const at::Tensor Qv = view2d(Qb.data(), rb, D, D);
       at::Tensor dQv = view2d(dQb.data(), rb, D, D);
-      for_each_logit_tile<T>(in, p, hits, block, Qb.data(), S.data(),
-                             [&](int64_t k0, int64_t kb, T* St) {
+      for_each_logit_tile<T>(in, p, hits, block, Qb.data(), S.data(), tile.cols,
+                             [&](int64_t k0, int64_t kb, T* St, const TileHits& tile_hits) {
         const T* shift = in.NLQ ? in.NLQ + k0 : nullptr;
         for (const auto r : c10::irange(rb)) {
-          vec::scaled_exp(St + r * kb, kb, invT, shift, beta[r], alpha[r]);
+          vec::scaled_exp(St + r * kb, kb, invT, shift, beta[r], alpha[r], isa);
+          tile_hits.fill(r, St + r * kb, T(0));  // a masked candidate's dL/dz is exactly 0
         }
         const at::Tensor Gv = view2d(St, rb, kb, kb);
         const at::Tensor Nv = view2d(in.Nn + k0 * D, kb, D, D);

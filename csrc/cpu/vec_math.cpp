@@ -1,5 +1,6 @@
 #include "cpu/vec_math.h"
 
+#include <atomic>
 #include <cmath>
 #include <limits>
 
@@ -155,49 +156,60 @@ bool cpu_has_avx2_fma() {
 bool cpu_has_avx2_fma() { return false; }
 #endif
 
-bool g_force_scalar = false;
+// Written by force_scalar_float, read once per call by current_float_isa (relaxed: the flag
+// guards no other data).
+std::atomic<bool> g_force_scalar{false};
 
-inline bool use_avx2() { return !g_force_scalar && cpu_has_avx2_fma(); }
+// Whether the AVX2 kernels may run for `isa` on this CPU (an Isa value is only ever produced by
+// current_float_isa, but the check keeps a forged one from reaching unsupported instructions).
+inline bool use_avx2(Isa isa) { return isa == Isa::Avx2Fma && cpu_has_avx2_fma(); }
 
 }  // namespace
 
-RowMax<float> scale_shift_max(float* z, int64_t n, float scale, const float* shift) {
+RowMax<float> scale_shift_max(float* z, int64_t n, float scale, const float* shift, Isa isa) {
 #if NEGREC_HAVE_AVX2_KERNELS
-  if (use_avx2()) return scale_shift_max_avx2(z, n, scale, shift);
+  if (use_avx2(isa)) return scale_shift_max_avx2(z, n, scale, shift);
 #endif
   return scale_shift_max_scalar<float>(z, n, scale, shift);
 }
-RowMax<double> scale_shift_max(double* z, int64_t n, double scale, const double* shift) {
+RowMax<double> scale_shift_max(double* z, int64_t n, double scale, const double* shift, Isa) {
   return scale_shift_max_scalar<double>(z, n, scale, shift);
 }
 
-double sum_exp(const float* z, int64_t n, float m) {
+double sum_exp(const float* z, int64_t n, float m, Isa isa) {
 #if NEGREC_HAVE_AVX2_KERNELS
-  if (use_avx2()) return sum_exp_avx2(z, n, m);
+  if (use_avx2(isa)) return sum_exp_avx2(z, n, m);
 #endif
   return sum_exp_scalar<float>(z, n, m);
 }
-double sum_exp(const double* z, int64_t n, double m) { return sum_exp_scalar<double>(z, n, m); }
+double sum_exp(const double* z, int64_t n, double m, Isa) { return sum_exp_scalar<double>(z, n, m); }
 
-void scaled_exp(float* z, int64_t n, float scale, const float* shift, float beta, float alpha) {
+void scaled_exp(float* z, int64_t n, float scale, const float* shift, float beta, float alpha,
+                Isa isa) {
 #if NEGREC_HAVE_AVX2_KERNELS
-  if (use_avx2()) return scaled_exp_avx2(z, n, scale, shift, beta, alpha);
+  if (use_avx2(isa)) return scaled_exp_avx2(z, n, scale, shift, beta, alpha);
 #endif
   scaled_exp_scalar<float>(z, n, scale, shift, beta, alpha);
 }
-void scaled_exp(double* z, int64_t n, double scale, const double* shift, double beta, double alpha) {
+void scaled_exp(double* z, int64_t n, double scale, const double* shift, double beta,
+                double alpha, Isa) {
   scaled_exp_scalar<double>(z, n, scale, shift, beta, alpha);
 }
 
-float dot(const float* a, const float* b, int64_t n) {
+float dot(const float* a, const float* b, int64_t n, Isa isa) {
 #if NEGREC_HAVE_AVX2_KERNELS
-  if (use_avx2()) return dot_avx2(a, b, n);
+  if (use_avx2(isa)) return dot_avx2(a, b, n);
 #endif
   return dot_scalar<float>(a, b, n);
 }
-double dot(const double* a, const double* b, int64_t n) { return dot_scalar<double>(a, b, n); }
+double dot(const double* a, const double* b, int64_t n, Isa) { return dot_scalar<double>(a, b, n); }
 
-const char* float_isa() { return use_avx2() ? "avx2+fma" : "scalar"; }
-void force_scalar_float(bool force) { g_force_scalar = force; }
+Isa current_float_isa() {
+  return !g_force_scalar.load(std::memory_order_relaxed) && cpu_has_avx2_fma() ? Isa::Avx2Fma
+                                                                              : Isa::Scalar;
+}
+const char* isa_name(Isa isa) { return isa == Isa::Avx2Fma ? "avx2+fma" : "scalar"; }
+const char* float_isa() { return isa_name(current_float_isa()); }
+void force_scalar_float(bool force) { g_force_scalar.store(force, std::memory_order_relaxed); }
 
 }  // namespace negrec::cpu::vec

@@ -3,7 +3,7 @@
 //
 // Each op: the shared input checks first (check_fused_loss_inputs, the same messages as on
 // the CPU), then a CUDAGuard on query's device, the inputs in the layouts the launchers expect
-// (contiguous, 16-byte aligned, accumulation-dtype weight/logq, int8 labels, rows padded to
+// (contiguous, 16-byte aligned, float64 weight, accumulation-dtype logq, int8 labels, rows padded to
 // Plan::width), the row compaction (rows that take part first, by a stable argsort, with their
 // count left on the device), workspaces from the caching allocator, and the launch on the
 // current stream, whose every kernel is checked. The reductions "sum"/"mean" of the per-row
@@ -77,6 +77,27 @@ std::pair<at::Tensor, at::Tensor> compact_rows(const at::Tensor& active) {
   return {perm.contiguous(), count};
 }
 
+// The weights of a mean over the rows with weight w (float64 [N], 0 for rows that do not
+// contribute), as the CPU kernel forms them: normalised by their max (`scale`, 0 when all are 0)
+// so that neither their sum nor 1 / sum leaves the float64 range; share_i = (w_i / scale) / denom.
+struct MeanWeights {
+  at::Tensor scale;   // [] float64
+  at::Tensor denom;   // [] float64, sum of w / scale
+  at::Tensor shares;  // [N] float64, 0 where denom == 0
+};
+
+MeanWeights mean_weights(const at::Tensor& w) {
+  MeanWeights m;
+  m.scale = w.numel() > 0 ? w.max() : at::zeros({}, w.options());
+  const at::Tensor positive = m.scale > 0;
+  const at::Tensor normalised =
+      at::where(positive, w / at::where(positive, m.scale, at::ones_like(m.scale)), at::zeros_like(w));
+  m.denom = normalised.sum();
+  m.shares = at::where(m.denom > 0, normalised / at::where(m.denom > 0, m.denom, at::ones_like(m.denom)),
+                       at::zeros_like(w));
+  return m;
+}
+
 void check_launch(const LaunchResult& r) {
   TORCH_CHECK(r.error == cudaSuccess, kOp, ": CUDA error in ", r.what, ": ",
               cudaGetErrorString(r.error));
@@ -102,7 +123,7 @@ struct Prepared {
     tid = target_ids.contiguous();
     nid = neg_ids.contiguous();
     label8 = label.to(at::kChar).contiguous();
-    w = acc_vector(weight, p.acc_dtype);
+    w = acc_vector(weight, at::kDouble);  // weights stay float64 (as on the CPU)
     tlq = acc_vector(target_logq, p.acc_dtype);
     nlq = acc_vector(neg_logq, p.acc_dtype);
   }
@@ -119,7 +140,7 @@ struct Prepared {
     pb.target_ids = tid.data_ptr<int64_t>();
     pb.neg_ids = nid.data_ptr<int64_t>();
     pb.label = label8.data_ptr<int8_t>();
-    pb.weight = ptr_or_null(w);
+    pb.weight = w.has_value() ? w->data_ptr<double>() : nullptr;
     pb.target_logq = ptr_or_null(tlq);
     pb.neg_logq = ptr_or_null(nlq);
     pb.inv_temperature = p.inv_temperature;
@@ -142,8 +163,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> fused_loss_cuda(
   const auto opts = query.options().dtype(p.acc_dtype);
   at::Tensor lse_all = at::zeros({p.N}, opts);
   at::Tensor lse_neg = at::zeros({p.N}, opts);
-  at::Tensor row_loss = at::zeros({p.N}, opts);
-  at::Tensor row_weight = at::zeros({p.N}, opts);
+  // float64 per-row (unweighted) losses and weights: the reductions use them unrounded
+  at::Tensor row_nll = at::zeros({p.N}, opts.dtype(at::kDouble));
+  at::Tensor row_weight = at::zeros({p.N}, opts.dtype(at::kDouble));
 
   if (p.N > 0) {
     const Prepared in(query, target_emb, neg_emb, target_ids, neg_ids, label, weight, target_logq,
@@ -156,24 +178,19 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> fused_loss_cuda(
     out.part_sum = part_sum.data_ptr<double>();
     out.lse_all = lse_all.data_ptr();
     out.lse_neg = lse_neg.data_ptr();
-    out.row_loss = row_loss.data_ptr();
-    out.row_weight = row_weight.data_ptr();
+    out.row_nll = row_nll.data_ptr<double>();
+    out.row_weight = row_weight.data_ptr<double>();
     check_launch(launch_fused_loss_forward(in.problem(p, perm, count), in.plan, out, in.dev,
                                            c10::cuda::getCurrentCUDAStream()));
   }
 
   at::Tensor loss;
-  if (p.reduction == Reduction::None) {
-    loss = row_loss;
+  if (p.reduction == Reduction::Mean) {
+    // 0 when no row contributes (every share is then 0)
+    loss = (mean_weights(row_weight).shares * row_nll).sum().to(p.acc_dtype);
   } else {
-    const at::Tensor total = row_loss.sum(at::kDouble);
-    if (p.reduction == Reduction::Sum) {
-      loss = total.to(p.acc_dtype);
-    } else {
-      const at::Tensor denom = row_weight.sum(at::kDouble);
-      // 0 (not NaN) when no row contributes; the division's value there is discarded.
-      loss = at::where(denom > 0, total / denom, at::zeros_like(total)).to(p.acc_dtype);
-    }
+    const at::Tensor row_loss = row_weight * row_nll;
+    loss = (p.reduction == Reduction::None ? row_loss : row_loss.sum()).to(p.acc_dtype);
   }
   return {loss, lse_all, lse_neg};
 }
@@ -214,8 +231,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> fused_loss_backward_cuda(
   const auto [perm, count] = compact_rows(active);
   const at::Tensor w_active = in.w.has_value()
                                   ? at::where(active, *in.w, at::zeros_like(*in.w))
-                                  : active.to(p.acc_dtype);
-  const at::Tensor denom = w_active.sum(at::kDouble);
+                                  : active.to(at::kDouble);
+  const MeanWeights mean = mean_weights(w_active);
   const at::Tensor g = grad_loss.to(at::kDouble).contiguous().reshape({-1});
 
   at::Tensor alpha = at::empty({p.N}, acc_opts);
@@ -230,7 +247,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> fused_loss_backward_cuda(
                    : p.reduction == Reduction::Sum ? ReductionKind::Sum
                                                    : ReductionKind::Mean;
   args.grad_loss = g.data_ptr<double>();
-  args.denom = denom.data_ptr<double>();
+  args.denom = mean.denom.data_ptr<double>();
+  args.weight_scale = mean.scale.data_ptr<double>();
   args.lse_all = la.data_ptr();
   args.lse_neg = ln.data_ptr();
   args.alpha = alpha.data_ptr();

@@ -12,8 +12,11 @@
 //   kGradNeg    candidates          query rows          S' = N_o Q_s^T, E = alpha exp(z - beta);
 //                                                        acc += E Q_s
 //
-// z = S / T - neg_logq, with accidental hits (neg_ids[k] == target_ids[i]) at -inf. Nothing of
-// size [N, K] ever leaves the block: the logits live in registers, E in shared memory.
+// z = S / T - neg_logq, with accidental hits (neg_ids[k] == target_ids[i]) at -inf: masked
+// after the scaling (as on the CPU and in the reference, so 1/T rounding to 0 gives -inf, not
+// -inf * 0 = NaN), and with dL/dz exactly 0 in the backward. Nothing of size [N, K] ever leaves
+// the block: the logits live in registers, E in shared memory. Weights and per-row losses are
+// float64 (the CPU kernel's choice: a float32 cast would overflow or flush them).
 //  * Forward: per row and per thread an online (max, sum) pair; the pairs are merged across
 //    threads at the end of the walk, then across the "splits" (blocks that walked different
 //    candidate ranges of the same rows, so that small N still fills the GPU) by the finalize
@@ -548,12 +551,9 @@ __global__ void __launch_bounds__(kThreads) tc_tile_kernel(const TileArgs<float>
               const int s = s0 + j;
               const int qi = kOwnerIsQuery ? o : s;
               const int ci = kOwnerIsQuery ? s : o;
-              float val = 0.f;
-              if (s_qvalid[qi] && s_cvalid[ci]) {
-                // Masked candidates keep the CPU's formula with z = -inf (exp(-inf - beta)).
-                const float zz = s_cid[ci] == s_qid[qi]
-                                     ? -INF
-                                     : acc[mt][nt][2 * h + j] * a.inv_t - s_clq[ci];
+              float val = 0.f;  // padding and accidental hits: dL/dz = 0
+              if (s_qvalid[qi] && s_cvalid[ci] && s_cid[ci] != s_qid[qi]) {
+                const float zz = acc[mt][nt][2 * h + j] * a.inv_t - s_clq[ci];
                 const float pe = __expf(zz - s_qbeta[qi]);
                 val = MODE == kGradQuery ? pe : s_qalpha[qi] * pe;
               }
@@ -833,9 +833,9 @@ __global__ void __launch_bounds__(kThreads) simt_tile_kernel(const TileArgs<Acc>
           const int o = ty + 16 * i, s = tx + 16 * j;
           const int qi = kOwnerIsQuery ? o : s;
           const int ci = kOwnerIsQuery ? s : o;
-          Acc val = 0;
-          if (s_qvalid[qi] && s_cvalid[ci]) {
-            const Acc zz = s_cid[ci] == s_qid[qi] ? -INF : acc[i][j] * a.inv_t - s_clq[ci];
+          Acc val = 0;  // padding and accidental hits: dL/dz = 0
+          if (s_qvalid[qi] && s_cvalid[ci] && s_cid[ci] != s_qid[qi]) {
+            const Acc zz = acc[i][j] * a.inv_t - s_clq[ci];
             const Acc pe = exp_acc(zz - s_qbeta[qi]);
             val = MODE == kGradQuery ? pe : s_qalpha[qi] * pe;
           }
@@ -906,7 +906,7 @@ struct RowArgs {
   const int64_t* perm;
   const int64_t* count;
   const int8_t* label;
-  const Acc* weight;       // may be null
+  const double* weight;    // may be null
   const Acc* target_logq;  // may be null
   double inv_t;            // 1/T rounded to Acc, as the CPU kernel uses it
   // forward finalize
@@ -915,12 +915,13 @@ struct RowArgs {
   const double* part_sum;
   Acc* lse_all_out;
   Acc* lse_neg_out;
-  Acc* row_loss;
-  Acc* row_weight;
+  double* row_nll;     // unweighted
+  double* row_weight;
   // backward rows
   ReductionKind reduction;
   const double* grad_loss;
-  const double* denom;
+  const double* denom;         // sum of (weight / weight_scale) over the contributing rows
+  const double* weight_scale;  // max weight of the contributing rows
   const Acc* lse_all;
   const Acc* lse_neg;
   Acc* alpha;
@@ -964,13 +965,13 @@ __global__ void __launch_bounds__(kThreads) fwd_finalize_kernel(const RowArgs<T,
     const double A = B == -INF ? z0 : fmax(z0, B) + log1p(exp(-fabs(z0 - B)));
     a.lse_all_out[i] = static_cast<Acc>(A);
     a.lse_neg_out[i] = static_cast<Acc>(B);
-    const double w = a.weight != nullptr ? static_cast<double>(a.weight[i]) : 1.0;
+    const double w = a.weight != nullptr ? a.weight[i] : 1.0;
     if (a.label[i] > 0) {
-      a.row_loss[i] = static_cast<Acc>(w * softplus_d(B - z0));
-      a.row_weight[i] = static_cast<Acc>(w);
+      a.row_nll[i] = softplus_d(B - z0);
+      a.row_weight[i] = w;
     } else if (B != -INF) {
-      a.row_loss[i] = static_cast<Acc>(w * softplus_d(z0 - B));
-      a.row_weight[i] = static_cast<Acc>(w);
+      a.row_nll[i] = softplus_d(z0 - B);
+      a.row_weight[i] = w;
     }  // else: 1 - p = 0, the row is left out (loss 0, not in the mean's denominator)
   }
 }
@@ -988,11 +989,13 @@ __global__ void __launch_bounds__(kThreads) bwd_rows_kernel(const RowArgs<T, Acc
     if (lane != 0) continue;
     const double z0 = static_cast<double>(dot) * a.inv_t -
                       (a.target_logq != nullptr ? static_cast<double>(a.target_logq[i]) : 0.0);
-    double up;  // d L_total / d loss_i
-    if (a.reduction == ReductionKind::None) up = a.grad_loss[i];
-    else if (a.reduction == ReductionKind::Sum) up = a.grad_loss[0];
-    else up = *a.denom > 0.0 ? a.grad_loss[0] / *a.denom : 0.0;
-    const double c = (a.weight != nullptr ? static_cast<double>(a.weight[i]) : 1.0) * up;
+    // c = d L_total / d nll_i; for "mean" the weight is normalised first, as on the CPU
+    // (w * (G / sum) can overflow where (w / sum) * G does not: denormal weights).
+    const double w = a.weight != nullptr ? a.weight[i] : 1.0;
+    double c;
+    if (a.reduction == ReductionKind::None) c = w * a.grad_loss[i];
+    else if (a.reduction == ReductionKind::Sum) c = w * a.grad_loss[0];
+    else c = *a.denom > 0.0 ? ((w / *a.weight_scale) / *a.denom) * a.grad_loss[0] : 0.0;
     const double B = static_cast<double>(a.lse_neg[i]);
     Acc al, be, g;
     if (a.label[i] > 0) {
@@ -1123,7 +1126,7 @@ RowArgs<T, Acc> row_args(const Problem& pb) {
   r.perm = pb.perm;
   r.count = pb.count;
   r.label = pb.label;
-  r.weight = static_cast<const Acc*>(pb.weight);
+  r.weight = pb.weight;
   r.target_logq = static_cast<const Acc*>(pb.target_logq);
   // The CPU kernel rounds 1/T to the accumulation dtype before using it.
   r.inv_t = static_cast<double>(static_cast<Acc>(pb.inv_temperature));
@@ -1192,8 +1195,8 @@ LaunchResult forward_impl(const Problem& pb, const Plan& plan, const ForwardOutp
   ra.part_sum = out.part_sum;
   ra.lse_all_out = static_cast<Acc*>(out.lse_all);
   ra.lse_neg_out = static_cast<Acc*>(out.lse_neg);
-  ra.row_loss = static_cast<Acc*>(out.row_loss);
-  ra.row_weight = static_cast<Acc*>(out.row_weight);
+  ra.row_nll = out.row_nll;
+  ra.row_weight = out.row_weight;
   fwd_finalize_kernel<T, Acc><<<row_grid(pb.N, dev), kThreads, 0, stream>>>(ra);
   NEGREC_LAUNCH_CHECK("fused_loss forward finalize kernel");
   return {};
@@ -1208,6 +1211,7 @@ LaunchResult backward_impl(const Problem& pb, const Plan& plan, const BackwardAr
     ra.reduction = ba.reduction;
     ra.grad_loss = ba.grad_loss;
     ra.denom = ba.denom;
+    ra.weight_scale = ba.weight_scale;
     ra.lse_all = static_cast<const Acc*>(ba.lse_all);
     ra.lse_neg = static_cast<const Acc*>(ba.lse_neg);
     ra.alpha = static_cast<Acc*>(ba.alpha);

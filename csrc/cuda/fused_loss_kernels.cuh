@@ -7,7 +7,8 @@
 // caching allocator, calls these launchers on the current stream and checks the result.
 //
 // Conventions shared by both sides:
-//  * "acc" is the accumulation dtype: double for Float64 inputs, float otherwise.
+//  * "acc" is the accumulation dtype: double for Float64 inputs, float otherwise. Weights and
+//    per-row losses are double whatever the inputs.
 //  * Embedding buffers (query, target_emb, neg_emb) are row-major with row stride `width`
 //    elements and a 16-byte-aligned base; `width` is D, or D rounded up to a multiple of 8 on
 //    the tensor-core path (Plan::width; the glue zero-pads the extra columns, which add 0 to
@@ -57,7 +58,7 @@ struct Problem {
   const int64_t* target_ids = nullptr;  // [N]
   const int64_t* neg_ids = nullptr;     // [K]
   const int8_t* label = nullptr;        // [N] in {-1, 0, 1}
-  const void* weight = nullptr;       // [N] acc dtype, or null (= 1)
+  const double* weight = nullptr;     // [N] float64 (not acc: see fused_loss_kernels.cu), or null (= 1)
   const void* target_logq = nullptr;  // [N] acc dtype, or null (= 0)
   const void* neg_logq = nullptr;     // [K] acc dtype, or null (= 0)
   double inv_temperature = 1.0;
@@ -71,8 +72,8 @@ struct ForwardOutputs {
   double* part_sum = nullptr;   // [fwd_splits, N] workspace (sum of exp(z - max) per split)
   void* lse_all = nullptr;      // [N] acc, zero-initialised (rows with label 0 stay 0)
   void* lse_neg = nullptr;      // [N] acc, zero-initialised
-  void* row_loss = nullptr;     // [N] acc, zero-initialised: per-row loss
-  void* row_weight = nullptr;   // [N] acc, zero-initialised: weight of contributing rows
+  double* row_nll = nullptr;     // [N] float64, zero-initialised: per-row unweighted loss
+  double* row_weight = nullptr;  // [N] float64, zero-initialised: weight of contributing rows
 };
 
 // Backward: perm/count select the contributing rows (label != 0, and not a label -1 row whose
@@ -80,7 +81,10 @@ struct ForwardOutputs {
 struct BackwardArgs {
   ReductionKind reduction = ReductionKind::Mean;
   const double* grad_loss = nullptr;  // [N] for None, [1] otherwise
-  const double* denom = nullptr;      // [1] sum of the weights of the contributing rows (Mean)
+  // Mean: the weights of the contributing rows normalised by their max (weight_scale [1]) and
+  // the sum of the normalised weights (denom [1]); row i's share is (w_i / scale) / denom.
+  const double* denom = nullptr;
+  const double* weight_scale = nullptr;
   const void* lse_all = nullptr;      // [N] acc
   const void* lse_neg = nullptr;      // [N] acc
   void* alpha = nullptr;  // [N] acc workspace (indexed by p)

@@ -5,9 +5,12 @@
 #include <c10/util/Exception.h>
 
 #include <algorithm>
+#include <cmath>
+#include <string>
 #include <vector>
 
 #include "data/rng.h"
+#include "tensor_kind.h"
 
 namespace negrec::data {
 namespace {
@@ -16,6 +19,11 @@ void check_inputs(const at::Tensor& offsets, const at::Tensor& items, const at::
                   const at::Tensor& users, const at::Tensor& ends, int64_t num_items,
                   const CollateConfig& config) {
   auto check_1d = [](const at::Tensor& t, const char* name, at::ScalarType dt, const char* dts) {
+    TORCH_CHECK_TYPE(t.defined(), "collate: ", name, " must be a 1-D ", dts, " CPU tensor; got "
+                     "an undefined tensor");
+    const std::string kind = non_dense_kind(t);
+    TORCH_CHECK_TYPE(kind.empty(), "collate: ", name, " must be a dense (strided) tensor; got ",
+                     kind);
     TORCH_CHECK_VALUE(t.device().is_cpu(), "collate: ", name, " must be a CPU tensor; got ",
                       t.device());
     TORCH_CHECK_TYPE(t.scalar_type() == dt, "collate: ", name, " must be ", dts, "; got ",
@@ -40,8 +48,9 @@ void check_inputs(const at::Tensor& offsets, const at::Tensor& items, const at::
     TORCH_CHECK_VALUE(config.label_of[c] >= -1 && config.label_of[c] <= 1,
                       "collate: labels must be -1, 0 or +1; feedback code ", c, " has ",
                       static_cast<int>(config.label_of[c]));
-    TORCH_CHECK_VALUE(config.weight_of[c] >= 0.f, "collate: weights must be >= 0; feedback code ",
-                      c, " has ", config.weight_of[c]);
+    TORCH_CHECK_VALUE(std::isfinite(config.weight_of[c]) && config.weight_of[c] >= 0.f,
+                      "collate: weights must be finite and >= 0; feedback code ", c, " has ",
+                      config.weight_of[c]);
   }
 }
 

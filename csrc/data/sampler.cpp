@@ -5,12 +5,24 @@
 
 #include <algorithm>
 #include <cmath>
+#include <string>
 
 #include "data/rng.h"
+#include "tensor_kind.h"
 
 namespace negrec::data {
 
 AliasTable::AliasTable(const at::Tensor& weights) {
+  TORCH_CHECK_TYPE(weights.defined(), "AliasTable: weights must be a non-empty 1-D CPU tensor; got "
+                   "an undefined tensor");
+  const std::string kind = non_dense_kind(weights);
+  TORCH_CHECK_TYPE(kind.empty(), "AliasTable: weights must be a dense (strided) tensor; got ", kind);
+  TORCH_CHECK_VALUE(weights.device().is_cpu(), "AliasTable: weights must be a CPU tensor; got ",
+                    weights.device());
+  TORCH_CHECK_TYPE(at::isFloatingType(weights.scalar_type()) ||
+                       at::isIntegralType(weights.scalar_type(), /*includeBool=*/false),
+                   "AliasTable: weights must be a real (integer or floating-point) tensor; got "
+                   "dtype ", weights.scalar_type());
   TORCH_CHECK_VALUE(weights.dim() == 1 && weights.size(0) > 0,
                     "AliasTable: weights must be a non-empty 1-D tensor; got shape ", weights.sizes());
   const at::Tensor w = weights.to(at::kDouble).contiguous();

@@ -13,6 +13,9 @@ import argparse
 import importlib
 import sys
 
+__all__ = ["CLIError", "SUBCOMMANDS", "build_parser", "main"]
+
+from negrec.cli.options import CLIError
 from negrec.errors import UserError
 from negrec.threads import configure as configure_threads  # thread policy
 
@@ -31,10 +34,6 @@ SUBCOMMANDS = {
 THREADS_HELP = ("torch intra-op threads: N, auto (default: the CPUs available to the process, "
                 "affinity and cgroup quota) or off (torch's own setting, no OpenMP wait policy); "
                 "default from NEGREC_THREADS, then OMP_NUM_THREADS")  # thread policy
-
-
-class CLIError(UserError):
-    """A user error found by the command line itself (an option's value or combination)."""
 
 
 def build_parser() -> argparse.ArgumentParser:

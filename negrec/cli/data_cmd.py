@@ -1,12 +1,17 @@
-"""``negrec data stats``: load a log and print its statistics as JSON."""
+"""``negrec data stats``: load a log and print its statistics as JSON; and the data-source
+flags every command that reads a log shares (generated from
+:class:`~negrec.train.data_spec.DataSpec`)."""
 
 from __future__ import annotations
 
 import argparse
 import codecs
-import json
 import shlex
 import sys
+
+from negrec.cli.flags import Flag, add_flags, flag_values, given_flags
+from negrec.cli.options import CLIError
+from negrec.files import strict_json
 
 DESCRIPTION = """Load an event log and print its statistics as JSON: users, items, events, the
 event count per feedback type (positive, neutral, skip, dislike), sequence-length percentiles
@@ -20,6 +25,20 @@ examples:
   negrec data stats --source csv --path events.tsv --delimiter '\\t' --feedback-col label \\
       --feedback-map 1=positive,0=skip
   negrec data stats --source simulated"""
+
+#: The data-source flags: one per DataSpec field (spelled --field-name), the simulated log's
+#: size from its SimConfig, and --data as another name of --source.
+SOURCE_FLAGS = (
+    Flag("source", ("--source", "--data"), default=None),
+    *(Flag(name) for name in (
+        "path", "user_col", "item_col", "time_col", "feedback_col", "rating_col", "dwell_col",
+        "feedback_map", "items_path", "item_id_col", "item_category_col", "item_creator_col",
+        "delimiter", "encoding", "positive_min", "dislike_max", "genre_rule", "all_positive",
+        "on_bad_rows")),
+    Flag("sim.num_users", ("--sim-users",), dest="sim_users"),
+    Flag("sim.events_per_user", ("--sim-events",), dest="sim_events"),
+    Flag("sim_seed"),
+)
 
 #: --delimiter words (any case) and the characters they stand for.
 DELIMITER_WORDS = {"tab": "\t", "comma": ",", "semicolon": ";", "pipe": "|", "space": " ",
@@ -35,8 +54,6 @@ def parse_delimiter(text: str) -> str:
     backslash), or text whose backslash escapes are decoded (``\\t`` tab, ``\\x1f``,
     ``\\u0009``; ``\\\\t``, as some shells pass a doubled backslash, is a tab too), else the
     text itself."""
-    from negrec.cli import CLIError
-
     word = DELIMITER_WORDS.get(text.strip().lower())
     if word is not None:
         return word
@@ -57,8 +74,6 @@ def parse_delimiter(text: str) -> str:
 
 def parse_feedback_map(text: str) -> dict[str, str]:
     """``'like=positive, hate=dislike, *=neutral'`` -> ``{'like': 'positive', ...}``."""
-    from negrec.cli import CLIError
-
     entries = [kv for kv in text.split(",") if kv.strip()]
     pairs = [kv.split("=", 1) for kv in entries]
     if not pairs or any(len(p) != 2 or not p[0].strip() or not p[1].strip() for p in pairs):
@@ -69,6 +84,11 @@ def parse_feedback_map(text: str) -> dict[str, str]:
         if fmap.setdefault(label.strip(), name.strip()) != name.strip():
             raise CLIError(f"--feedback-map: label {label.strip()!r} is given twice; got {text!r}")
     return fmap
+
+
+#: Flags whose text the command line spells its own way, with the reader of that spelling
+#: (applied after parsing, so that a bad value is a one-line error naming the flag).
+SPELLINGS = {"delimiter": parse_delimiter, "feedback_map": parse_feedback_map}
 
 
 def cli_spelling(option) -> str:
@@ -91,96 +111,71 @@ def cli_message(exc: BaseException) -> str:
 
 def add_source_arguments(p: argparse.ArgumentParser, *, required: bool = True) -> None:
     """The data-source options shared by every command that reads a log."""
-    g = p.add_argument_group("data source")
-    g.add_argument("--source", "--data", dest="source", required=required,
-                   choices=["movielens", "kuairand", "csv", "parquet", "npz", "simulated"],
-                   help="kind of log")
-    g.add_argument("--path", help="folder (movielens, kuairand) or file (csv, parquet, npz)")
-    g.add_argument("--user-col", default="user", help="csv/parquet: user column")
-    g.add_argument("--item-col", default="item", help="csv/parquet: item column")
-    g.add_argument("--time-col", default="timestamp",
-                   help="csv/parquet: timestamp column: integers (kept exactly, any unit), "
-                   "decimals (floored to whole units, counted in the load report) or ISO-8601 "
-                   "date-times such as 2024-05-01T12:30:00+02:00 (-> seconds since 1970-01-01 "
-                   "UTC; without a time zone: UTC); one kind per column")
-    g.add_argument("--feedback-col", default=None, help="csv/parquet: feedback label column")
-    g.add_argument("--rating-col", default=None, help="csv/parquet: numeric rating column "
-                   "(mapped with --positive-min / --dislike-max)")
-    g.add_argument("--dwell-col", default=None, help="csv/parquet: dwell/strength column")
-    g.add_argument("--feedback-map", default=None,
-                   help="csv/parquet: raw label -> feedback name (positive, neutral, skip, "
-                   "dislike), e.g. 'like=positive,hate=dislike'; '*=NAME' maps every other "
-                   "label. Without it labels must be feedback names: numbers such as 1/0 are "
-                   "never read as feedback codes")
-    g.add_argument("--items-path", default=None, help="csv/parquet: item metadata file")
-    g.add_argument("--item-id-col", default="item",
-                   help="csv/parquet: the --items-path file's item id column (default item)")
-    g.add_argument("--item-category-col", default="category",
-                   help="csv/parquet: the --items-path file's category column")
-    g.add_argument("--item-creator-col", default=None,
-                   help="csv/parquet: the --items-path file's creator column")
-    g.add_argument("--delimiter", default=",",
-                   help="csv: field delimiter (default ','): a character, a word (tab, comma, "
-                   "semicolon, pipe, space, colon, backslash) or a backslash escape such as "
-                   "'\\t'")
-    g.add_argument("--encoding", default="utf-8", help="csv: text encoding (default utf-8)")
-    g.add_argument("--positive-min", type=float, default=4.0,
-                   help="ratings >= this are positive (default 4)")
-    g.add_argument("--dislike-max", type=float, default=2.0,
-                   help="ratings <= this are dislikes (default 2)")
-    g.add_argument("--all-positive", action="store_true",
-                   help="treat every event as a positive interaction (RecBole's convention)")
-    g.add_argument("--on-bad-rows", choices=["error", "skip"], default="error",
-                   help="error (default): stop at the first bad row, naming file and line; "
-                   "skip: drop bad rows and count them by reason")
-    g.add_argument("--sim-users", type=int, default=None, help="simulated: number of users")
-    g.add_argument("--sim-events", type=int, default=None, help="simulated: events per user")
-    g.add_argument("--sim-seed", type=int, default=0, help="simulated: world seed")
+    from negrec.train.data_spec import DataSpec
+
+    from negrec.sim import PRESETS
+
+    group = p.add_argument_group("data source")
+    add_flags(group, DataSpec, SOURCE_FLAGS, defaults=True,
+              required=("source",) if required else ())
+    group.add_argument("--sim-preset", choices=tuple(PRESETS), default=None,
+                       help="simulated: the world (negrec.sim.presets; default: 'default'); "
+                            "--sim-users / --sim-events set its log's size")
 
 
-def spec_from_args(args: argparse.Namespace, base=None):
-    """The DataSpec described by the data-source options (over ``base``, if given)."""
-    from dataclasses import replace
+def given_source_options(args: argparse.Namespace) -> list[str]:
+    """The data-source flags given with a value other than their default, by name (``--data``
+    for the source)."""
+    from negrec.train.data_spec import DataSpec
 
-    from negrec.cli import CLIError
-    from negrec.data.spec import DataSpec
+    given = ["--data" if flag.key == "source" else flag.option_strings[0]
+             for flag, _ in given_flags(args, DataSpec, SOURCE_FLAGS, defaults=True)]
+    return given + (["--sim-preset"] if getattr(args, "sim_preset", None) else [])
 
-    fmap = parse_feedback_map(args.feedback_map) if args.feedback_map else None
+
+def reject_source_options_without_source(args: argparse.Namespace, command: str) -> None:
+    """Data-source options are read only with ``--data``/``--source``: without it they would be
+    ignored, so they are refused."""
+    given = given_source_options(args)
+    if given and args.source is None:
+        raise CLIError(f"{', '.join(given)} describe{'s' if len(given) == 1 else ''} a data source "
+                       f"but --data is not given: {command} would ignore "
+                       f"{'it' if len(given) == 1 else 'them'} (add --data SOURCE)")
+
+
+def spec_from_args(args: argparse.Namespace):
+    """The DataSpec the data-source options describe."""
+    from pathlib import Path
+
+    from negrec.sim import SimConfig, preset
+    from negrec.train.data_spec import DataSpec
+
     if args.source in ("csv", "parquet") and (args.feedback_col is None) == (args.rating_col is None):
         raise CLIError("--source csv/parquet needs exactly one of --feedback-col and --rating-col")
     if args.source not in (None, "simulated") and not args.path:
         raise CLIError(f"--path is required for --source {args.source}")
-    if args.path and not __import__("pathlib").Path(args.path).exists():
+    if args.path and not Path(args.path).exists():
         raise CLIError(f"--path {args.path}: no such file or folder")
-    values = dict(
-        source=args.source, path=args.path, user_col=args.user_col, item_col=args.item_col,
-        time_col=args.time_col, feedback_col=args.feedback_col, rating_col=args.rating_col,
-        dwell_col=args.dwell_col, feedback_map=fmap, items_path=args.items_path,
-        item_id_col=args.item_id_col, item_category_col=args.item_category_col,
-        item_creator_col=args.item_creator_col, delimiter=parse_delimiter(args.delimiter),
-        encoding=args.encoding, positive_min=args.positive_min, dislike_max=args.dislike_max,
-        all_positive=args.all_positive, on_bad_rows=args.on_bad_rows, sim_users=args.sim_users,
-        sim_events=args.sim_events, sim_seed=args.sim_seed)
-    if base is None:
-        return DataSpec(**values)
-    given = {k: v for k, v in values.items() if v is not None and v != DataSpec.__dataclass_fields__[k].default}
-    return replace(base, **given) if given else base
+    values = flag_values(args, SOURCE_FLAGS)
+    for key, read in SPELLINGS.items():
+        if values[key] is not None:
+            values[key] = read(values[key])
+    sim = {k.split(".", 1)[1]: values.pop(k) for k in list(values) if k.startswith("sim.")}
+    if args.sim_preset is not None and args.source != "simulated":
+        raise CLIError(f"--sim-preset describes a simulated world; got --source {args.source}")
+    world = preset(args.sim_preset, **sim) if args.sim_preset else SimConfig(**sim)
+    return DataSpec(**values, sim=world)
 
 
 def load_and_report(spec, command: str):
     """The EventLog of ``spec``, its loader's one-line summary (drops, repairs, duplicates and
     other notes) printed to stderr as ``negrec COMMAND: data: ...``."""
-    from negrec.data.spec import load_data
+    from negrec.experiments.data import load_data
 
     log = load_data(spec)
     if log.report is not None:
         print(f"negrec {command}: data: {log.report.summary()}", file=sys.stderr)
     return log
-
-
-def load_from_args(args: argparse.Namespace):
-    """The EventLog described by the data-source options (summary line on stderr)."""
-    return load_and_report(spec_from_args(args), args.command)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -193,8 +188,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    log = load_from_args(args)
+    log = load_and_report(spec_from_args(args), args.command)
     if getattr(args, "save", None):
         log.save(args.save)
-    print(json.dumps(log.stats(), indent=2))
+    print(strict_json(log.stats(), indent=2))
     return 0

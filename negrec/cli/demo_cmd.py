@@ -25,17 +25,23 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     size.add_argument("--quick", action="store_true", help="a reduced run (under 3 minutes)")
     size.add_argument("--full-size", action="store_true",
                       help="2,000 simulated histories and closed-loop users (longer)")
-    p.add_argument("--seed", type=at_least(0), default=0)
+    p.add_argument("--seed", type=at_least(0), default=0,
+                   help="seed of the simulated world and the first training seed")
+    p.add_argument("--seeds", type=at_least(1), default=None,
+                   help="training seeds per objective and for the placebo control (default 3: "
+                        "the intervals then cover seed-to-seed variation)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace the training runs of an earlier demo in the same folder")
     p.add_argument("--no-progress", action="store_true")
 
 
 def run(args: argparse.Namespace) -> int:
-    from negrec.cli.demo import DemoConfig, run_demo
+    from negrec.experiments.demo import DemoConfig, run_demo
 
     cfg = DemoConfig.quick() if args.quick else DemoConfig.full_size() if args.full_size else DemoConfig()
     cfg.seed = args.seed
+    if args.seeds is not None:
+        cfg.seeds = args.seeds
     cfg.progress = not args.no_progress
     run_demo(cfg, args.out, overwrite=args.overwrite)
     return 0

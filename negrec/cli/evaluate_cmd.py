@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from negrec.cli.data_cmd import add_source_arguments, spec_from_args
+from negrec.cli.data_cmd import (add_source_arguments, reject_source_options_without_source,
+                                 spec_from_args)
 from negrec.cli.options import at_least
 
 DESCRIPTION = """Evaluate a checkpoint by full ranking on the leave-one-out validation or test
@@ -29,15 +30,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import json
-
-    from negrec.cli import CLIError
-    from negrec.cli.options import reject_source_options_without_source
-    from negrec.cli.pipeline import stored_config, write_json
-    from negrec.data.spec import load_data
+    from negrec.cli.options import CLIError
     from negrec.data.split import leave_one_out
     from negrec.eval.metrics import evaluate
-    from negrec.models.checkpoint import load_checkpoint
+    from negrec.experiments.data import load_data
+    from negrec.files import strict_json, write_json
+    from negrec.train.checkpoint import load_checkpoint
+    from negrec.train.resume import stored_config
 
     reject_source_options_without_source(args, "negrec evaluate")
     ck = load_checkpoint(args.checkpoint)
@@ -48,11 +47,11 @@ def run(args: argparse.Namespace) -> int:
                        f"{ck.model.num_items}: evaluate on the data it was trained on")
     split = leave_one_out(log)
     held = split.test if args.split == "test" else split.valid
-    res = evaluate(ck.model, held, ck.objective, ks=tuple(args.k or (10, 20)),
+    res = evaluate(ck.model, held, ck.objective.inputs, ks=tuple(args.k or (10, 20)),
                    exclude_history=not args.keep_history_items, bootstrap=args.bootstrap)
     out = {"checkpoint": str(args.checkpoint), "objective": ck.objective.name, "split": args.split,
            **res.to_dict()}
     if args.out:
         write_json(args.out, out)
-    print(json.dumps(out, indent=2, default=float))
+    print(strict_json(out, indent=2))
     return 0

@@ -28,7 +28,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def parse_history(text: str, raw_to_dense: dict, int_ids: bool) -> tuple[list[int], list[int]]:
-    from negrec.cli import CLIError
+    from negrec.cli.options import CLIError
     from negrec.data.feedback import Feedback, parse_feedback
 
     items, fbs = [], []
@@ -60,13 +60,12 @@ def parse_history(text: str, raw_to_dense: dict, int_ids: bool) -> tuple[list[in
 
 
 def run(args: argparse.Namespace) -> int:
-    import json
-
     import numpy as np
 
-    from negrec.cli import CLIError
+    from negrec.cli.options import CLIError
     from negrec.eval.recommend import recommend
-    from negrec.models.checkpoint import load_checkpoint
+    from negrec.files import strict_json
+    from negrec.train.checkpoint import load_checkpoint
 
     ck = load_checkpoint(args.checkpoint)
     meta = ck.item_meta
@@ -76,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError("--filter-disliked-creators: this checkpoint's data has no creators")
     int_ids = np.asarray(meta.raw_ids).dtype.kind in "iu"
     items, fbs = parse_history(args.history, ck.raw_to_dense(), int_ids)
-    ids, scores = recommend(ck.model, ck.objective, [(items, fbs)], args.k,
+    ids, scores = recommend(ck.model, ck.objective.inputs, [(items, fbs)], args.k,
                             exclude_history=not args.keep_history_items,
                             filter_disliked=args.filter_disliked,
                             filter_disliked_creators=args.filter_disliked_creators, item_meta=meta)
@@ -91,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
                         if meta.creator is not None and meta.creator[i] >= 0 else None),
         })
     if args.json:
-        print(json.dumps({"objective": ck.objective.name, "recommendations": rows}, indent=2))
+        print(strict_json({"objective": ck.objective.name, "recommendations": rows}, indent=2))
     else:
         print(f"objective {ck.objective.name}; top {args.k} for a history of {len(items)} events")
         for r in rows:

@@ -7,21 +7,36 @@ import argparse
 
 from negrec.cli.options import at_least
 
-DESCRIPTION = """Measure how much each checkpoint backs off from similar items right after a
-dislike (and a skip): counterfactual branching of histories, top-10 at the next step, share in
-the branched item's cluster / creator, responsiveness = ratio of means - 1 with a paired
-bootstrap 95% interval. Checkpoints trained on simulated data are measured on simulated
-histories (users consuming the model's recommendations) and also run in closed loop; others on
-their data's training histories (the branched item is the model's own top-1). Data without
-item clusters gets clusters from item co-occurrence. Writes report.md / report.json / PNGs.
+DESCRIPTION = """Measure how much each model backs off from similar items right after a dislike
+(and a skip): counterfactual branching of histories, top-10 at the next step, share in the
+branched item's cluster / creator, responsiveness = ratio of means - 1. Checkpoints of the same
+objective are that model's training seeds: a report row pools them, with 95% intervals over the
+seeds and the histories (give >= 3 seeds per objective). Every report has a placebo control
+(input_ntr trained with the feedback codes shuffled across events; given with --control, or
+trained here from the first checkpoint's configuration, --train-controls seeds): a model's
+figure counts as a response to the dislike only beyond the control's ("vs control"). An
+action with no event in the model's training data (e.g. skip on MovieLens) is not measured.
+Checkpoints trained on simulated data are measured on simulated histories (users consuming the
+model's recommendations) and also run in closed loop; others on their data's training
+histories (the branched item is the model's own top-1). Data without item clusters gets
+clusters from item co-occurrence. Writes report.md / report.json / PNGs.
 
 examples:
-  negrec responsiveness --checkpoint runs/po/best.pt --checkpoint runs/ntr/best.pt --out resp
-  negrec responsiveness --checkpoint runs/ml_ntr/best.pt --histories 943 --out resp_ml"""
+  negrec responsiveness --checkpoint runs/ntr_s0/best.pt --checkpoint runs/ntr_s1/best.pt \\
+      --checkpoint runs/ntr_s2/best.pt --out resp      # trains 3 placebo controls
+  negrec responsiveness --checkpoint runs/ntr_s*/best.pt --control runs/placebo_s*/best.pt \\
+      --out resp                                        # controls from negrec train --placebo"""
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--checkpoint", action="append", required=True, help="repeatable")
+    p.add_argument("--checkpoint", action="append", required=True, nargs="+",
+                   help="repeatable; checkpoints of one objective are its training seeds")
+    p.add_argument("--control", action="append", default=[], nargs="+",
+                   help="placebo checkpoints (negrec train --placebo ...); repeatable")
+    p.add_argument("--train-controls", type=at_least(0), default=3, metavar="SEEDS",
+                   help="without --control: placebo controls to train from the first "
+                        "checkpoint's configuration into OUT/controls (default 3; 0: none, and "
+                        "the report says its figures are not evidence)")
     p.add_argument("--out", default="responsiveness_report")
     p.add_argument("--histories", type=at_least(1), default=1000,
                    help="simulated histories (or real users sampled) per checkpoint")
@@ -40,7 +55,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def parse_actions(text: str) -> list[str]:
     """``--actions``: feedback types other than positive (checked before any work)."""
-    from negrec.cli import CLIError
+    from negrec.cli.options import CLIError
     from negrec.data.feedback import Feedback, parse_feedback
 
     actions = [a.strip() for a in text.split(",") if a.strip()]
@@ -58,71 +73,22 @@ def parse_actions(text: str) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    import dataclasses
-    from pathlib import Path
-
-    import numpy as np
-
-    from negrec.cli import CLIError
-    from negrec.cli.pipeline import stored_config
-    from negrec.data.spec import load_data
-    from negrec.data.split import leave_one_out
-    from negrec.eval.closed_loop import closed_loop
-    from negrec.eval.counterfactual import (cooccurrence_clusters, log_histories, responsiveness,
-                                            simulated_histories)
     from negrec.eval.report import markdown_table, write_report
-    from negrec.models.checkpoint import load_checkpoint
+    from negrec.experiments.measure import MeasureSizes
+    from negrec.experiments.responsiveness import responsiveness_report
 
-    actions = parse_actions(args.actions)
-    report = {"title": "negrec responsiveness report", "description": (
-        "Counterfactual responsiveness (dislike vs positive branch) with 95% paired bootstrap "
-        "intervals; closed-loop rates for simulated data."), "objectives": {}}
-    for path in args.checkpoint:
-        ck = load_checkpoint(path)
-        name = ck.objective.name
-        if name in report["objectives"]:
-            name = f"{name} ({Path(path).parent.name})"
-        spec = stored_config(ck).data
-        entry = {}
-        meta = ck.item_meta
-        if spec.source == "simulated":
-            from negrec.sim import SimConfig, Simulator
-
-            sim = Simulator(SimConfig(**spec.sim_config), seed=spec.sim_seed)
-            if sim.config.num_items != ck.model.num_items:
-                raise CLIError(f"{path}: the checkpoint's simulator has {sim.config.num_items} "
-                               f"items but the model {ck.model.num_items}")
-            hist, branched, _ = simulated_histories(ck.model, ck.objective, sim,
-                                                    num_users=args.histories, steps=args.steps,
-                                                    seed=10_000 + args.seed, progress=True)
-            loop = closed_loop(ck.model, ck.objective, sim, num_users=args.loop_users,
-                               steps=args.loop_steps, seed=20_000 + args.seed,
-                               warmup_events=args.loop_warmup,
-                               bootstrap=args.bootstrap, progress=True)
-            entry["closed_loop"] = loop.to_dict()
-        else:
-            log = load_data(spec)
-            split = leave_one_out(log)
-            rng = np.random.default_rng(args.seed)
-            users = np.arange(split.train.num_users)
-            if len(users) > args.histories:
-                users = np.sort(rng.choice(users, args.histories, replace=False))
-            hist, branched, _ = log_histories(ck.model, ck.objective, split.train, users)
-            if (meta.cluster < 0).all():
-                meta = dataclasses.replace(meta, cluster=cooccurrence_clusters(log, args.clusters),
-                                           cluster_names=[f"cooc{k}" for k in range(args.clusters)])
-                entry["clusters"] = f"{args.clusters} co-occurrence clusters (the data has none)"
-        resp = responsiveness(ck.model, ck.objective, hist, branched, meta, actions=actions,
-                              bootstrap=args.bootstrap, seed=args.seed, progress=True)
-        rd = resp.to_dict()
-        entry.update(responsiveness=rd["responsiveness"], repeated_dislikes=rd["repeated_dislikes"],
-                     mean_similarity=rd["mean_similarity"], checkpoint=str(path),
-                     num_histories=rd["num_histories"])
-        report["objectives"][name] = entry
-    report["responsiveness"] = {n: {k: o["responsiveness"]["cluster"]["dislike"][k]
-                                    for k in ("mean", "ci_low", "ci_high")}
-                                for n, o in report["objectives"].items()}
+    sizes = MeasureSizes(histories=args.histories, steps=args.steps,
+                         actions=parse_actions(args.actions), loop_users=args.loop_users,
+                         loop_steps=args.loop_steps, loop_warmup=args.loop_warmup,
+                         clusters=args.clusters, bootstrap=args.bootstrap, seed=args.seed)
+    checkpoints = [p for group in args.checkpoint for p in group]
+    controls = [p for group in args.control for p in group]
+    report = responsiveness_report(checkpoints, sizes, controls=controls,
+                                   train_control_seeds=args.train_controls, out_dir=args.out,
+                                   progress=True)
     paths = write_report(report, args.out)
     print(markdown_table(report))
+    for note in report["notes"]:
+        print(f"note: {note}")
     print(f"\nreport: {paths['markdown']}")
     return 0

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import argparse
 
-from negrec.cli.data_cmd import add_source_arguments, load_and_report, spec_from_args
+from negrec.cli.data_cmd import (add_source_arguments, given_source_options, load_and_report,
+                                 reject_source_options_without_source, spec_from_args)
+from negrec.cli.flags import Flag, add_flags, given_flags
 
-DESCRIPTION = """Train a sequential recommender with one of the objectives (positive_only,
-input_only, input_ntr, filter_history), with early stopping on validation NDCG@10, then
-evaluate the best checkpoint. Writes under --out: best.pt (the best validated model, or the
-last model when no validation ran), last.pt, config.yaml (the full resolved config),
-metrics.csv (training curve), metrics.json (validation and test metrics: ndcg@10, recall@10,
-mrr, dislike_exposure@10, hr_gap@10, with 95% intervals and user counts).
+DESCRIPTION = """Train a sequential recommender with one of the objectives (--objective; see
+docs/objectives.md), with early stopping on validation NDCG@10, then evaluate the best
+checkpoint. Writes under --out: best.pt (the best validated model, or the last model when no
+validation ran), last.pt, config.yaml (the full resolved config), metrics.csv (training
+curve), metrics.json (validation and test metrics: ndcg@10, recall@10, mrr,
+dislike_exposure@10, hr_gap@10, with 95% intervals and user counts).
 
 An --out that already holds a run is refused: continue it with --resume, or start over with
 --overwrite. --resume continues from OUT/last.pt with the configuration stored in it; only
@@ -21,26 +23,27 @@ change it (epochs not with the cosine schedule).
 examples:
   negrec train --data movielens --path ../shared/data/ml-100k --objective input_ntr --out runs/ntr
   negrec train --config my.yaml --set optim.lr=3e-3 --set model.kind=gru --out runs/gru
-  negrec train --data simulated --epochs 5 --out runs/sim
+  negrec train --data simulated --epochs 5 --out runs/sim --set objective.weights.dislike=50
   negrec train --out runs/ntr --resume                # continue a killed run
   negrec train --out runs/ntr --resume --epochs 40    # train a finished run for longer"""
 
-# flags that are shorthands for one configuration key
-FLAG_KEYS = (("objective", "--objective", "objective"), ("model_kind", "--model", "model.kind"),
-             ("epochs", "--epochs", "epochs"), ("seed", "--seed", "seed"),
-             ("device", "--device", "device"), ("max_minutes", "--max-minutes", "max_minutes"))
+#: Flags that are shorthands for one configuration key, generated from TrainConfig's fields
+#: (--set reaches every other key); not given, they change nothing.
+TRAIN_FLAGS = (Flag("objective.name", ("--objective",), dest="objective"),
+               Flag("model.kind", ("--model",), dest="model_kind"),
+               Flag("epochs"), Flag("seed"), Flag("device"), Flag("max_minutes"),
+               Flag("placebo"))
+NO_PROGRESS = Flag("progress", ("--no-progress",), dest="no_progress", negate=True)
+#: The flags a resumed run may give (they change when it stops, never which steps it takes).
+RESUME_FLAGS = ("epochs", "max_minutes")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from negrec.train.config import TrainConfig
+
     p.add_argument("--config", help="YAML config (defaults for anything it does not set)")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--objective", choices=["positive_only", "input_only", "input_ntr", "filter_history"])
-    p.add_argument("--model", dest="model_kind", choices=["sasrec", "gru"])
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--seed", type=int)
-    p.add_argument("--device", help="auto | cpu | cuda | cuda:N")
-    p.add_argument("--max-minutes", type=float,
-                   help="training-time budget, in total (a resumed run's earlier sessions count)")
+    add_flags(p, TrainConfig, TRAIN_FLAGS, defaults=False)
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override any config key, e.g. --set optim.lr=3e-3 (repeatable)")
     run = p.add_mutually_exclusive_group()
@@ -48,17 +51,22 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     run.add_argument("--overwrite", action="store_true",
                      help="delete the run already in OUT (checkpoints, config.yaml, metrics.csv, "
                           "metrics.json, tensorboard/) and start a new one")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_flags(p, TrainConfig, (NO_PROGRESS,), defaults=False)
     add_source_arguments(p, required=False)
 
 
+def _given(args: argparse.Namespace) -> list[tuple[Flag, object]]:
+    from negrec.train.config import TrainConfig
+
+    return given_flags(args, TrainConfig, TRAIN_FLAGS, defaults=False)
+
+
 def _overrides(args: argparse.Namespace) -> list[tuple[str, str]]:
-    """(what the user typed, ``key=value``) for every configuration change asked for."""
-    sets = [(f"--set {item}", item) for item in args.set]
-    for dest, flag, key in FLAG_KEYS:
-        value = getattr(args, dest)
-        if value is not None:
-            sets.insert(0, (f"{flag} {value}", f"{key}={value}"))
+    """(what the user typed, ``key=value``) for every configuration change asked for: the
+    flags, then the --set's (which win), then --no-progress."""
+    sets = [(f"{flag.option_strings[0]} {value}", f"{flag.key}={value}")
+            for flag, value in _given(args)]
+    sets += [(f"--set {item}", item) for item in args.set]
     if args.no_progress:
         sets.append(("--no-progress", "progress=false"))
     return sets
@@ -67,10 +75,9 @@ def _overrides(args: argparse.Namespace) -> list[tuple[str, str]]:
 def build_config(args: argparse.Namespace):
     """The configuration of a new run: --config (or the defaults), the data options, then the
     flags and --set overrides."""
-    from negrec.cli import CLIError
-    from negrec.cli.options import reject_source_options_without_source
-    from negrec.data.spec import DataSpec
+    from negrec.cli.options import CLIError
     from negrec.train.config import apply_overrides, load_config
+    from negrec.train.data_spec import DataSpec
 
     reject_source_options_without_source(args, "negrec train")
     cfg = load_config(args.config)
@@ -87,15 +94,14 @@ def resume_config(args: argparse.Namespace):
     anything else asked for is refused (it would otherwise be ignored)."""
     from pathlib import Path
 
-    from negrec.cli import CLIError
-    from negrec.cli.options import given_source_options
+    from negrec.cli.options import CLIError
     from negrec.train.config import apply_overrides, parse_override, resume_adjustable_keys
-    from negrec.train.trainer import config_from_checkpoint
+    from negrec.train.resume import config_from_checkpoint
 
     last = Path(args.out) / "last.pt"
     fixed = (["--config"] if args.config else []) + [
-        flag for dest, flag, key in FLAG_KEYS if getattr(args, dest) is not None
-        and key not in ("epochs", "max_minutes")] + given_source_options(args)
+        flag.option_strings[0] for flag, _ in _given(args) if flag.key not in RESUME_FLAGS
+    ] + given_source_options(args)
     if fixed:
         raise CLIError(f"--resume continues {last} with the configuration stored in it; "
                        f"{', '.join(fixed)} would change it: start a new run instead (--overwrite "
@@ -115,11 +121,9 @@ def resume_config(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    import json
-
-    from negrec.cli.pipeline import train_and_evaluate
-
-    from negrec.train.trainer import check_run_folder
+    from negrec.experiments.training import train_and_evaluate
+    from negrec.files import strict_json
+    from negrec.train.run_folder import check_run_folder
 
     cfg = resume_config(args) if args.resume else build_config(args)
     check_run_folder(args.out, resume=args.resume, overwrite=args.overwrite)  # before loading
@@ -129,7 +133,7 @@ def run(args: argparse.Namespace) -> int:
     t = metrics["test"]
     summary = {k: t[k] for k in ("ndcg@10", "recall@10", "mrr", "dislike_exposure@10",
                                  "positive_users", "dislike_users") if k in t}
-    print(json.dumps({"out": str(args.out), "objective": cfg.objective, "test": summary,
-                      "train_seconds": round(metrics["train"]["train_seconds"], 1),
-                      "targets_per_s": round(metrics["train"]["targets_per_s"])}, indent=2))
+    print(strict_json({"out": str(args.out), "objective": cfg.objective.name, "test": summary,
+                       "train_seconds": round(metrics["train"]["train_seconds"], 1),
+                       "targets_per_s": round(metrics["train"]["targets_per_s"])}, indent=2))
     return 0

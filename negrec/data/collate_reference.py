@@ -15,7 +15,8 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from negrec.data.collate import Batch, CollateConfig
+from negrec.data.batch import Batch
+from negrec.data.collate_config import CollateConfig
 from negrec.data.feedback import Feedback
 from negrec.data.log import EventLog
 

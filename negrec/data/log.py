@@ -404,7 +404,7 @@ class EventLog:
         }
         arrays = dict(offsets=self.offsets, items=self.items, timestamps=self.timestamps,
                       feedback=self.feedback, user_ids=self.user_ids, item_raw_ids=meta.raw_ids,
-                      item_cluster=meta.cluster, meta_json=np.array(json.dumps(extra)))
+                      item_cluster=meta.cluster, meta_json=np.array(json.dumps(extra, allow_nan=False)))
         if self.strength is not None:
             arrays["strength"] = self.strength
         if meta.creator is not None:

@@ -20,15 +20,14 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from negrec import _extension
+from negrec.data.seeding import draw_seed
+
 if TYPE_CHECKING:
-    from negrec.data.collate import Batch
+    from negrec.data.batch import Batch
 
 __all__ = ["NegativeSampler", "UniformSampler", "PopularitySampler", "InBatchSampler",
            "make_sampler"]
-
-
-def _seed_from(generator: torch.Generator | None) -> int:
-    return int(torch.randint(0, 2**63 - 1, (1,), generator=generator, dtype=torch.int64))
 
 
 class NegativeSampler(Protocol):
@@ -62,12 +61,12 @@ class UniformSampler:
 class PopularitySampler:
     """K items drawn with replacement with probability ∝ (count + smoothing) ** alpha, by an
     alias table in C++ (O(1) per draw). ``alpha = 0`` is uniform, 1 is the unigram
-    distribution; 0.75 (word2vec's choice) is a common middle ground."""
+    distribution; 0.75 (word2vec's choice) is a common middle ground. Without the compiled
+    extension it draws with ``torch.multinomial`` (same distribution, other draws), with the
+    package's one warning (:func:`negrec._extension.warn_fallback`)."""
 
     def __init__(self, counts: np.ndarray | Tensor, num_negatives: int, alpha: float = 0.75,
                  smoothing: float = 1.0):
-        from negrec._extension import _C
-
         counts = torch.as_tensor(np.asarray(counts), dtype=torch.float64)
         if counts.dim() != 1 or counts.numel() == 0:
             raise ValueError(f"PopularitySampler: counts must be a non-empty 1-D array; got "
@@ -85,12 +84,13 @@ class PopularitySampler:
         self.num_items, self.num_negatives, self.alpha = counts.numel(), num_negatives, alpha
         self._probs = weights / weights.sum()
         self._logq = self._probs.log().float()
-        self._table = _C.AliasTable(weights) if _C is not None else None
+        self._table = _extension._C.AliasTable(weights) if _extension._C is not None else None
 
     def sample(self, batch=None, generator=None):
         if self._table is not None:
-            ids = self._table.sample(self.num_negatives, _seed_from(generator))
-        else:  # pure-PyTorch fallback when the extension is absent
+            ids = self._table.sample(self.num_negatives, draw_seed(generator))
+        else:
+            _extension.warn_fallback("negrec.data.PopularitySampler", "torch.multinomial")
             ids = torch.multinomial(self._probs, self.num_negatives, replacement=True,
                                     generator=generator)
         return ids, self._logq[ids]

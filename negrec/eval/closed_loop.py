@@ -17,7 +17,8 @@ dislike of an item whose creator (or cluster) the user had already disliked in t
 (the offline analogues of the reference paper's live metrics); dislikes of the warm-up count as
 already disliked, since the model saw them. Rates are over the T model-driven steps only. Runs
 of different models with the same ``seed`` use the same users (and the same warm-up events), so
-their differences are paired.
+their differences are paired (:func:`negrec.eval.stats.ratio_of_means_ci` of two runs'
+``per_user`` rates).
 """
 
 from __future__ import annotations
@@ -28,12 +29,12 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from negrec.data.feedback import Feedback
-from negrec.eval.counterfactual import Estimate, ratio_of_means_ci, simulate_step
-from negrec.eval.metrics import bootstrap_ci
+from negrec.eval.counterfactual import simulate_step
+from negrec.eval.stats import Estimate, bootstrap_ci
 from negrec.models.base import SequentialRecommender
-from negrec.models.objectives import Objective
+from negrec.models.inputs import ModelInputs
 
-__all__ = ["ClosedLoopResult", "closed_loop", "paired_relative_change"]
+__all__ = ["ClosedLoopResult", "closed_loop"]
 
 RATES = ("positive_rate", "neutral_rate", "skip_rate", "dislike_rate",
          "repeated_dislike_creator_rate", "repeated_dislike_cluster_rate")
@@ -54,7 +55,7 @@ class ClosedLoopResult:
                 "per_step": {k: v.tolist() for k, v in self.per_step.items()}}
 
 
-def closed_loop(model: SequentialRecommender, objective: Objective, simulator, *, num_users: int,
+def closed_loop(model: SequentialRecommender, inputs: ModelInputs, simulator, *, num_users: int,
                 steps: int, seed: int, slate_size: int = 10, warmup_events: int = 20,
                 bootstrap: int = 1000, progress: bool = False) -> ClosedLoopResult:
     """``num_users`` simulated users (population seed ``seed``), each with ``warmup_events``
@@ -87,7 +88,7 @@ def closed_loop(model: SequentialRecommender, objective: Objective, simulator, *
     rep_creator = np.zeros((num_users, steps), dtype=bool)
     rep_cluster = np.zeros((num_users, steps), dtype=bool)
     for t in tqdm(range(steps), disable=not progress, desc="closed loop", leave=False):
-        pick, codes = simulate_step(model, objective, simulator, state, histories, slate_size, rng)
+        pick, codes = simulate_step(model, inputs, simulator, state, histories, slate_size, rng)
         fb[:, t] = codes
         for u in np.flatnonzero(codes == Feedback.DISLIKE):
             i = int(pick[u])
@@ -109,10 +110,3 @@ def closed_loop(model: SequentialRecommender, objective: Objective, simulator, *
     return ClosedLoopResult(num_users=num_users, steps=steps, warmup_events=warmup_events,
                             rates=rates, per_user=per_user,
                             per_step=per_step)
-
-
-def paired_relative_change(a: np.ndarray, b: np.ndarray, *, resamples: int = 1000, seed: int = 0
-                           ) -> Estimate:
-    """mean(a) / mean(b) - 1 over the same users (paired bootstrap): e.g. the dislike rate of
-    input_ntr relative to positive_only's."""
-    return ratio_of_means_ci(a, b, resamples=resamples, seed=seed)

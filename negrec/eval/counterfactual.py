@@ -10,7 +10,8 @@ has creators, by its creator). The responsiveness of action a is
     R_a = mean_h S_a(h) / mean_h S_positive(h) - 1
 
 (a ratio of means: per-history ratios are undefined when S_positive is 0), as a fraction
-(-0.608 is the reference paper's -60.8%), with a paired bootstrap 95% interval over histories.
+(-0.608 is the reference paper's -60.8%), with a paired bootstrap 95% interval over histories
+(:func:`negrec.eval.stats.ratio_of_means_ci`).
 Repeated negative feedback: R after 1, 2, 3 consecutive dislikes of items of the same cluster
 (each compared with the same items liked).
 
@@ -21,7 +22,6 @@ history; the branched item is the model's own top-1 recommendation).
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, field
 from typing import Sequence
 
@@ -32,52 +32,22 @@ from tqdm.auto import tqdm
 from negrec.data.feedback import Feedback, parse_feedback
 from negrec.data.log import EventLog, ItemMeta
 from negrec.eval.recommend import recommend
+from negrec.eval.stats import Estimate, ratio_of_means_ci
 from negrec.models.base import SequentialRecommender
-from negrec.models.objectives import Objective
+from negrec.models.inputs import ModelInputs
 
-__all__ = ["Estimate", "ResponsivenessResult", "log_histories", "responsiveness",
-           "simulate_step", "simulated_histories", "cooccurrence_clusters", "ratio_of_means_ci"]
+__all__ = ["ResponsivenessResult", "log_histories", "responsiveness", "simulate_step",
+           "simulated_histories", "cooccurrence_clusters"]
 
 History = tuple[list[int], list[int]]
 
 
 @dataclass
-class Estimate:
-    mean: float
-    ci_low: float
-    ci_high: float
-    n: int
-
-    def excludes_zero(self) -> bool:
-        return self.ci_low > 0 or self.ci_high < 0
-
-
-def ratio_of_means_ci(a: np.ndarray, b: np.ndarray, *, resamples: int = 1000, seed: int = 0,
-                      level: float = 0.95) -> Estimate:
-    """mean(a) / mean(b) - 1 with a paired percentile bootstrap over the entries."""
-    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    n = len(a)
-    if n == 0 or b.mean() == 0:
-        return Estimate(math.nan, math.nan, math.nan, n)
-    point = a.mean() / b.mean() - 1.0
-    if resamples <= 0:
-        return Estimate(float(point), math.nan, math.nan, n)
-    rng = np.random.default_rng(seed)
-    lo_q, hi_q = (1 - level) / 2, 1 - (1 - level) / 2
-    stats = np.empty(resamples)
-    for r0 in range(0, resamples, 200):  # chunks keep memory at 200 x n
-        idx = rng.integers(0, n, (min(200, resamples - r0), n))
-        den = b[idx].mean(1)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            stats[r0:r0 + len(idx)] = a[idx].mean(1) / den - 1.0
-    stats = stats[np.isfinite(stats)]
-    return Estimate(float(point), float(np.quantile(stats, lo_q)), float(np.quantile(stats, hi_q)), n)
-
-
-@dataclass
 class ResponsivenessResult:
     """Per similarity kind ("cluster", "creator") and action: the per-history similarity
-    scores, and the responsiveness estimates."""
+    scores ([H] float64 each) and the responsiveness estimates; per kind and number n of
+    consecutive dislikes, the estimates and the (dislike, positive) branches' scores (over the
+    histories that have n items of the branched item's cluster)."""
 
     k: int
     num_histories: int
@@ -85,6 +55,8 @@ class ResponsivenessResult:
     similarity: dict[str, dict[str, np.ndarray]] = field(repr=False)
     responsiveness: dict[str, dict[str, Estimate]]
     repeated: dict[str, dict[int, Estimate]]
+    repeated_similarity: dict[str, dict[int, tuple[np.ndarray, np.ndarray]]] = field(
+        default_factory=dict, repr=False)
 
     def to_dict(self) -> dict:
         return {
@@ -104,7 +76,7 @@ def _share(top: np.ndarray, group_of_item: np.ndarray, group: np.ndarray) -> np.
     return ((g == group[:, None]) & (group[:, None] >= 0)).mean(1)
 
 
-def responsiveness(model: SequentialRecommender, objective: Objective,
+def responsiveness(model: SequentialRecommender, inputs: ModelInputs,
                    histories: Sequence[History], branched: np.ndarray, item_meta: ItemMeta, *,
                    actions: Sequence[str | int | Feedback] = ("dislike", "skip"), k: int = 10,
                    repeated: Sequence[int] = (1, 2, 3), bootstrap: int = 1000, seed: int = 0,
@@ -129,7 +101,7 @@ def responsiveness(model: SequentialRecommender, objective: Objective,
     bar = tqdm(total=len(all_codes) + len(repeated), disable=not progress, desc="branches", leave=False)
     for code in all_codes:
         branch = [(list(h[0]) + [int(x)], list(h[1]) + [int(code)]) for h, x in zip(histories, branched)]
-        top, _ = recommend(model, objective, branch, k)
+        top, _ = recommend(model, inputs, branch, k)
         for kind, groups in kinds.items():
             sims[kind][code.label] = _share(top, groups, groups[branched])
         bar.update(1)
@@ -140,9 +112,10 @@ def responsiveness(model: SequentialRecommender, objective: Objective,
     # repeated dislikes on one cluster: the branched item and the next best items of its
     # cluster (for the history as it was), disliked in a row vs liked in a row
     rep: dict[str, dict[int, Estimate]] = {kind: {} for kind in kinds}
+    rep_sims: dict[str, dict[int, tuple[np.ndarray, np.ndarray]]] = {kind: {} for kind in kinds}
     if repeated:
         n_max = max(repeated)
-        extra = _same_cluster_followers(model, objective, histories, branched, item_meta.cluster,
+        extra = _same_cluster_followers(model, inputs, histories, branched, item_meta.cluster,
                                         n_max - 1)
         for n in repeated:
             seq = [[int(branched[h])] + extra[h][: n - 1] for h in range(len(histories))]
@@ -151,27 +124,28 @@ def responsiveness(model: SequentialRecommender, objective: Objective,
             for code in (Feedback.POSITIVE, Feedback.DISLIKE):
                 branch = [(list(h[0]) + s, list(h[1]) + [int(code)] * len(s))
                           for h, s, good in zip(histories, seq, ok) if good]
-                top, _ = recommend(model, objective, branch, k)
+                top, _ = recommend(model, inputs, branch, k)
                 res[code] = top
             for kind, groups in kinds.items():
                 g = groups[branched[ok]]
-                rep[kind][n] = ratio_of_means_ci(_share(res[Feedback.DISLIKE], groups, g),
-                                                 _share(res[Feedback.POSITIVE], groups, g),
-                                                 resamples=bootstrap, seed=seed)
+                pair = (_share(res[Feedback.DISLIKE], groups, g),
+                        _share(res[Feedback.POSITIVE], groups, g))
+                rep_sims[kind][n] = pair
+                rep[kind][n] = ratio_of_means_ci(*pair, resamples=bootstrap, seed=seed)
             bar.update(1)
     bar.close()
     return ResponsivenessResult(k=k, num_histories=len(histories),
                                 actions=[c.label for c in codes], similarity=sims,
-                                responsiveness=resp, repeated=rep)
+                                responsiveness=resp, repeated=rep, repeated_similarity=rep_sims)
 
 
-def _same_cluster_followers(model, objective, histories, branched, cluster, n) -> list[list[int]]:
+def _same_cluster_followers(model, inputs, histories, branched, cluster, n) -> list[list[int]]:
     """For each history, the ``n`` best-scored items (after the branched one) of the branched
     item's cluster, excluding the history."""
     if n <= 0:
         return [[] for _ in histories]
     V = len(cluster)
-    top, _ = recommend(model, objective, list(histories), V)
+    top, _ = recommend(model, inputs, list(histories), V)
     out = []
     for h, x in enumerate(branched):
         c = cluster[x]
@@ -185,7 +159,7 @@ def _same_cluster_followers(model, objective, histories, branched, cluster, n) -
 
 # ---- where histories come from ------------------------------------------------------------
 
-def log_histories(model: SequentialRecommender, objective: Objective, log: EventLog,
+def log_histories(model: SequentialRecommender, inputs: ModelInputs, log: EventLog,
                   users: np.ndarray | None = None, min_events: int = 1
                   ) -> tuple[list[History], np.ndarray, np.ndarray]:
     """Real-log histories: each user's events in ``log`` (e.g. the training split), and as the
@@ -195,11 +169,11 @@ def log_histories(model: SequentialRecommender, objective: Objective, log: Event
     users = users[log.lengths()[users] >= min_events]
     histories = [(log.items[log.user_slice(int(u))].tolist(),
                   log.feedback[log.user_slice(int(u))].astype(int).tolist()) for u in users]
-    top, _ = recommend(model, objective, histories, 1)
+    top, _ = recommend(model, inputs, histories, 1)
     return histories, top[:, 0], users
 
 
-def simulate_step(model: SequentialRecommender, objective: Objective, simulator, state,
+def simulate_step(model: SequentialRecommender, inputs: ModelInputs, simulator, state,
                   histories: list[History], slate_size: int, rng: np.random.Generator
                   ) -> tuple[np.ndarray, np.ndarray]:
     """One step for every simulated user (users 0..len(histories)-1 of ``state``): the model
@@ -207,7 +181,7 @@ def simulate_step(model: SequentialRecommender, objective: Objective, simulator,
     and responds (its behaviour model); the event is appended to the user's history. Returns
     the items taken and the feedback codes, [U] each."""
     users = np.arange(len(histories))
-    top, _ = recommend(model, objective, histories, slate_size)
+    top, _ = recommend(model, inputs, histories, slate_size)
     pick = simulator.choose_from_slate(state, users, top, rng)
     codes = simulator.respond(state, users, pick, rng)
     for u, (i, f) in enumerate(zip(pick.tolist(), codes.tolist())):
@@ -216,7 +190,7 @@ def simulate_step(model: SequentialRecommender, objective: Objective, simulator,
     return pick, codes
 
 
-def simulated_histories(model: SequentialRecommender, objective: Objective, simulator, *,
+def simulated_histories(model: SequentialRecommender, inputs: ModelInputs, simulator, *,
                         num_users: int, steps: int, seed: int, slate_size: int = 10,
                         progress: bool = False):
     """Simulated users consume ``steps`` items recommended by ``model``: each step the model
@@ -227,8 +201,8 @@ def simulated_histories(model: SequentialRecommender, objective: Objective, simu
     rng = np.random.default_rng([simulator.seed, 3, seed])
     histories: list[History] = [([], []) for _ in range(num_users)]
     for _ in tqdm(range(steps), disable=not progress, desc="simulating", leave=False):
-        simulate_step(model, objective, simulator, state, histories, slate_size, rng)
-    top, _ = recommend(model, objective, histories, 1)
+        simulate_step(model, inputs, simulator, state, histories, slate_size, rng)
+    top, _ = recommend(model, inputs, histories, 1)
     return histories, top[:, 0], state
 
 

@@ -4,14 +4,16 @@ closed-loop rates over time)."""
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-__all__ = ["PAPER_RESPONSIVENESS", "markdown_table", "plot_report", "write_report"]
+from negrec.files import atomic_write_text, json_safe, write_json
+
+__all__ = ["PAPER_RESPONSIVENESS", "markdown_table", "plot_report", "responsiveness_summary",
+           "write_report"]
 
 # The reference paper's counterfactual responsiveness (dislike vs positive branch), as fractions.
 PAPER_RESPONSIVENESS = {
@@ -44,34 +46,67 @@ def _rate(d: dict | None) -> str:
     return f"{100 * d['mean']:.2f}% [{100 * _num(d['ci_low']):.2f}, {100 * _num(d['ci_high']):.2f}]"
 
 
+def _value(d: dict | float | None, digits: int) -> str:
+    """A figure pooled over seeds (``{mean, ci_low, ci_high}``) or a single number."""
+    if isinstance(d, (int, float, np.floating)):
+        d = {"mean": float(d)}
+    if not d or d.get("mean") is None or math.isnan(d["mean"]):
+        return "n/a"
+    lo, hi = d.get("ci_low"), d.get("ci_high")
+    ci = f" [{lo:.{digits}f}, {hi:.{digits}f}]" if lo is not None and hi is not None else ""
+    return f"{d['mean']:.{digits}f}{ci}"
+
+
+def _points(d: dict | None) -> str:
+    """A difference of fractions in percentage points, with its interval."""
+    if not d or d.get("mean") is None:
+        return "n/a"
+    lo, hi = d.get("ci_low"), d.get("ci_high")
+    ci = f" [{100 * lo:+.1f}, {100 * hi:+.1f}]" if lo is not None and hi is not None else ""
+    return f"{100 * d['mean']:+.1f} pp{ci}"
+
+
 def markdown_table(report: dict[str, Any]) -> str:
-    """The summary table: per objective, offline metrics, responsiveness (ours and the
-    paper's), closed-loop rates."""
-    rows = []
-    objs = report["objectives"]
-    has_creator = any("creator" in o.get("responsiveness", {}) for o in objs.values())
+    """The summary table: per model (trained with ``seeds`` seeds), offline metrics on the
+    test events, responsiveness per similarity kind, the same minus the placebo control's,
+    the paper's figure (simulated data only: the paper measured simulated users too), and the
+    closed-loop dislike rate. Columns without any figure are left out."""
+    objs = dict(report["objectives"])
+    control = report.get("control")
+    if control:
+        objs["control (placebo)"] = control
+    kinds = [k for k in ("cluster", "creator")
+             if any(k in o.get("responsiveness", {}) for o in objs.values())]
+    has_offline = any(o.get("offline", {}).get("test") for o in objs.values())
+    has_control = any(o.get("vs_control") for o in objs.values())
+    has_paper = bool(report.get("simulated"))
     has_loop = any("closed_loop" in o for o in objs.values())
-    head = ["objective", "NDCG@10", "dislike exp.@10", "resp. cluster (95% CI)", "paper cluster"]
-    if has_creator:
-        head += ["resp. creator (95% CI)", "paper creator"]
+    has_versus = any("closed_loop_vs_positive_only" in o for o in objs.values())
+    head = ["model", "seeds"]
+    if has_offline:
+        head += ["NDCG@10", "dislike exp.@10"]
+    for kind in kinds:
+        head += [f"resp. {kind}"] + ([f"vs control ({kind})"] if has_control else []) \
+            + ([f"paper ({kind})"] if has_paper else [])
     if has_loop:
-        head += ["dislike rate", "repeated same-creator dislikes"]
-    rows.append("| " + " | ".join(head) + " |")
-    rows.append("|" + "---|" * len(head))
+        head += ["closed-loop dislike rate"] + (["vs positive_only"] if has_versus else [])
+    rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, o in objs.items():
-        test = o.get("offline", {}).get("test", {})
-        resp = o.get("responsiveness", {})
-        paper = PAPER_RESPONSIVENESS.get(name, {})
-        cells = [name, f"{_num(test.get('ndcg@10')):.4f}",
-                 f"{_num(test.get('dislike_exposure@10')):.3f}",
-                 _est(resp.get("cluster", {}).get("dislike")), _pct(paper.get("cluster"))]
-        if has_creator:
-            cells += [_est(resp.get("creator", {}).get("dislike")), _pct(paper.get("creator"))]
+        cells = [name, str(o.get("seeds", 1))]
+        if has_offline:
+            test = o.get("offline", {}).get("test", {})
+            cells += [_value(test.get("ndcg@10"), 4), _value(test.get("dislike_exposure@10"), 3)]
+        for kind in kinds:
+            cells.append(_est(o.get("responsiveness", {}).get(kind, {}).get("dislike")))
+            if has_control:
+                cells.append(_points(o.get("vs_control", {}).get(kind, {}).get("dislike"))
+                             if o is not control else "-")
+            if has_paper:
+                cells.append(_pct(PAPER_RESPONSIVENESS.get(name, {}).get(kind)))
         if has_loop:
-            loop = o.get("closed_loop", {}).get("rates", {})
-            d = loop.get("dislike_rate")
-            r = loop.get("repeated_dislike_creator_rate")
-            cells += [_rate(d), _rate(r)]
+            cells.append(_rate(o.get("closed_loop", {}).get("rates", {}).get("dislike_rate")))
+            if has_versus:
+                cells.append(_est(o.get("closed_loop_vs_positive_only", {}).get("dislike_rate")))
         rows.append("| " + " | ".join(cells) + " |")
     return "\n".join(rows)
 
@@ -111,6 +146,8 @@ def plot_report(report: dict[str, Any], out_dir: Path) -> list[Path]:
                 hi.append(h - m if math.isfinite(h - m) else 0)
             x = np.arange(len(names)) + (j - (len(kinds) - 1) / 2) * width
             ax.bar(x, means, width, yerr=[lo, hi], capsize=3, label=f"{kind} (ours, 95% CI)")
+            if not report.get("simulated"):
+                continue  # the paper's figures are of simulated users: not beside real data
             paper = [PAPER_RESPONSIVENESS.get(n, {}).get(kind) for n in names]
             px = [xx for xx, p in zip(x, paper) if p is not None]
             py = [100 * p for p in paper if p is not None]
@@ -159,20 +196,12 @@ def plot_report(report: dict[str, Any], out_dir: Path) -> list[Path]:
     return paths
 
 
-def _json_safe(x: Any) -> Any:
-    """Strict JSON: NaN / inf (an undefined ratio, e.g. no similar items in the positive
-    branch) become null; numpy scalars and arrays become Python numbers and lists."""
-    if isinstance(x, dict):
-        return {str(k): _json_safe(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_json_safe(v) for v in x]
-    if isinstance(x, np.ndarray):
-        return _json_safe(x.tolist())
-    if isinstance(x, (np.integer, np.bool_)):
-        return x.item()
-    if isinstance(x, (float, np.floating)):
-        return float(x) if math.isfinite(x) else None
-    return x
+def responsiveness_summary(objectives: dict[str, Any]) -> dict[str, dict]:
+    """The shape README promises in report.json: ``{objective: {mean, ci_low, ci_high}}`` of
+    the dislike-vs-positive responsiveness on content clusters, from report entries."""
+    return {name: {k: o["responsiveness"]["cluster"]["dislike"][k]
+                   for k in ("mean", "ci_low", "ci_high")}
+            for name, o in objectives.items()}
 
 
 def write_report(report: dict[str, Any], out_dir: str | Path) -> dict[str, Path]:
@@ -180,14 +209,14 @@ def write_report(report: dict[str, Any], out_dir: str | Path) -> dict[str, Path]
     plots into ``out_dir``; returns their paths by name."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    report = _json_safe(report)
-    (out / "report.json").write_text(json.dumps(report, indent=2, allow_nan=False))
+    report = json_safe(report)
+    write_json(out / "report.json", report)
     table = markdown_table(report)
     md = [f"# {report.get('title', 'negrec report')}", "", report.get("description", ""), "", table, ""]
     if report.get("notes"):
         md += ["## Notes", ""] + [f"- {n}" for n in report["notes"]] + [""]
     plots = plot_report(report, out)
     md += [f"![{p.stem}]({p.name})" for p in plots]
-    (out / "report.md").write_text("\n".join(md) + "\n")
+    atomic_write_text(out / "report.md", "\n".join(md) + "\n")
     return {"json": out / "report.json", "markdown": out / "report.md",
             **{p.stem: p for p in plots}}

@@ -12,62 +12,25 @@ items by inner product with its item table. Shapes and dtypes:
 - ``score(states [..., D], items [..., K] or [K])`` -> logits;
 - ``topk(...)`` -> the K best items for the last real position, over all V items, chunked so
   that scoring never holds more than ``max_scores`` floats at once, optionally excluding
-  given items per user (e.g. the history).
+  given items per user (e.g. the history); scored by :func:`negrec.models.scoring.catalogue_scores`,
+  as offline evaluation is.
+
+A model kind is registered in :mod:`negrec.models.registry` (``@register_model("name")``).
 """
 
 from __future__ import annotations
 
 import abc
-from dataclasses import asdict, dataclass, field
 from typing import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from negrec.errors import UserError
+from negrec.models.config import ModelConfig
+from negrec.models.scoring import DEFAULT_MAX_SCORES, catalogue_scores
 
 __all__ = ["ModelConfig", "SequentialRecommender", "last_positions"]
-
-
-@dataclass
-class ModelConfig:
-    """Architecture of a sequential recommender.
-
-    - ``kind``: ``"sasrec"`` (causal transformer) or ``"gru"``;
-    - ``dim``: D; ``num_layers``; ``num_heads`` (sasrec); ``dropout``; ``max_len``: L;
-    - ``feedback_input``: add a feedback-code embedding to each event (off for the
-      ``positive_only`` and ``filter_history`` objectives: the model cannot see feedback);
-    - ``cluster_input`` / ``creator_input``: add the item's cluster / creator embedding
-      (needs item metadata);
-    - ``tied``: score with the input item table (else a separate output table).
-    """
-
-    kind: str = "sasrec"
-    dim: int = 64
-    num_layers: int = 2
-    num_heads: int = 2
-    dropout: float = 0.2
-    max_len: int = 50
-    feedback_input: bool = True
-    cluster_input: bool = False
-    creator_input: bool = False
-    tied: bool = True
-
-    def __post_init__(self) -> None:
-        if self.kind not in ("sasrec", "gru"):
-            raise UserError(f"model.kind must be 'sasrec' or 'gru'; got {self.kind!r}")
-        for name in ("dim", "num_layers", "num_heads", "max_len"):
-            if getattr(self, name) <= 0:
-                raise UserError(f"model.{name} must be > 0; got {getattr(self, name)}")
-        if self.kind == "sasrec" and self.dim % self.num_heads:
-            raise UserError(f"model.dim ({self.dim}) must be divisible by num_heads "
-                            f"({self.num_heads})")
-        if not 0.0 <= self.dropout < 1.0:
-            raise UserError(f"model.dropout must be in [0, 1); got {self.dropout}")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def last_positions(mask: Tensor) -> Tensor:
@@ -86,6 +49,11 @@ class SequentialRecommender(nn.Module, abc.ABC):
     @property
     def pad_item(self) -> int:
         return self.num_items
+
+    @classmethod
+    def check_config(cls, config: ModelConfig) -> None:
+        """Raises UserError when ``config`` cannot describe a model of this class (called by
+        ``ModelConfig`` for its kind); any configuration by default."""
 
     @abc.abstractmethod
     def encode(self, items: Tensor, feedback: Tensor, mask: Tensor) -> Tensor:
@@ -120,7 +88,7 @@ class SequentialRecommender(nn.Module, abc.ABC):
         k: int,
         *,
         exclude: Sequence[Tensor] | None = None,
-        max_scores: int = 1 << 24,
+        max_scores: int = DEFAULT_MAX_SCORES,
     ) -> tuple[Tensor, Tensor]:
         """Top-``k`` (scores [B, k] float32, item ids [B, k] int64) over all V items for
         the next event of each history.
@@ -136,21 +104,9 @@ class SequentialRecommender(nn.Module, abc.ABC):
                              f"got {len(exclude)}")
         states = self.last_state(items, feedback, mask).float()
         table = self.item_table().float()
-        V = table.shape[0]
-        chunk = max(1, max_scores // V)
         out_scores, out_ids = [], []
-        for r0 in range(0, states.shape[0], chunk):
-            s = states[r0:r0 + chunk] @ table.T
-            if exclude is not None:
-                rows, cols = [], []
-                for j, ex in enumerate(exclude[r0:r0 + chunk]):
-                    ex = torch.as_tensor(ex, device=s.device)
-                    ex = ex[(ex >= 0) & (ex < V)]
-                    rows.append(torch.full_like(ex, j))
-                    cols.append(ex)
-                if rows:
-                    s[torch.cat(rows), torch.cat(cols)] = float("-inf")
-            top = torch.topk(s, k, dim=1)
+        for _, scores in catalogue_scores(states, table, exclude=exclude, max_scores=max_scores):
+            top = torch.topk(scores, k, dim=1)
             out_scores.append(top.values)
             out_ids.append(top.indices)
         if not out_scores:

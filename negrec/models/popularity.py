@@ -14,7 +14,8 @@ from torch import Tensor, nn
 
 from negrec.data.feedback import Feedback
 from negrec.data.log import EventLog
-from negrec.models.base import ModelConfig, SequentialRecommender
+from negrec.models.base import SequentialRecommender
+from negrec.models.config import ModelConfig
 
 __all__ = ["MostPopular"]
 

@@ -13,7 +13,8 @@ import torch
 from torch import Tensor
 
 from negrec._extension import MISSING_REASON, build_info, cuda_kernels_available, extension_available
-from negrec.ops.reference import fused_loss_reference, validate_fused_loss_inputs
+from negrec.ops.reference import (check_argument_types, fused_loss_reference,
+                                  validate_fused_loss_inputs)
 
 __all__ = ["fused_loss"]
 
@@ -55,11 +56,22 @@ def fused_loss(
         label: ``[N]`` int8/16/32/64: ``+1`` positive, ``-1`` negative feedback (dislike,
             skip), ``0`` ignored (padding).
         weight: ``[N]`` non-negative, finite per-row weights (the ``r`` and ``w`` of the
-            paper); default 1. Receives no gradient.
-        target_logq: ``[N]`` finite log sampling probability of each target (logQ
-            correction); default 0 (full softmax or uniform sampling). Receives no gradient.
-        neg_logq: ``[K]`` finite log sampling probability of each candidate; default 0.
-        temperature: finite ``T > 0``; logits are divided by it.
+            paper); default 1. Receives no gradient. Any floating dtype; the weights, the
+            weighted per-row losses and the reductions are computed in float64 whatever the
+            inputs' dtype, so float64 weights far outside the float32 range (1e39, 1e-50)
+            still give the exact mean; the per-row and summed losses are then rounded to the
+            loss dtype (they may overflow it).
+        target_logq: ``[N]`` log sampling probability of each target (logQ correction);
+            default 0 (full softmax or uniform sampling). Receives no gradient. Must be finite
+            after conversion to the accumulation dtype (float64 for float64 inputs, float32
+            otherwise), where the kernels use it: a float64 logQ of -1e39 is rejected for
+            float32 inputs.
+        neg_logq: ``[K]`` log sampling probability of each candidate; default 0. Checked like
+            ``target_logq``.
+        temperature: ``T > 0``; logits are divided by it (multiplied by ``1/T`` rounded to the
+            accumulation dtype). ``1/T`` must be finite there: ``T >= 1/float32 max``
+            (~2.9e-39) for float32 inputs. A huge ``T`` whose ``1/T`` rounds to 0 is valid:
+            every logit is then ``-logq``, and accidental hits stay masked.
         reduction: ``"mean"`` (sum / sum of the weights of the contributing rows; 0 when no
             row contributes), ``"sum"`` or ``"none"`` (``[N]`` per-row losses).
 
@@ -71,7 +83,12 @@ def fused_loss(
     A row with label -1 whose every candidate is masked has ``1 - p = 0`` (an infinite loss):
     it contributes 0 and is left out of the mean's denominator, like an ignored row.
     NaN/Inf embeddings propagate to the loss; non-finite ``*_logq``, ``weight`` or
-    ``temperature`` are rejected.
+    ``temperature`` are rejected, and so are arguments of the wrong type (``None`` or a list
+    for a tensor, a sparse, quantized or nested tensor), each with a one-line error naming it.
+
+    First-order gradients only: differentiating the gradients again (``create_graph=True``
+    and a second ``backward``/``grad`` through them, e.g. a gradient penalty or a Hessian)
+    raises a RuntimeError; use :func:`negrec.ops.fused_loss_reference` for that.
 
     Exact PyTorch equivalent (what :mod:`negrec.ops.reference` computes, materialising
     [N, K]; ``w``, ``target_logq`` and ``neg_logq`` default to ones and zeros)::
@@ -92,8 +109,10 @@ def fused_loss(
                           label=lab, neg_logq=logq[negs], target_logq=logq[y])
         loss.backward()
     """
+    check_argument_types(query, target_emb, neg_emb, target_ids, neg_ids, label, weight,
+                         target_logq, neg_logq, temperature, reduction)
     for name, t in (("weight", weight), ("target_logq", target_logq), ("neg_logq", neg_logq)):
-        if t is not None and isinstance(t, Tensor) and t.requires_grad:
+        if t is not None and t.requires_grad:
             raise ValueError(
                 f"negrec.fused_loss: {name} receives no gradient but requires_grad=True; "
                 f"pass {name}.detach() (the loss is differentiated w.r.t. query, target_emb "
@@ -106,8 +125,7 @@ def fused_loss(
             weight=weight, target_logq=target_logq, neg_logq=neg_logq, temperature=temperature,
             reduction=reduction,
         )
-    if isinstance(query, Tensor):
-        require_kernels_for(query.device)
+    require_kernels_for(query.device)
     loss, _, _ = torch.ops.negrec.fused_loss(
         query, target_emb, neg_emb, target_ids, neg_ids, label, weight, target_logq, neg_logq,
         float(temperature), reduction,
@@ -197,3 +215,20 @@ if extension_available():
                 grad_n if needs[2] else None, None, None, None, None, None, None, None, None)
 
     torch.library.register_autograd("negrec::fused_loss", _backward, setup_context=_setup_context)
+
+    # The backward op has no derivative. Without an autograd formula of its own, a backward
+    # with create_graph=True would record nothing for it: its gradients would look constant and
+    # a second differentiation would silently return no (or a wrong) gradient. This formula
+    # makes that second differentiation -- and only it -- raise.
+    def _setup_backward_context(ctx, inputs, output):
+        pass
+
+    def _backward_of_backward(ctx, *grads):
+        raise RuntimeError(
+            "negrec.fused_loss: higher-order gradients are not supported (the backward op "
+            "negrec::fused_loss_backward has no derivative); differentiate "
+            "negrec.ops.fused_loss_reference instead, or do not differentiate the gradients"
+        )
+
+    torch.library.register_autograd("negrec::fused_loss_backward", _backward_of_backward,
+                                    setup_context=_setup_backward_context)

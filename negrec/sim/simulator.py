@@ -38,31 +38,15 @@ production recommender that ignores negative feedback, as in the reference paper
 repeated within a user. Shown a slate (e.g. a recommender's top 10), a user takes the item
 with the highest affinity plus Gumbel noise of scale ``slate_choice_noise``.
 
-History of the design: a first version had no satiation and the closed-loop users took a
-uniformly random item of the slate; a first diagnostic run (before any model tuning) showed
-that in that world a dislike of an item from an otherwise liked cluster can only mean a hated
-creator, so cluster-level backing-off was not even the right response. Satiation and slate
-choice by preference were added once; a second diagnostic showed that with purely random
-exposures a dislike is almost never followed by another item of its cluster in the logs, so
-nothing in the data shows what a dislike predicts, and the "similar_recent" logging policy was
-added. A third showed that a single dislike of an item from a loved cluster then only meant a
-brief dip (satiation, a bad item, a hated creator), so the best response was a small one: the
-aversion after bad experiences was added, after which the parameters have been fixed.
-
-The parameters below are fixed (documented, chosen for plausible behaviour before any model
-was tuned against the responsiveness targets): the default log (seed 0, 2,500 users x 80
-events) has 40.3% positive, 18.2% neutral, 26.9% skip and 14.6% dislike events; items of a
-user's hated clusters are disliked 66% of the time, items of loved clusters liked 63% of the
-time; after a dislike of an item of a loved cluster, the next event, when it is of the same
-cluster, is a dislike 85% of the time (4% after a positive), and the user's next item of that
-cluster, however much later, 49% of the time (2% after a positive).
+The parameters are fixed: how the design came about (three diagnostic runs, each before any
+model tuning) and what the default world's log looks like are in docs/simulator.md.
 Everything is deterministic given the seed.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Callable
 
 import numpy as np
@@ -125,31 +109,38 @@ class SimConfig:
     similar_share: float = 0.7
     recent_window: int = 3
     # default dataset
-    num_users: int = 2500
-    events_per_user: int = 80
+    num_users: int = field(default=2500, metadata={"help": "simulated: number of users"})
+    events_per_user: int = field(default=80, metadata={"help": "simulated: events per user"})
     # whether the item metadata of the log names each item's creator (the world always has
     # creators; a log without them is like MovieLens: categories only)
     creators_visible: bool = True
 
     def __post_init__(self) -> None:
         checks = {
-            "num_items": (self.num_items > 0, "> 0"),
-            "num_clusters": (self.num_clusters > 0, "> 0"),
-            "num_creators": (self.num_creators >= self.num_clusters, ">= num_clusters"),
+            "num_items": (self.num_items > 0, "> 0", self.num_items),
+            "num_clusters": (self.num_clusters > 0, "> 0", self.num_clusters),
+            "num_creators": (self.num_creators >= self.num_clusters, ">= num_clusters",
+                             f"{self.num_creators} with num_clusters = {self.num_clusters}"),
             "loved_clusters + hated_clusters": (
-                self.loved_clusters + self.hated_clusters <= self.num_clusters, "<= num_clusters"),
-            "hated_creators": (0 <= self.hated_creators <= self.num_creators, "in [0, num_creators]"),
-            "organic_share": (0.0 <= self.organic_share <= 1.0, "in [0, 1]"),
-            "similar_share": (0.0 <= self.similar_share <= 1.0, "in [0, 1]"),
+                self.loved_clusters + self.hated_clusters <= self.num_clusters, "<= num_clusters",
+                f"{self.loved_clusters} + {self.hated_clusters} with num_clusters = "
+                f"{self.num_clusters}"),
+            "hated_creators": (0 <= self.hated_creators <= self.num_creators,
+                               "in [0, num_creators]",
+                               f"{self.hated_creators} with num_creators = {self.num_creators}"),
+            "organic_share": (0.0 <= self.organic_share <= 1.0, "in [0, 1]", self.organic_share),
+            "similar_share": (0.0 <= self.similar_share <= 1.0, "in [0, 1]", self.similar_share),
             "exposure_policy": (self.exposure_policy in ("similar_recent", "random"),
-                                "'similar_recent' or 'random'"),
-            "recent_window": (self.recent_window >= 1, ">= 1"),
-            "events_per_user": (0 < self.events_per_user <= self.num_items, "in (0, num_items]"),
-            "num_users": (self.num_users >= 0, ">= 0"),
+                                "'similar_recent' or 'random'", repr(self.exposure_policy)),
+            "recent_window": (self.recent_window >= 1, ">= 1", self.recent_window),
+            "events_per_user": (0 < self.events_per_user <= self.num_items, "in (0, num_items]",
+                                f"{self.events_per_user} with num_items = {self.num_items}"),
+            "num_users": (self.num_users >= 0, ">= 0", self.num_users),
         }
-        for name, (ok, rule) in checks.items():
+        for name, (ok, rule, got) in checks.items():
             if not ok:
-                raise UserError(f"SimConfig: {name} must be {rule}")
+                raise UserError(f"SimConfig: the simulator refuses this world: {name} must be "
+                                f"{rule}; got {got}")
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -2,7 +2,10 @@
 command line (``--set optim.lr=3e-3``), saved fully resolved with every run.
 
 Every value is checked when a configuration is built (types, then ranges): a bad value raises
-:class:`~negrec.errors.UserError` naming the key, what was expected and what was given."""
+:class:`~negrec.errors.UserError` naming the key, what was expected and what was given.
+Configurations of earlier layouts (files, checkpoints, overrides) are migrated in one place,
+:mod:`negrec.train.migrate`. Fields with a ``help`` in their metadata are what the command line
+offers as flags (:mod:`negrec.cli.flags`)."""
 
 from __future__ import annotations
 
@@ -17,23 +20,15 @@ from typing import Any
 
 import yaml
 
-from negrec.data.spec import DataSpec
 from negrec.errors import UserError
-from negrec.models.base import ModelConfig
-from negrec.models.checkpoint import atomic_write_text
-from negrec.models.objectives import (DEFAULT_R, DEFAULT_W_DISLIKE, DEFAULT_W_SKIP, OBJECTIVES,
-                                      Objective, get_objective)
+from negrec.files import atomic_write_text
+from negrec.models.config import ModelConfig
+from negrec.train.data_spec import DataSpec
+from negrec.train.migrate import migrate_config, migrate_override
+from negrec.train.objectives import Objective
 
 __all__ = ["LossConfig", "OptimConfig", "TrainConfig", "apply_overrides", "load_config",
            "resume_adjustable_keys"]
-
-# Keys that no longer exist, with the value that asks for what negrec now always does: old
-# config files and checkpoints that hold exactly that value still load (nothing they ask for
-# is lost); any other value is an error. num_workers: batches are collated in this process by
-# the native collator's threads (collate_threads); DataLoader worker processes would each draw
-# negatives from their own copy of the data generator, which breaks exact resume.
-REMOVED_KEYS = {"num_workers": (0, "batches are collated in this process, by collate_threads "
-                                   "native threads")}
 
 
 @dataclass
@@ -44,7 +39,11 @@ class LossConfig:
       negatives from ``sampler`` with logQ correction) or ``in_batch`` (the batch's positive
       targets as negatives, with logQ correction);
     - ``sampler``: ``uniform`` or ``popularity`` (∝ count^alpha);
-    - ``temperature``: logits are divided by it.
+    - ``temperature``: logits are divided by it;
+    - ``ntr_negatives``: K', the candidates of the not-to-recommend term: its ``p`` is the
+      disliked (skipped) item's probability among itself and K' items drawn uniformly for the
+      batch, without logQ correction, so its pull does not vanish as the catalogue grows
+      (0: the softmax term's own candidates, the formulation before; docs/objectives.md).
     """
 
     mode: str = "full"
@@ -52,6 +51,7 @@ class LossConfig:
     num_negatives: int = 1024
     alpha: float = 0.75
     temperature: float = 1.0
+    ntr_negatives: int = 128
 
     def __post_init__(self) -> None:
         if self.mode not in ("full", "sampled", "in_batch"):
@@ -62,15 +62,15 @@ class LossConfig:
         _check_range("loss.alpha", self.alpha, ">= 0", math.isfinite(self.alpha) and self.alpha >= 0)
         _check_range("loss.temperature", self.temperature, "> 0",
                      math.isfinite(self.temperature) and self.temperature > 0)
+        _check_range("loss.ntr_negatives", self.ntr_negatives, ">= 0 (0: the softmax term's "
+                     "candidates)", self.ntr_negatives >= 0)
 
 
 @dataclass
 class OptimConfig:
-    """AdamW with linear warm-up, then constant or cosine-decayed learning rate."""
+    """AdamW with linear warm-up, then constant or cosine-decayed learning rate. Why lr 2e-3
+    with batch 64: docs/training.md."""
 
-    # lr 2e-3 with batch 64 (TrainConfig.batch_size): on ml-100k SASRec (dim 64, 2 layers) this
-    # reached RecBole SASRec's 25-minute test NDCG@10 in 87 s of training, batch 256 / lr 1e-3 in
-    # 575 s (benches/compare_recbole.py, one run each, same split and load)
     lr: float = 2e-3
     weight_decay: float = 0.0
     betas: tuple[float, float] = (0.9, 0.98)
@@ -96,39 +96,49 @@ class OptimConfig:
 
 @dataclass
 class TrainConfig:
+    """A training run. ``objective`` may be given as a name (its weights then default)."""
+
     data: DataSpec = field(default_factory=DataSpec)
     model: ModelConfig = field(default_factory=ModelConfig)
-    objective: str = "input_ntr"
-    r: float = DEFAULT_R
-    w_dislike: float = DEFAULT_W_DISLIKE
-    w_skip: float = DEFAULT_W_SKIP
+    objective: Objective = field(default_factory=Objective)
     loss: LossConfig = field(default_factory=LossConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
-    epochs: int = 30
-    batch_size: int = 64  # sequences (windows of model.max_len targets) per step; see OptimConfig.lr
+    epochs: int = field(default=100, metadata={"help": "epochs (the most: early stopping "
+                                                       "usually ends training sooner)"})
+    batch_size: int = 64  # sequences (windows of model.max_len targets) per step; see OptimConfig
     random_crop: bool = False  # windows end at a random event instead of tiling the history
-    seed: int = 0
-    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    placebo: bool = field(default=False, metadata={
+        "help": "train a placebo control: the training events' feedback codes shuffled across "
+                "events (the control of responsiveness reports; docs/generalization.md)"})
+    seed: int = field(default=0, metadata={"help": "seed of every random draw of the run"})
+    device: str = field(default="auto", metadata={"help": "auto | cpu | cuda | cuda:N"})
     bf16: bool = False  # bf16 autocast (CUDA or CPU)
     collate_threads: int = 1  # threads of the native collator
     eval_every: int = 1  # epochs between validations (0: never)
+    # validations are at least this many optimizer steps apart (epoch ends in between are
+    # skipped), so that on a small log early stopping is not decided within a few steps;
+    # validations inside the learning-rate warm-up never give the best checkpoint
+    eval_min_steps: int = 100
     eval_k: int = 10
     early_stopping_patience: int = 5  # validations without improvement (0: off)
     checkpoint_every: int = 0  # steps between checkpoints (0: only at epoch ends)
-    max_minutes: float | None = None  # stop (with a checkpoint) after this much training time
+    # stop (with a checkpoint) after this much training time
+    max_minutes: float | None = field(default=None, metadata={
+        "help": "training-time budget, in total (a resumed run's earlier sessions count)"})
     max_steps: int | None = None  # stop (with a checkpoint) after this many optimizer steps
     log_every: int = 20  # steps between metric-log rows
-    progress: bool = True
+    progress: bool = field(default=True, metadata={"help": "draw progress bars"})
     tensorboard: bool = True
 
     def __post_init__(self) -> None:
-        if self.objective not in OBJECTIVES:
-            raise UserError(f"objective must be one of {', '.join(OBJECTIVES)}; got {self.objective!r}")
+        if isinstance(self.objective, str):
+            self.objective = Objective(self.objective)
         for name, rule, ok in (
                 ("epochs", "> 0", self.epochs > 0), ("batch_size", "> 0", self.batch_size > 0),
                 ("seed", ">= 0", self.seed >= 0),
                 ("collate_threads", ">= 1", self.collate_threads >= 1),
                 ("eval_every", ">= 0 (0: never)", self.eval_every >= 0),
+                ("eval_min_steps", ">= 0", self.eval_min_steps >= 0),
                 ("eval_k", "> 0", self.eval_k > 0),
                 ("early_stopping_patience", ">= 0 (0: off)", self.early_stopping_patience >= 0),
                 ("checkpoint_every", ">= 0 (0: at epoch ends only)", self.checkpoint_every >= 0),
@@ -138,16 +148,8 @@ class TrainConfig:
             _check_range(name, getattr(self, name), rule, ok)
         if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", self.device):
             raise UserError(f"device must be auto, cpu, cuda or cuda:N; got {self.device!r}")
-        try:
-            objective = self.get_objective()
-        except ValueError as exc:  # a negative objective weight
-            raise UserError(str(exc)) from None
-        _check_simulated_data(self.data)
         # the objective decides whether the model sees feedback codes
-        self.model.feedback_input = objective.feedback_input
-
-    def get_objective(self) -> Objective:
-        return get_objective(self.objective, r=self.r, w_dislike=self.w_dislike, w_skip=self.w_skip)
+        self.model.feedback_input = self.objective.inputs.codes
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -161,32 +163,13 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
-        return _build(cls, d, "")
+        """A validated configuration from a mapping (of today's layout or an earlier one)."""
+        return _build(cls, migrate_config(d), "")
 
     def differences(self, other: "TrainConfig") -> dict[str, tuple[Any, Any]]:
         """``{dotted key: (this value, other's value)}`` for every key whose values differ."""
         mine, theirs = _flatten(self), _flatten(other)
         return {k: (mine[k], theirs[k]) for k in mine if mine[k] != theirs[k]}
-
-
-def _check_simulated_data(data: DataSpec) -> None:
-    """The simulator's own validation of what the data section asks of it (so that a bad
-    ``data.sim_config`` or ``--sim-events`` is reported before any work, as a UserError)."""
-    if data.source != "simulated":
-        return
-    from negrec.sim import SimConfig
-
-    values = dict(data.sim_config)
-    for key, value in (("num_users", data.sim_users), ("events_per_user", data.sim_events)):
-        if value is not None:
-            values[key] = value
-    try:
-        SimConfig(**values)
-    except TypeError as exc:  # an unknown key
-        raise UserError(f"config key data.sim_config: {exc}") from None
-    except ValueError as exc:
-        raise UserError(f"config section data: the simulator refuses sim_users={data.sim_users}, "
-                        f"sim_events={data.sim_events}, sim_config={data.sim_config} ({exc})") from None
 
 
 def resume_adjustable_keys(config: TrainConfig) -> tuple[str, ...]:
@@ -219,7 +202,6 @@ def _build(cls, values: dict, prefix: str):
     if not isinstance(values, dict):
         raise UserError(f"config section {prefix.rstrip('.') or '<root>'} must be a mapping; got "
                         f"{values!r}")
-    values = _drop_removed_keys(values, prefix)
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = set(values) - names
@@ -240,18 +222,6 @@ def _build(cls, values: dict, prefix: str):
         raise
     except (TypeError, ValueError) as exc:  # validation by a dataclass of another module
         raise UserError(f"config section {prefix.rstrip('.') or '<root>'}: {exc}") from None
-
-
-def _drop_removed_keys(values: dict, prefix: str) -> dict:
-    if prefix:
-        return values
-    kept = dict(values)
-    for key, (accepted, why) in REMOVED_KEYS.items():
-        if key in kept:
-            value = kept.pop(key)
-            if value != accepted:
-                raise UserError(f"unknown config key {key} (removed: {why}); got {key}: {value!r}")
-    return kept
 
 
 def load_config(path: str | Path | None) -> TrainConfig:
@@ -340,10 +310,15 @@ def _as_type(hint, value) -> tuple[bool, Any]:
         args = typing.get_args(hint)
         if not isinstance(value, dict):
             return False, None
-        if args and not all(isinstance(k, args[0]) and isinstance(v, args[1])
-                            for k, v in value.items()):
-            return False, None
-        return True, value
+        if not args:
+            return True, value
+        out = {}
+        for k, v in value.items():
+            ok, coerced = _as_type(args[1], v)
+            if not isinstance(k, args[0]) or not ok:
+                return False, None
+            out[k] = coerced
+        return True, out
     raise TypeError(f"config: no rule for type {hint!r}")
 
 
@@ -360,20 +335,30 @@ def _describe(hint) -> str:
 
 
 def apply_overrides(config: TrainConfig, overrides: list[str]) -> TrainConfig:
-    """``["optim.lr=3e-3", "model.kind=gru"]`` -> a new, re-validated TrainConfig."""
+    """``["optim.lr=3e-3", "model.kind=gru"]`` -> a new, re-validated TrainConfig (keys of
+    earlier layouts, such as ``w_dislike``, are migrated)."""
     d = config.to_dict()
     for item in overrides:
-        key, value = parse_override(item)
-        node = d
-        parts = key.split(".")
-        for p in parts[:-1]:
-            if p not in node or not isinstance(node[p], dict):
-                raise UserError(f"unknown config section {p!r} in override {item!r}")
-            node = node[p]
-        if parts[-1] not in node:
-            raise UserError(f"unknown config key {key!r} in override {item!r}")
-        node[parts[-1]] = _coerce(value, item)
+        key, text = parse_override(item)
+        for key, value in migrate_override(key, _coerce(text, item)):
+            _set(d, key, value, item)
     return TrainConfig.from_dict(d)
+
+
+def _set(d: dict, key: str, value: Any, item: str) -> None:
+    """Sets dotted ``key`` of the configuration mapping ``d``: an existing key of a section, or
+    any key of a mapping-valued field (``objective.weights.neutral``)."""
+    node, hint = d, TrainConfig
+    parts = key.split(".")
+    for p in parts[:-1]:
+        if p not in node or not isinstance(node[p], dict):
+            raise UserError(f"unknown config section {p!r} in override {item!r}")
+        node = node[p]
+        hint = typing.get_type_hints(hint).get(p) if dataclasses.is_dataclass(hint) else None
+    open_mapping = hint is not None and not dataclasses.is_dataclass(hint)
+    if parts[-1] not in node and not open_mapping:
+        raise UserError(f"unknown config key {key!r} in override {item!r}")
+    node[parts[-1]] = value
 
 
 def parse_override(item: str) -> tuple[str, str]:

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from negrec.data.collate import Batch
+from negrec.data.batch import Batch
 from negrec.models.base import SequentialRecommender
 from negrec.ops import fused_loss
 from negrec.train.config import LossConfig
@@ -27,33 +27,62 @@ def batch_loss(model: SequentialRecommender, batch: Batch, config: LossConfig,
                low_precision: torch.dtype | None = None) -> LossParts:
     """Sum of the weighted row losses of ``batch`` (already on the model's device).
 
-    Only positions with a non-zero label enter the op. ``low_precision`` (e.g. bfloat16 on
-    CUDA) casts the op's inputs; otherwise they are float32. The caller divides by the
-    (global) weight sum, which makes the mean exact across data-parallel ranks.
+    Only positions with a non-zero label enter the op. Rows labelled +1 score their target
+    against the softmax term's candidates (all items, or the sampled ``neg_ids`` with logQ
+    correction). Rows labelled -1 (the not-to-recommend term) do too, unless the batch carries
+    their own candidates ``ntr_neg_ids`` (``loss.ntr_negatives`` > 0): then their ``p`` is the
+    item's probability among itself and those K' uniformly drawn items, uncorrected, i.e. how
+    it ranks against typical items of the catalogue. That ``p`` does not shrink with the
+    catalogue (with the full softmax over V items it is about K'/V times smaller), so the
+    term's pull ``w p`` keeps its scale on any data; it stays bounded by ``w`` and fades once
+    the item scores below a typical random item (docs/objectives.md).
+
+    ``low_precision`` (e.g. bfloat16 on CUDA) casts the op's inputs; otherwise they are
+    float32. The caller divides by the (global) weight sum, which makes the mean exact across
+    data-parallel ranks.
     """
     states = model.encode(batch.input_items, batch.input_feedback, batch.mask)
-    sel = batch.target_labels != 0
     dtype = low_precision or torch.float32
-    query = states[sel].to(dtype)
-    target_ids = batch.target_items[sel]
-    label = batch.target_labels[sel]
-    weight = batch.target_weights[sel]
     table = model.item_table().to(dtype)
-    if config.mode == "full":
-        neg_ids = torch.arange(model.num_items, device=table.device)
-        neg_emb, neg_logq, target_logq = table, None, None
+    labels = batch.target_labels
+    supervised = labels != 0
+    own_ntr = batch.ntr_neg_ids is not None
+    softmax_rows = labels == 1 if own_ntr else supervised
+    if config.mode == "full":  # every item is a candidate: the table is their embeddings
+        candidates, candidate_emb = torch.arange(model.num_items, device=table.device), table
+        neg_logq = target_logq = None
     else:
         if batch.neg_ids is None:
             raise ValueError(f"loss.mode={config.mode!r} needs sampled negatives in the batch "
                              "(the collator has no sampler)")
-        neg_ids = batch.neg_ids
-        neg_emb = F.embedding(neg_ids, table)
-        neg_logq = batch.neg_logq
-        target_logq = batch.target_logq[sel]
+        candidates, neg_logq = batch.neg_ids, batch.neg_logq
+        candidate_emb = _rows_of(table, candidates)
+        target_logq = batch.target_logq[softmax_rows]
+    total = _rows_loss(states, table, batch, softmax_rows, candidates, candidate_emb, neg_logq,
+                       target_logq, config.temperature, dtype)
+    if own_ntr:
+        total = total + _rows_loss(states, table, batch, labels == -1, batch.ntr_neg_ids,
+                                   _rows_of(table, batch.ntr_neg_ids), None, None,
+                                   config.temperature, dtype)
+    weight = batch.target_weights[supervised].sum().to(total.dtype)
+    return LossParts(total=total, weight=weight, targets=int(supervised.sum()))
+
+
+def _rows_of(table: Tensor, ids: Tensor) -> Tensor:
     # F.embedding, not table[ids]: the backward of advanced indexing sums the gradient rows of
     # repeated ids in a thread-dependent order on the CPU, so two identical runs could differ
     # in the last bits; embedding's backward sums them in index order (same forward values)
-    total = fused_loss(query, F.embedding(target_ids, table), neg_emb, target_ids=target_ids,
-                       neg_ids=neg_ids, label=label, weight=weight, target_logq=target_logq,
-                       neg_logq=neg_logq, temperature=config.temperature, reduction="sum")
-    return LossParts(total=total, weight=weight.sum().to(total.dtype), targets=int(sel.sum()))
+    return F.embedding(ids, table)
+
+
+def _rows_loss(states: Tensor, table: Tensor, batch: Batch, rows: Tensor, candidates: Tensor,
+               candidate_emb: Tensor, neg_logq: Tensor | None, target_logq: Tensor | None,
+               temperature: float, dtype: torch.dtype) -> Tensor:
+    """The fused loss (sum) of the batch positions ``rows`` [B, L] bool against the shared
+    ``candidates`` [K] (item ids) with embeddings ``candidate_emb`` [K, D]; ``table`` [V, D]
+    holds the targets' embeddings."""
+    target_ids = batch.target_items[rows]
+    return fused_loss(states[rows].to(dtype), _rows_of(table, target_ids), candidate_emb,
+                      target_ids=target_ids, neg_ids=candidates, label=batch.target_labels[rows],
+                      weight=batch.target_weights[rows], target_logq=target_logq,
+                      neg_logq=neg_logq, temperature=temperature, reduction="sum")

@@ -1,0 +1,75 @@
+"""Train-and-evaluate: one training run and its offline evaluation, as ``negrec train``, the
+demo and the benchmarks run it."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+
+from negrec.data.log import EventLog
+from negrec.data.split import Split, leave_one_out
+from negrec.data.transforms import permute_feedback
+from negrec.eval.metrics import evaluate
+from negrec.experiments.data import load_data
+from negrec.files import write_json
+from negrec.train.checkpoint import load_checkpoint
+from negrec.train.config import TrainConfig
+from negrec.train.run_folder import check_run_folder
+from negrec.train.trainer import Trainer
+
+__all__ = ["train_and_evaluate"]
+
+
+def train_and_evaluate(config: TrainConfig, out_dir: str | Path, *, log: EventLog | None = None,
+                       split: Split | None = None, resume: bool = False, overwrite: bool = False,
+                       ks=(10, 20), bootstrap: int = 1000) -> dict:
+    """Loads the data (unless given), splits it leave-one-out on the full log, trains with
+    early stopping on validation NDCG@10, evaluates ``best.pt`` (the best validated model, or
+    the last one when no validation ran) on the validation and test events, and writes
+    ``metrics.json`` beside the checkpoints (strict JSON: undefined figures are null). Returns
+    the metrics, plus ``per_user``: the validation and test per-user figures (arrays, for
+    pooling over seeds; not written). ``resume`` / ``overwrite``: see
+    :class:`~negrec.train.trainer.Trainer`. With ``config.placebo`` the model trains on the
+    training events with their feedback codes shuffled (a control; evaluation is on the real
+    held-out events)."""
+    out = Path(out_dir)
+    check_run_folder(out, resume=resume, overwrite=overwrite)  # before loading the data
+    if split is None:
+        log = log if log is not None else load_data(config.data)
+        split = leave_one_out(log)
+    if config.placebo:
+        split = dataclasses.replace(split, train=permute_feedback(split.train, config.seed))
+    inputs = config.objective.inputs
+
+    def validate(model):
+        return evaluate(model, split.valid, inputs, ks=(config.eval_k,), bootstrap=0).metrics
+
+    t0 = time.perf_counter()
+    result = Trainer(config, split.train, out, validate=validate,
+                     validate_metric=f"ndcg@{config.eval_k}", resume=resume,
+                     overwrite=overwrite).fit()
+    wall = time.perf_counter() - t0
+    best = load_checkpoint(out / "best.pt")
+    valid = evaluate(best.model, split.valid, best.objective.inputs, ks=ks, bootstrap=bootstrap,
+                     seed=config.seed)
+    test = evaluate(best.model, split.test, best.objective.inputs, ks=ks, bootstrap=bootstrap,
+                    seed=config.seed)
+    metrics = {
+        "objective": config.objective.to_dict(),
+        "model": config.model.to_dict(),
+        "valid": valid.flat(),
+        "test": test.flat(),
+        "train": {"steps": result.steps, "epochs": result.epochs_completed,
+                  "best_epoch": result.best_epoch, "best_checkpoint": result.best_checkpoint,
+                  "stopped_early": result.stopped_early,
+                  "stopped_by_budget": result.stopped_by_time,
+                  "train_seconds": result.train_seconds, "wall_seconds": wall,
+                  "targets_per_s": result.targets_per_s, "sequences_per_s": result.sequences_per_s,
+                  "validation_history": result.history},
+        "data": {"source": split.train.source, "train_events": split.train.num_events,
+                 "valid_users": len(split.valid), "test_users": len(split.test),
+                 "users_too_short": split.skipped_users},
+    }
+    write_json(out / "metrics.json", metrics)
+    return {**metrics, "per_user": {"valid": valid.per_user, "test": test.per_user}}

@@ -1,0 +1,60 @@
+"""A GRU over the events (the reference paper's retrieval model is an RNN)."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+from negrec.models.base import SequentialRecommender
+from negrec.models.config import ModelConfig
+from negrec.models.embedding import EventEmbedding
+from negrec.models.registry import register_model
+
+__all__ = ["GRURec"]
+
+
+@register_model("gru")
+class GRURec(SequentialRecommender):
+    """GRU over the events (the reference paper's retrieval model is an RNN). Histories are
+    packed, so padding never enters the recurrence, whatever the padding side."""
+
+    def __init__(self, config: ModelConfig, num_items: int, item_cluster=None, item_creator=None):
+        super().__init__()
+        self.config, self.num_items = config, num_items
+        self.embed = EventEmbedding(config, num_items, item_cluster, item_creator)
+        self.drop = nn.Dropout(config.dropout)
+        self.gru = nn.GRU(config.dim, config.dim, num_layers=config.num_layers, batch_first=True,
+                          dropout=config.dropout if config.num_layers > 1 else 0.0)
+        self.proj = nn.Linear(config.dim, config.dim)
+        self.ln = nn.LayerNorm(config.dim)
+        self.output = None if config.tied else nn.Embedding(num_items, config.dim)
+        if self.output is not None:
+            nn.init.normal_(self.output.weight, std=1.0 / math.sqrt(config.dim))
+
+    def encode(self, items: Tensor, feedback: Tensor, mask: Tensor) -> Tensor:
+        B, L = items.shape
+        x = self.drop(self.embed(items, feedback, mask))
+        lengths = mask.sum(1)
+        # move each row's real events to the front (a no-op for right padding) ...
+        first = torch.where(mask.any(1), mask.float().argmax(1), torch.zeros_like(lengths))
+        pos = torch.arange(L, device=items.device)
+        gather = ((pos[None, :] + first[:, None]) % L)
+        x_front = torch.gather(x, 1, gather[..., None].expand(B, L, x.shape[-1]))
+        if B == 0:  # packing refuses empty batches (e.g. a DDP rank's empty share of a batch);
+            out, _ = self.gru(x_front)  # still run the GRU, so its parameters get (zero) grads
+        else:
+            packed = nn.utils.rnn.pack_padded_sequence(x_front, lengths.clamp(min=1).cpu(),
+                                                       batch_first=True, enforce_sorted=False)
+            out, _ = self.gru(packed)
+            out, _ = nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=L)
+        # ... and back to where they came from
+        scatter = torch.empty_like(gather).scatter_(1, gather, pos.expand(B, L))
+        out = torch.gather(out, 1, scatter[..., None].expand(B, L, out.shape[-1]))
+        return self.ln(self.proj(self.drop(out)))
+
+    def item_table(self) -> Tensor:
+        if self.output is not None:
+            return self.output.weight
+        return self.embed.table(self.num_items)

@@ -1,0 +1,101 @@
+"""Configurations written by earlier versions of negrec, brought to today's layout in one place.
+
+Every path into a :class:`~negrec.train.config.TrainConfig` (a YAML file, a checkpoint's stored
+configuration, ``--set key=value`` overrides) goes through :func:`migrate_config` /
+:func:`migrate_override`, so an old file, an old checkpoint and an old command line mean what
+they meant when they were written:
+
+- ``objective: NAME`` with ``r`` / ``w_dislike`` / ``w_skip`` beside it (until the objective
+  registry) -> ``objective: {name: NAME, weights: {positive: r, dislike: w_dislike, skip:
+  w_skip}}``;
+- ``data.sim_users`` / ``data.sim_events`` / ``data.sim_config`` (an untyped dict) ->
+  ``data.sim`` (a :class:`~negrec.sim.SimConfig`: ``num_users`` / ``events_per_user``);
+- ``num_workers: 0`` (removed: batches are collated in this process) is dropped; any other
+  value asks for something negrec no longer does, and is refused.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from negrec.errors import UserError
+
+__all__ = ["REMOVED_KEYS", "migrate_config", "migrate_objective", "migrate_override"]
+
+# Keys that no longer exist, with the value that asks for what negrec now always does: old
+# config files and checkpoints that hold exactly that value still load (nothing they ask for
+# is lost); any other value is an error. num_workers: batches are collated in this process by
+# the native collator's threads (collate_threads); DataLoader worker processes would each draw
+# negatives from their own copy of the data generator, which breaks exact resume.
+REMOVED_KEYS = {"num_workers": (0, "batches are collated in this process, by collate_threads "
+                                   "native threads")}
+
+#: Old flat objective weights (root keys) -> the feedback type they weigh.
+OLD_WEIGHT_KEYS = {"r": "positive", "w_dislike": "dislike", "w_skip": "skip"}
+#: Old simulator keys of the data section -> the SimConfig field they set.
+OLD_SIM_KEYS = {"sim_users": "num_users", "sim_events": "events_per_user"}
+
+
+def migrate_config(values: Any) -> Any:
+    """A configuration mapping in today's layout (a new dict; ``values`` is not changed).
+    Anything that is not a mapping is returned as it is (the caller reports it)."""
+    if not isinstance(values, dict):
+        return values
+    out = dict(values)
+    for key, (accepted, why) in REMOVED_KEYS.items():
+        if key in out:
+            value = out.pop(key)
+            if value != accepted:
+                raise UserError(f"unknown config key {key} (removed: {why}); got {key}: {value!r}")
+    old_weights = {OLD_WEIGHT_KEYS[k]: out.pop(k) for k in list(out) if k in OLD_WEIGHT_KEYS}
+    objective = out.get("objective")
+    if isinstance(objective, str) or old_weights:
+        section = {"name": objective} if isinstance(objective, str) else dict(objective or {})
+        if old_weights:
+            section["weights"] = {**old_weights, **dict(section.get("weights") or {})}
+        out["objective"] = section
+    if isinstance(out.get("data"), dict):
+        out["data"] = _migrate_data(out["data"])
+    return out
+
+
+def migrate_objective(stored: dict) -> dict:
+    """A checkpoint's stored objective as today's ``{name, weights}``: checkpoints written before
+    the objective registry hold ``{name, input_feedback, feedback_input, r, w_dislike, w_skip}``
+    (the inputs are derived from the name, so they are not read)."""
+    if "weights" in stored:
+        return {"name": stored["name"], "weights": dict(stored["weights"])}
+    return {"name": stored["name"],
+            "weights": {w: stored[k] for k, w in OLD_WEIGHT_KEYS.items() if k in stored}}
+
+
+def _migrate_data(data: dict) -> dict:
+    out = dict(data)
+    old = {}
+    if "sim_config" in out:
+        old.update(out.pop("sim_config") or {})
+    for key, field in OLD_SIM_KEYS.items():
+        if key in out:
+            value = out.pop(key)
+            if value is not None:  # None meant "the simulator's default"
+                old[field] = value
+    if old:
+        current = out.get("sim")
+        out["sim"] = {**old, **(current if isinstance(current, dict) else {})}
+    return out
+
+
+def migrate_override(key: str, value: Any) -> list[tuple[str, Any]]:
+    """An override ``key=value`` (value already parsed) as today's (key, value) pairs:
+    ``w_dislike=50`` -> ``objective.weights.dislike=50``, ``objective=NAME`` ->
+    ``objective.name=NAME``, ``data.sim_users=N`` -> ``data.sim.num_users=N``,
+    ``data.sim_config={...}`` -> one ``data.sim.KEY`` per entry."""
+    if key in OLD_WEIGHT_KEYS:
+        return [(f"objective.weights.{OLD_WEIGHT_KEYS[key]}", value)]
+    if key == "objective" and isinstance(value, str):
+        return [("objective.name", value)]
+    if key.startswith("data.") and key[5:] in OLD_SIM_KEYS:
+        return [(f"data.sim.{OLD_SIM_KEYS[key[5:]]}", value)]
+    if key == "data.sim_config" and isinstance(value, dict):
+        return [(f"data.sim.{k}", v) for k, v in value.items()]
+    return [(key, value)]

@@ -1,0 +1,53 @@
+"""Offline metrics on models whose ranks are known, and the train/evaluate/recommend CLI."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from negrec.data import EventLog, leave_one_out
+from negrec.eval import evaluate, held_out_ranks
+from negrec.train.objectives import OBJECTIVES
+from toy_models import ScoreTableModel
+
+V = 6
+
+
+def toy_log():
+    # three users; last event = test, previous = valid
+    users = [0] * 4 + [1] * 4 + [2] * 3
+    items = [0, 1, 2, 3, 0, 1, 4, 5, 2, 3, 4]
+    fb = [1, 1, 1, 1, 1, 1, 1, 4, 1, 1, 2]
+    return EventLog.from_events(users, items, list(range(len(users))), fb)
+
+
+def ranking_model():
+    # whatever the last item, candidates rank 5 > 4 > 3 > 2 > 1 > 0
+    row = torch.arange(V, dtype=torch.float32)
+    return ScoreTableModel(row.expand(V + 1, V).clone())
+
+
+def test_ranks_exclusion_and_metrics():
+    log = toy_log()
+    split = leave_one_out(log)
+    obj = OBJECTIVES["input_only"].inputs
+    model = ranking_model()
+    ranks = held_out_ranks(model, split.test, obj, exclude_history=False)
+    # test items: user0 -> 3, user1 -> 5, user2 -> 4; ranks among 6 items by descending id
+    assert ranks.tolist() == [3, 1, 2]
+    # the reverse order (0 best): history items outrank the held-out ones unless excluded
+    reverse = ScoreTableModel(-torch.arange(V, dtype=torch.float32).expand(V + 1, V).clone())
+    assert held_out_ranks(reverse, split.test, obj, exclude_history=False).tolist() == [4, 6, 5]
+    # user0 history {0,1,2} -> 3 ranks first; user1 history {0,1,4} -> 5 after 2, 3;
+    # user2 history {2,3} -> 4 after 0, 1
+    assert held_out_ranks(reverse, split.test, obj, exclude_history=True).tolist() == [1, 3, 3]
+    res = evaluate(model, split.test, obj, ks=(1, 3), bootstrap=200, exclude_history=False)
+    # positive-last users: user0 (rank 3); dislike-last: user1 (rank 1); neutral: user2
+    assert res.counts == {"users": 3, "positive_users": 1, "dislike_users": 1, "other_users": 1}
+    assert res.metrics["recall@1"] == 0.0 and res.metrics["recall@3"] == 1.0
+    assert res.metrics["ndcg@3"] == pytest.approx(1 / math.log2(4))
+    assert res.metrics["mrr"] == pytest.approx(1 / 3)
+    assert res.metrics["dislike_exposure@1"] == 1.0
+    assert res.metrics["hr_gap@3"] == 0.0

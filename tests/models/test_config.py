@@ -1,0 +1,41 @@
+"""Model configuration: validation by the registered model kind."""
+
+from __future__ import annotations
+
+import pytest
+
+from negrec.models import ModelConfig, model_kinds
+
+
+def test_config_validation():
+    with pytest.raises(ValueError, match="model.kind must be one of 'gru', 'sasrec'; got 'bert'"):
+        ModelConfig(kind="bert")
+    with pytest.raises(ValueError, match="must be divisible by num_heads"):
+        ModelConfig(kind="sasrec", dim=10, num_heads=3)
+    ModelConfig(kind="gru", dim=10, num_heads=3)  # heads are sasrec's: the GRU does not check them
+
+
+def test_every_model_module_registers_its_kind():
+    from negrec.models import SequentialRecommender
+    from negrec.models.registry import model_class
+
+    assert {"gru", "sasrec"} <= set(model_kinds()) and list(model_kinds()) == sorted(model_kinds())
+    for kind in model_kinds():
+        assert issubclass(model_class(kind), SequentialRecommender), kind
+
+
+def test_metadata_inputs_are_decided_by_the_items():
+    import numpy as np
+
+    auto = ModelConfig()
+    assert auto.cluster_input is None and auto.creator_input is None
+    clusters, creators = np.array([0, 1, -1]), np.array([2, -1, 0])
+    both = auto.for_items(clusters, creators)
+    assert both.cluster_input is True and both.creator_input is True
+    # no creators in the data, or only unknown values: automatic inputs are off
+    none = auto.for_items(np.full(3, -1), None)
+    assert none.cluster_input is False and none.creator_input is False
+    # an explicit choice is kept, and an explicit True without the metadata is an error
+    assert ModelConfig(cluster_input=False).for_items(clusters, creators).cluster_input is False
+    with pytest.raises(ValueError, match="model.creator_input is true but the data's items have no creators"):
+        ModelConfig(creator_input=True).for_items(clusters, None)

@@ -1,0 +1,121 @@
+"""Configurations, overrides and checkpoints of earlier layouts load as what they meant
+(negrec.train.migrate): the flat objective weights, the untyped simulator section, the removed
+num_workers key."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import yaml
+
+from negrec.sim import SimConfig
+from negrec.train import TrainConfig, apply_overrides, load_config
+from negrec.train.migrate import migrate_config, migrate_objective, migrate_override
+
+OLD_FLAT = """
+objective: input_only
+r: 2.0
+w_dislike: 50
+w_skip: 0.5
+data:
+  source: simulated
+  sim_users: 60
+  sim_events: 15
+  sim_seed: 3
+  sim_config: {num_items: 100, num_clusters: 5, num_creators: 20}
+num_workers: 0
+"""
+
+
+def test_an_old_config_file_loads_as_what_it_meant(tmp_path):
+    path = tmp_path / "old.yaml"
+    path.write_text(OLD_FLAT)
+    cfg = load_config(path)
+    assert cfg.objective.name == "input_only"
+    assert cfg.objective.weights == {"positive": 2.0, "dislike": 50.0, "skip": 0.5}
+    assert cfg.data.sim == SimConfig(num_items=100, num_clusters=5, num_creators=20,
+                                     num_users=60, events_per_user=15)
+    assert cfg.data.sim_seed == 3
+    # saved in today's layout, and that loads to the same configuration
+    again = tmp_path / "new.yaml"
+    cfg.save(again)
+    saved = yaml.safe_load(again.read_text())
+    assert saved["objective"] == {"name": "input_only",
+                                  "weights": {"positive": 2.0, "dislike": 50.0, "skip": 0.5}}
+    assert "sim_users" not in saved["data"] and saved["data"]["sim"]["num_users"] == 60
+    assert load_config(again).differences(cfg) == {}
+
+
+def test_old_simulator_keys_set_to_null_mean_the_simulator_default():
+    cfg = TrainConfig.from_dict({"data": {"sim_users": None, "sim_events": None, "sim_config": {}}})
+    assert cfg.data.sim == SimConfig()
+
+
+def test_old_override_spellings_still_work():
+    cfg = apply_overrides(TrainConfig(), ["w_dislike=50", "r=2", "w_skip=0", "objective=input_only",
+                                          "data.sim_users=70", "data.sim_events=12",
+                                          "data.sim_config={num_items: 90, num_clusters: 6}"])
+    assert cfg.objective.name == "input_only"
+    assert cfg.objective.weights == {"positive": 2.0, "dislike": 50.0, "skip": 0.0}
+    assert (cfg.data.sim.num_users, cfg.data.sim.events_per_user) == (70, 12)
+    assert (cfg.data.sim.num_items, cfg.data.sim.num_clusters) == (90, 6)
+    assert migrate_override("optim.lr", 0.1) == [("optim.lr", 0.1)]
+
+
+def test_today_s_override_spellings():
+    cfg = apply_overrides(TrainConfig(), ["objective.name=filter_history",
+                                          "objective.weights.dislike=50",
+                                          "objective.weights.neutral=0.5", "data.sim.num_users=80"])
+    assert cfg.objective.name == "filter_history" and not cfg.model.feedback_input
+    assert cfg.objective.weights == {"positive": 1.0, "dislike": 50.0, "skip": 1.0, "neutral": 0.5}
+    assert cfg.data.sim.num_users == 80
+    with pytest.raises(ValueError, match="unknown config key 'objective.colour' in override"):
+        apply_overrides(cfg, ["objective.colour=red"])
+    with pytest.raises(ValueError, match="unknown feedback type 'hate'"):
+        apply_overrides(cfg, ["objective.weights.hate=1"])
+
+
+def test_removed_num_workers_is_refused_unless_it_asks_for_what_negrec_does():
+    assert "num_workers" not in migrate_config({"num_workers": 0})
+    with pytest.raises(ValueError, match="unknown config key num_workers"):
+        migrate_config({"num_workers": 2})
+
+
+def test_a_checkpoint_of_the_old_layout_loads_with_its_objective(tmp_path):
+    """A checkpoint written before the objective registry: objective and configuration in the
+    flat layout, re-checksummed (as the old code wrote it)."""
+    from negrec.data import leave_one_out
+    from negrec.models import ModelConfig
+    from negrec.sim import Simulator
+    from negrec.train import Trainer, load_checkpoint
+    from negrec.train.checkpoint import payload_checksum
+    from negrec.train.resume import stored_config
+
+    sim = dict(num_items=80, num_clusters=6, num_creators=10, num_users=40, events_per_user=12)
+    cfg = TrainConfig(model=ModelConfig(dim=8, num_layers=1, max_len=8), objective="input_ntr",
+                      epochs=1, progress=False, tensorboard=False, eval_every=0)
+    cfg.data.sim = SimConfig(**sim)
+    log, _ = Simulator(cfg.data.sim).generate()
+    Trainer(cfg, leave_one_out(log).train, tmp_path / "run").fit()
+    state = torch.load(tmp_path / "run" / "best.pt", weights_only=True)
+    state["objective"] = {"name": "input_ntr", "input_feedback": ["dislike", "neutral",
+                          "positive", "skip"], "feedback_input": True, "r": 1.0,
+                          "w_dislike": 7.0, "w_skip": 0.25}
+    config = dict(state["config"])
+    objective = config.pop("objective")
+    config.update(objective=objective["name"], r=1.0, w_dislike=7.0, w_skip=0.25)
+    data = dict(config["data"])
+    data.pop("sim")
+    data.update(sim_users=40, sim_events=12, sim_config={k: v for k, v in sim.items()
+                                                        if k not in ("num_users", "events_per_user")})
+    config["data"] = data
+    state["config"] = config
+    state["checksum"] = payload_checksum(state)
+    torch.save(state, tmp_path / "old.pt")
+    ck = load_checkpoint(tmp_path / "old.pt")
+    assert ck.objective.name == "input_ntr"
+    assert ck.objective.weights == {"positive": 1.0, "dislike": 7.0, "skip": 0.25}
+    stored = stored_config(ck)
+    assert stored.objective.weights["dislike"] == 7.0 and stored.data.sim == SimConfig(**sim)
+    assert migrate_objective({"name": "input_ntr", "weights": {"dislike": 3.0}}) == {
+        "name": "input_ntr", "weights": {"dislike": 3.0}}
