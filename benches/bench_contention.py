@@ -3,11 +3,11 @@
 measured in one run, interleaved.
 
 Variants (each run in a fresh process, so that its environment holds before torch starts):
-  old : negrec before the thread policy (NEGREC_THREADS=off: torch's default intra-op threads,
+  old : before the thread policy (NEGREC_THREADS=off: torch's default intra-op threads,
         libgomp's default wait, which spins before sleeping)
   new : the policy (negrec/threads.py): threads from the CPUs available to the process,
-        OMP_WAIT_POLICY=PASSIVE; the command line applies it itself, other scripts are started
-        with negrec.threads.child_environment
+        OMP_WAIT_POLICY=PASSIVE; every process run here (the command line, bench_train.py,
+        this bench's workers) applies it itself, as it does outside this bench
 Loads: alone, beside 1 and beside 2 competitors: plain busy-loop processes (`while True:
 pass`) that this bench starts before and stops after each block of runs.
 
@@ -18,8 +18,9 @@ Workloads:
   fused_loss  negrec.ops.fused_loss forward+backward at N=4096, D=64, K=1024 (calls/s)
   collate     the native collator, B=256, L=200 on ml-100k, threads = torch's (batches/s)
   bench_train `benches/bench_train.py --quick` alone (the idle-machine check, old vs new)
-  demo        `negrec demo --quick`, new policy, alone and beside 2 competitors (full mode
-              only; --demo-old adds the old variant beside 2 competitors, with a time limit)
+  demo        `negrec demo --quick`, both variants, alone and beside 2 competitors (full mode
+              only); a run beside competitors is stopped after --demo-limit times the same
+              variant's alone time (the old one took over 15 minutes under load in the issue)
 
 Ratios: "vs alone" = throughput under load / the same variant's alone throughput; "vs share"
 = vs alone / the fair CPU share of the process, max(C - k, C / (k + 1)) / C for k single-
@@ -29,6 +30,9 @@ ratios compare runs made minutes apart, in alternating order.
 
   python benches/bench_contention.py --quick   # train, fused_loss, collate (1 round), bench_train
   python benches/bench_contention.py           # 3 rounds, + demo --quick alone and 2 busy
+
+For the issue's table run the full mode on a machine with nothing else running (the bench
+prints how busy the machine was before it started, and a NOTE when it was).
 
 Appends to bench_results/contention.csv; the last line holds key=value pairs
 (train_vs_share_1busy, train_vs_share_2busy, demo_quick_s_2busy, then more).
@@ -93,16 +97,11 @@ def base_environment() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k not in THREAD_VARS}
 
 
-def variant_environment(variant: str, *, applies_policy: bool) -> dict[str, str]:
-    """The environment of a run. ``applies_policy``: the process applies negrec's policy
-    itself (the command line, this bench's workers), so ``old`` only switches it off;
-    otherwise ``new`` starts it with the policy in force (negrec.threads.child_environment)."""
-    from negrec.threads import child_environment, resolve_policy
-
+def variant_environment(variant: str) -> dict[str, str]:
+    """The environment of a run: without thread settings, as a user's shell; ``old`` switches
+    the policy off (every process run here applies it itself when it is on)."""
     env = base_environment()
-    if variant == "old":
-        return dict(env, NEGREC_THREADS="off") if applies_policy else env
-    return env if applies_policy else child_environment(resolve_policy(environ=env), env)
+    return dict(env, NEGREC_THREADS="off") if variant == "old" else env
 
 
 class Competitors:
@@ -157,7 +156,7 @@ def train_run(variant: str, scratch: Path, tag: str) -> dict:
     out = scratch / f"train_{tag}"
     cmd = [sys.executable, "-m", "negrec", "train", "--path", str(ML100K), *TRAIN_ARGS,
            "--out", str(out)]
-    stdout, wall, cpu = run_command(cmd, variant_environment(variant, applies_policy=True))
+    stdout, wall, cpu = run_command(cmd, variant_environment(variant))
     shutil.rmtree(out, ignore_errors=True)
     result = json.loads(stdout[stdout.index("{"):])
     return {"throughput": float(result["targets_per_s"]), "unit": "targets/s", "wall_s": wall,
@@ -167,7 +166,7 @@ def train_run(variant: str, scratch: Path, tag: str) -> dict:
 def worker_run(kind: str, variant: str, iterations: int) -> dict:
     cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", kind,
            "--iterations", str(iterations)]
-    stdout, wall, cpu = run_command(cmd, variant_environment(variant, applies_policy=True))
+    stdout, wall, cpu = run_command(cmd, variant_environment(variant))
     result = json.loads(stdout.strip().splitlines()[-1])
     return {"throughput": result["per_s"], "unit": result["unit"], "wall_s": wall,
             "cpu_s": cpu, "threads": result["threads"]}
@@ -176,7 +175,7 @@ def worker_run(kind: str, variant: str, iterations: int) -> dict:
 def bench_train_run(variant: str, scratch: Path, tag: str) -> dict:
     cmd = [sys.executable, str(REPO / "benches" / "bench_train.py"), "--quick",
            "--csv", str(scratch / f"bench_train_{tag}.csv"), "--out", str(scratch / f"bt_{tag}")]
-    stdout, wall, cpu = run_command(cmd, variant_environment(variant, applies_policy=False))
+    stdout, wall, cpu = run_command(cmd, variant_environment(variant))
     shutil.rmtree(scratch / f"bt_{tag}", ignore_errors=True)
     keys = dict(item.split("=", 1) for item in stdout.strip().splitlines()[-1].split())
     return {"throughput": float(keys["targets_per_s"]), "unit": "targets/s", "wall_s": wall,
@@ -187,7 +186,7 @@ def demo_run(variant: str, scratch: Path, tag: str, timeout: float | None) -> di
     out = scratch / f"demo_{tag}"
     cmd = [sys.executable, "-m", "negrec", "demo", "--quick", "--overwrite", "--no-progress",
            "--out", str(out)]
-    stdout, wall, cpu = run_command(cmd, variant_environment(variant, applies_policy=True), timeout)
+    stdout, wall, cpu = run_command(cmd, variant_environment(variant), timeout)
     shutil.rmtree(out, ignore_errors=True)
     return {"throughput": None if stdout is None else 1 / wall, "unit": "runs/s", "wall_s": wall,
             "cpu_s": cpu, "timed_out": stdout is None}
@@ -319,9 +318,9 @@ def main() -> None:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--rounds", type=int, help="rounds of the load blocks (default 1 quick, 3 full)")
-    ap.add_argument("--demo-old", action="store_true",
-                    help="full mode: also the old variant's demo --quick beside 2 competitors, "
-                         "stopped after 6x the new variant's alone time")
+    ap.add_argument("--demo-limit", type=float, default=6.0,
+                    help="full mode: stop a demo --quick beside competitors after this many "
+                         "times the same variant's alone time (default 6)")
     ap.add_argument("--no-bench-train", action="store_true", help="skip bench_train --quick")
     ap.add_argument("--csv", type=Path, default=Path("bench_results/contention.csv"))
     ap.add_argument("--worker", help=argparse.SUPPRESS)
@@ -378,15 +377,16 @@ def main() -> None:
                         for kind in ("fused_loss", "collate"):
                             record(kind, variant, load, rnd,
                                    worker_run(kind, variant, iterations[kind]))
-        if not args.quick:
-            with Competitors(0):
-                record("demo", "new", 0, 0, demo_run("new", scratch, "new0", None))
-            with Competitors(2):
-                record("demo", "new", 2, 0, demo_run("new", scratch, "new2", None))
-            if args.demo_old:
-                limit = 6 * results[-2]["wall_s"]
+        if not args.quick:  # old, new alone; new, old beside 2 (each variant once per load)
+            alone = {}
+            for variant in VARIANTS:
+                with Competitors(0):
+                    alone[variant] = demo_run(variant, scratch, f"{variant}0", None)
+                    record("demo", variant, 0, 0, alone[variant])
+            for variant in VARIANTS[::-1]:
                 with Competitors(2):
-                    record("demo", "old", 2, 0, demo_run("old", scratch, "old2", limit))
+                    record("demo", variant, 2, 0, demo_run(variant, scratch, f"{variant}2",
+                                                           args.demo_limit * alone[variant]["wall_s"]))
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
@@ -403,15 +403,20 @@ def main() -> None:
     train = {k: ratios.get(("train", "new", k), (None, None)) for k in LOADS[1:]}
     old_train = {k: ratios.get(("train", "old", k), (None, None)) for k in LOADS[1:]}
     line = (f"train_vs_share_1busy={fmt(train[1][1])} train_vs_share_2busy={fmt(train[2][1])} ")
-    demo_busy, demo_idle = med.get(("demo", "new", 2)), med.get(("demo", "new", 0))
-    if demo_busy:
-        line += (f"demo_quick_s_2busy={demo_busy['wall_s']:.0f} "
-                 f"demo_quick_s_alone={demo_idle['wall_s']:.0f} "
-                 f"demo_quick_2busy_vs_alone={demo_busy['wall_s'] / demo_idle['wall_s']:.2f} ")
+    demo = {v: (med.get(("demo", v, 2)), med.get(("demo", v, 0))) for v in VARIANTS}
+    if demo["new"][0]:
+        for variant, prefix in (("new", ""), ("old", "old_")):
+            busy, idle = demo[variant]
+            # a run stopped at its time limit: its time is a lower bound (limit_hit=1)
+            line += (f"{prefix}demo_quick_s_2busy={busy['wall_s']:.0f} "
+                     f"{prefix}demo_quick_s_alone={idle['wall_s']:.0f} "
+                     f"{prefix}demo_quick_2busy_vs_alone={busy['wall_s'] / idle['wall_s']:.2f} "
+                     f"{prefix}demo_quick_2busy_limit_hit={int(busy['timed_out'])} ")
     else:
-        print("quick mode: demo --quick not run; the last line gives the train run's wall time "
-              "beside 2 competitors (new policy) in its place: train_wall_s_2busy")
-        line += f"train_wall_s_2busy={med[('train', 'new', 2)]['wall_s']:.1f} "
+        print("quick mode: demo --quick not run (demo_quick_s_2busy=nan); the last line gives "
+              "the train run's wall time beside 2 competitors (new policy): train_wall_s_2busy")
+        line += ("demo_quick_s_2busy=nan "
+                 f"train_wall_s_2busy={med[('train', 'new', 2)]['wall_s']:.1f} ")
     line += (f"old_train_vs_share_1busy={fmt(old_train[1][1])} "
              f"old_train_vs_share_2busy={fmt(old_train[2][1])} "
              f"train_alone_new_vs_old={fmt(ratios.get(('train', 'new_vs_old', 0)))} "

@@ -24,8 +24,12 @@ have it (negrec's behaviour before this policy). A user's own ``OMP_WAIT_POLICY`
 ``GOMP_SPINCOUNT`` is left as it is.
 
 Who applies it. Only processes negrec controls: the command line (:mod:`negrec.cli`) and the
-benchmarks. Importing negrec or calling its library functions never changes torch's thread
-count or the environment; a program that wants the policy calls :func:`configure` explicitly.
+benchmarks in ``benches/`` (``configure(replay=True)`` at the start of their ``main``; not
+``compare_recbole.py``, whose two libraries must run under the same settings). Importing negrec
+or calling its library functions never changes torch's thread count or the environment; a
+program that calls ``negrec.cli.main(argv)`` gets its own thread count back when the command
+returns (:func:`configured`); a program that wants the policy calls :func:`configure`
+explicitly.
 
 This module is at the bottom of negrec's layers: it imports nothing from negrec but
 :mod:`negrec.errors`, and imports torch only inside the functions that need it.
@@ -33,10 +37,11 @@ This module is at the bottom of negrec's layers: it imports nothing from negrec 
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,7 +49,7 @@ from typing import Any
 from negrec.errors import UserError
 
 __all__ = ["CpuBudget", "ThreadPolicy", "available_cpus", "cgroup_cpu_quota", "child_environment",
-           "configure", "describe", "openmp_runtime_loaded", "parse_threads_setting", "report",
+           "configure", "configured", "describe", "openmp_runtime_loaded", "parse_threads_setting", "report",
            "resolve_policy"]
 
 THREADS_ENV = "NEGREC_THREADS"
@@ -313,6 +318,28 @@ def configure(threads: int | str | None = None, *, replay: bool = False) -> Thre
         torch.set_num_threads(policy.threads)
     _configured = policy
     return policy
+
+
+@contextlib.contextmanager
+def configured(threads: int | str | None = None, *, owns_process: bool) -> Iterator[ThreadPolicy]:
+    """:func:`configure` for a block of work (a command of negrec's command line).
+
+    ``owns_process``: negrec runs as the program (the ``negrec`` console script, ``python -m
+    negrec``, a benchmark): the wait policy is put in place by a restart
+    (``configure(replay=True)``) and the policy stays. Otherwise (``negrec.cli.main(argv)``
+    called from a user's program or a test) the thread count holds for the block only: torch's
+    previous count, and what :func:`report` says, are restored when it ends."""
+    import torch
+
+    global _configured
+    before, before_policy = torch.get_num_threads(), _configured
+    policy = configure(threads, replay=owns_process)
+    try:
+        yield policy
+    finally:
+        if not owns_process:
+            torch.set_num_threads(before)
+            _configured = before_policy
 
 
 def replay_with_wait_env(missing: Mapping[str, str]) -> None:

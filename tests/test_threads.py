@@ -372,3 +372,40 @@ def test_command_line_bad_thread_setting_is_a_one_line_error():
     assert proc.returncode == 2
     assert proc.stderr.strip() == ("negrec env: error: --threads: expected a positive integer, "
                                    "'auto' (the CPUs available to the process) or 'off'; got 'zero'")
+
+
+def test_the_openmp_runtime_that_runs_a_command_waits_passively():
+    # libgomp (torch's Linux wheels) prints its settings when it loads with OMP_DISPLAY_ENV:
+    # GOMP_SPINCOUNT is how long an idle thread spins before it sleeps (0 under PASSIVE). The
+    # last block printed is the runtime of the process that ran the command (after the restart)
+    def spin_counts(**extra: str) -> list[str]:
+        proc = negrec_cli("env", "--json", env=clean_env(OMP_DISPLAY_ENV="VERBOSE", **extra))
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        return [line.split("=", 1)[1].strip(" '") for line in proc.stderr.splitlines()
+                if line.strip().startswith("GOMP_SPINCOUNT")]
+
+    policy_on = spin_counts()
+    if not policy_on:
+        pytest.skip("torch's OpenMP runtime is not GNU libgomp: it prints no GOMP_SPINCOUNT")
+    assert policy_on[-1] == "0"
+    assert spin_counts(NEGREC_THREADS="off")[-1] != "0"  # before the policy: idle threads spin
+
+
+def test_an_in_process_command_gives_the_caller_its_thread_count_back(capsys):
+    # negrec.cli.main(argv) called from a program applies the policy for the command only
+    import torch
+
+    from negrec.cli import main
+
+    before = torch.get_num_threads()
+    caller = 3 if before != 3 else 2
+    torch.set_num_threads(caller)
+    try:
+        assert main(["--threads", "1", "env", "--json"]) == 0
+        during = json.loads(capsys.readouterr().out)
+        assert during["torch_threads"] == 1 and during["thread_policy"]["applied"]
+        assert torch.get_num_threads() == caller
+        from negrec.threads import report
+        assert not report()["applied"]
+    finally:
+        torch.set_num_threads(before)
