@@ -32,6 +32,7 @@ import torch
 import negrec
 from negrec.data import CollateConfig, Collator, Feedback, TargetRule, load_movielens
 from negrec.data.collate_reference import VectorizedCollator, collate_python
+from negrec.threads import configure as apply_thread_policy
 
 REPO = Path(__file__).resolve().parents[1]
 ML100K = Path(os.environ.get("NEGREC_ML100K", REPO.parent / "shared" / "data" / "ml-100k"))
@@ -107,6 +108,9 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--csv", type=Path, default=Path("bench_results/collate.csv"))
     args = ap.parse_args()
+    # the thread policy, as negrec's command line applies it (docs/performance.md): restarts
+    # this process once with OMP_WAIT_POLICY=PASSIVE; NEGREC_THREADS=off: torch's defaults
+    apply_thread_policy(replay=True)
     if not negrec.extension_available():
         sys.exit(f"negrec._C is not available ({negrec.build_info()['reason']})")
     stamp = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")

@@ -46,6 +46,7 @@ import torch
 import negrec
 from negrec.ops import fused_loss
 from negrec.ops.reference import fused_loss_reference
+from negrec.threads import configure as apply_thread_policy
 
 HEADLINE = (16384, 64, 8192, False)
 FULL_GRID = [(n, d, k, False) for n in (4096, 16384) for d in (64, 128) for k in (1024, 8192)]
@@ -367,6 +368,9 @@ def main() -> None:
         variant, shape = json.loads(args.memory_child)
         memory_child(variant, tuple(shape))
         return
+    # the thread policy, as negrec's command line applies it (docs/performance.md): restarts
+    # this process once with OMP_WAIT_POLICY=PASSIVE; NEGREC_THREADS=off: torch's defaults
+    apply_thread_policy(replay=True)
     if not negrec.extension_available():
         sys.exit(f"negrec._C is not available ({negrec.build_info()['reason']}); install negrec first")
     if args.tune:

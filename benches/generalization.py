@@ -56,6 +56,7 @@ from negrec.experiments.measure import HISTORY_SEED_OFFSET
 from negrec.experiments.training import train_and_evaluate
 from negrec.models.popularity import MostPopular
 from negrec.sim import PRESETS, Simulator, preset
+from negrec.threads import configure as apply_thread_policy
 from negrec.train.checkpoint import load_checkpoint
 from negrec.train.config import TrainConfig, apply_overrides
 from negrec.train.data_spec import DataSpec
@@ -224,6 +225,9 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("bench_results/generalization_runs"))
     ap.add_argument("--csv", type=Path, default=Path("bench_results/generalization.csv"))
     args = ap.parse_args()
+    # the thread policy, as negrec's command line applies it (docs/performance.md): restarts
+    # this process once with OMP_WAIT_POLICY=PASSIVE; NEGREC_THREADS=off: torch's defaults
+    apply_thread_policy(replay=True)
     worlds = (args.worlds.split(",") if args.worlds else
               ["ml-100k", "default"] if args.quick else list(WORLDS))
     unknown = [w for w in worlds if w not in WORLDS]

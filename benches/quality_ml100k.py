@@ -44,6 +44,7 @@ from negrec.experiments.data import load_data
 from negrec.experiments.training import train_and_evaluate
 from negrec.models.config import ModelConfig
 from negrec.models.registry import model_kinds
+from negrec.threads import configure as apply_thread_policy
 from negrec.train.checkpoint import load_checkpoint
 from negrec.train.config import LossConfig, OptimConfig, TrainConfig
 from negrec.train.data_spec import DataSpec
@@ -102,6 +103,9 @@ def main() -> None:
     ap.add_argument("--genre-input", action=argparse.BooleanOptionalAction, default=True,
                     help="the model sees each movie's genre cluster (default: on)")
     args = ap.parse_args()
+    # the thread policy, as negrec's command line applies it (docs/performance.md): restarts
+    # this process once with OMP_WAIT_POLICY=PASSIVE; NEGREC_THREADS=off: torch's defaults
+    apply_thread_policy(replay=True)
     if not (ML100K / "u.data").exists():
         sys.exit(f"MovieLens-100K not found at {ML100K}; set NEGREC_ML100K")
     seeds = list(range(args.first_seed, args.first_seed + (args.seeds or (1 if args.quick else 3))))

@@ -9,6 +9,7 @@ from typing import Any
 import torch
 
 from negrec.files import strict_json
+from negrec.threads import report as thread_policy_report  # thread policy
 
 
 def environment() -> dict[str, Any]:
@@ -33,6 +34,7 @@ def environment() -> dict[str, Any]:
         "cuda_available": torch.cuda.is_available(),
         "cuda_devices": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())],
         "torch_threads": torch.get_num_threads(),
+        "thread_policy": thread_policy_report(),  # thread policy (negrec/threads.py)
         "extension": info,
         "cuda_kernels_compiled": negrec.cuda_kernels_available(),
         "ops": ops,
@@ -54,6 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"python          {env['python']} on {env['platform']}")
     print(f"torch           {env['torch']} (CUDA {env['torch_cuda'] or 'none'}), "
           f"{env['torch_threads']} threads")
+    for label, line in env["thread_policy"]["lines"].items():  # thread policy
+        print(f"{label:<15} {line}")
     print(f"GPU             {', '.join(env['cuda_devices']) if env['cuda_devices'] else 'none visible'}")
     if not ext["extension"]:
         print(f"negrec._C       MISSING: {ext['reason']}")

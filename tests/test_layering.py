@@ -18,7 +18,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "negrec"
 #: Layers, lowest first; a module may import from its own layer or lower ones. Keys are the
 #: first component below ``negrec`` (a subpackage or a top-level module).
 LAYERS: list[set[str]] = [
-    {"errors", "files", "registry", "progress", "_extension", "_build_info", "_C"},  # import no negrec module
+    # import no negrec module outside this layer (threads: the thread policy, imports errors)
+    {"errors", "files", "registry", "progress", "_extension", "_build_info", "_C", "threads"},
     {"ops", "data"},
     {"models", "sim"},
     {"train", "eval"},

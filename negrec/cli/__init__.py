@@ -18,6 +18,7 @@ __all__ = ["CLIError", "SUBCOMMANDS", "build_parser", "main"]
 
 from negrec.cli.options import CLIError
 from negrec.errors import UserError
+from negrec.threads import configured as thread_policy
 
 # name -> module path; each module defines add_arguments(parser) and run(args) -> int.
 SUBCOMMANDS = {
@@ -32,6 +33,10 @@ SUBCOMMANDS = {
     "demo": ("negrec.cli.demo_cmd", "the main job: simulate, train four objectives, report"),
 }
 
+THREADS_HELP = ("torch intra-op threads: N, auto (default: the CPUs available to the process, "
+                "affinity and cgroup quota) or off (torch's own setting, no OpenMP wait policy); "
+                "default from NEGREC_THREADS, then OMP_NUM_THREADS")
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -44,12 +49,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"negrec {__version__}")
     parser.add_argument("--debug", action="store_true",
                         help="show the traceback of an error caused by the input, not one line")
+    parser.add_argument("--threads", metavar="N|auto|off", help=THREADS_HELP)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (module, help_text) in SUBCOMMANDS.items():
         mod = importlib.import_module(module)
         p = sub.add_parser(name, help=help_text, description=getattr(mod, "DESCRIPTION", help_text),
                            formatter_class=argparse.RawDescriptionHelpFormatter)
         mod.add_arguments(p)
+        p.add_argument("--threads", metavar="N|auto|off", default=argparse.SUPPRESS,
+                       help=THREADS_HELP)  # also accepted after the subcommand
         p.set_defaults(_run=mod.run)
     return parser
 
@@ -59,7 +67,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     show_progress_log()
     try:
-        return int(args._run(args) or 0)
+        # the thread policy (negrec/threads.py, docs/performance.md). Run as the program (no
+        # argv: the console script, python -m negrec), the command owns its process: it restarts
+        # once with OMP_WAIT_POLICY=PASSIVE in its environment, because `import negrec` already
+        # loaded torch and its OpenMP runtime, which reads the variable only when it loads.
+        # Called from a program (argv given), the caller's thread count is restored afterwards.
+        with thread_policy(args.threads, owns_process=argv is None):
+            return int(args._run(args) or 0)
     except KeyboardInterrupt:
         print(f"negrec {args.command}: interrupted", file=sys.stderr)
         return 130
