@@ -41,5 +41,5 @@ def test_report_explains_its_columns_and_surprising_rows(tmp_path):
     assert "- **resp.**: counterfactual responsiveness" in md
     assert "- **filter_history** drops disliked items" in md
     # columns the table does not have are not defined
-    assert "closed-loop dislike rate" not in md and "**NDCG@10**" not in md
+    assert "**closed-loop dislike rate**" not in md and "**NDCG@10**" not in md
     assert "**paper**" not in md  # not simulated data: no paper column
