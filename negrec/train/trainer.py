@@ -376,8 +376,9 @@ class Trainer:
                 verdict = "best so far, saved as best.pt"
             else:
                 self.bad_validations += 1
-                verdict = (f"no improvement ({self.bad_validations}/"
-                           f"{self.config.early_stopping_patience or 'no early stopping'})")
+                patience = self.config.early_stopping_patience
+                verdict = (f"no improvement ({self.bad_validations}/{patience} before early "
+                           "stopping)" if patience else "no improvement (early stopping off)")
             log.info("%s: validation %s %.4f at step %d, %s",
                      label(f"epoch {self.epoch}/{self.config.epochs}"), self.validate_metric,
                      value, self.step, verdict)
