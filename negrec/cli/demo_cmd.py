@@ -11,7 +11,8 @@ skips and dislikes, train the four objectives (positive_only, input_only, input_
 filter_history), evaluate them offline, measure their counterfactual responsiveness to a
 dislike and their closed-loop dislike rates with simulated users, and write a report folder
 (report.md, report.json, PNG plots) whose summary table is also printed beside the reference
-paper's figures. Default size: at most 5 minutes on 2 CPU cores; --quick: under 3.
+paper's figures. 5 models (the four objectives and a placebo control) x 3 training seeds;
+README gives measured times (tens of minutes on 2 CPU cores; --seeds 1 is three times faster).
 
 examples:
   negrec demo --out demo_report
@@ -22,7 +23,7 @@ examples:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="demo_report", help="report folder (default: demo_report)")
     size = p.add_mutually_exclusive_group()
-    size.add_argument("--quick", action="store_true", help="a reduced run (under 3 minutes)")
+    size.add_argument("--quick", action="store_true", help="a reduced run (smaller log and fewer histories)")
     size.add_argument("--full-size", action="store_true",
                       help="2,000 simulated histories and closed-loop users (longer)")
     p.add_argument("--seed", type=at_least(0), default=0,
