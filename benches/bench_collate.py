@@ -108,9 +108,9 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--csv", type=Path, default=Path("bench_results/collate.csv"))
     args = ap.parse_args()
-    # the thread policy, as negrec's command line applies it (docs/performance.md): restarts
-    # this process once with OMP_WAIT_POLICY=PASSIVE; NEGREC_THREADS=off: torch's defaults
-    apply_thread_policy(replay=True)
+    # the thread policy, as negrec's command line applies it (docs/performance.md): threads
+    # from the CPUs available, adapted to the load; NEGREC_THREADS=off: torch's defaults
+    apply_thread_policy()
     if not negrec.extension_available():
         sys.exit(f"negrec._C is not available ({negrec.build_info()['reason']})")
     stamp = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")

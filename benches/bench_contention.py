@@ -6,8 +6,9 @@ Variants (each run in a fresh process, so that its environment holds before torc
   old : before the thread policy (NEGREC_THREADS=off: torch's default intra-op threads,
         libgomp's default wait, which spins before sleeping)
   new : the policy (negrec/threads.py): threads from the CPUs available to the process,
-        OMP_WAIT_POLICY=PASSIVE; every process run here (the command line, bench_train.py,
-        this bench's workers) applies it itself, as it does outside this bench
+        lowered while other processes keep CPUs busy (negrec/cpu_load.py); every process run
+        here (the command line, bench_train.py, this bench's workers) applies it itself, as it
+        does outside this bench
 Loads: alone, beside 1 and beside 2 competitors: plain busy-loop processes (`while True:
 pass`) that this bench starts before and stops after each block of runs.
 
@@ -195,9 +196,10 @@ def demo_run(variant: str, scratch: Path, tag: str, timeout: float | None) -> di
 def worker_main(kind: str, iterations: int) -> None:
     """Inside the worker process: apply the policy exactly as the command line does (its
     ``off`` in the old variant), then time ``iterations`` calls; prints one JSON line."""
+    from negrec.cpu_load import adapt_threads
     from negrec.threads import configure
 
-    configure(replay=True)  # may restart this process with the wait policy in place
+    configure()
     import torch
 
     if kind == "fused_loss":
@@ -236,6 +238,7 @@ def worker_main(kind: str, iterations: int) -> None:
         step()
     t0 = time.perf_counter()
     for _ in range(iterations):
+        adapt_threads()  # between units of work, as negrec's training and scoring loops do
         step()
     seconds = time.perf_counter() - t0
     print(json.dumps({"per_s": iterations / seconds, "unit": unit,
@@ -342,9 +345,7 @@ def main() -> None:
     print(f"machine at start: load average {start_load}; busy {busy_text} of {os.cpu_count()} "
           f"CPUs over 2 s before any run of this bench (other work)")
     print(f"CPUs available to this process: {cpus.describe()}; new policy: {policy.threads} "
-          f"intra-op threads ({policy.threads_source}), "
-          + (", ".join(f"{k}={v}" for k, v in policy.wait_env.items()) or policy.wait_source),
-          flush=True)
+          f"intra-op threads ({policy.threads_source})", flush=True)
     if start_busy is not None and start_busy > 0.2:
         print(f"NOTE: other work kept the machine {start_busy:.0%} busy before this bench: the "
               "'alone' runs are not alone, so the 'vs share' ratios overstate what a quiet "

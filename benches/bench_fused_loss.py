@@ -368,9 +368,9 @@ def main() -> None:
         variant, shape = json.loads(args.memory_child)
         memory_child(variant, tuple(shape))
         return
-    # the thread policy, as negrec's command line applies it (docs/performance.md): restarts
-    # this process once with OMP_WAIT_POLICY=PASSIVE; NEGREC_THREADS=off: torch's defaults
-    apply_thread_policy(replay=True)
+    # the thread policy, as negrec's command line applies it (docs/performance.md): threads
+    # from the CPUs available, adapted to the load; NEGREC_THREADS=off: torch's defaults
+    apply_thread_policy()
     if not negrec.extension_available():
         sys.exit(f"negrec._C is not available ({negrec.build_info()['reason']}); install negrec first")
     if args.tune:

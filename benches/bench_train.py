@@ -47,9 +47,9 @@ def main() -> None:
     ap.add_argument("--csv", type=Path, default=Path("bench_results/train.csv"))
     ap.add_argument("--out", type=Path, default=Path("bench_results/train_runs"))
     args = ap.parse_args()
-    # the thread policy, as negrec's command line applies it (docs/performance.md): restarts
-    # this process once with OMP_WAIT_POLICY=PASSIVE; NEGREC_THREADS=off: torch's defaults
-    apply_thread_policy(replay=True)
+    # the thread policy, as negrec's command line applies it (docs/performance.md): threads
+    # from the CPUs available, adapted to the load; NEGREC_THREADS=off: torch's defaults
+    apply_thread_policy()
     if not (ML100K / "u.data").exists():
         sys.exit(f"MovieLens-100K not found at {ML100K}; set NEGREC_ML100K")
     split = leave_one_out(load_movielens(ML100K))

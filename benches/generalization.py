@@ -225,9 +225,9 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("bench_results/generalization_runs"))
     ap.add_argument("--csv", type=Path, default=Path("bench_results/generalization.csv"))
     args = ap.parse_args()
-    # the thread policy, as negrec's command line applies it (docs/performance.md): restarts
-    # this process once with OMP_WAIT_POLICY=PASSIVE; NEGREC_THREADS=off: torch's defaults
-    apply_thread_policy(replay=True)
+    # the thread policy, as negrec's command line applies it (docs/performance.md): threads
+    # from the CPUs available, adapted to the load; NEGREC_THREADS=off: torch's defaults
+    apply_thread_policy()
     worlds = (args.worlds.split(",") if args.worlds else
               ["ml-100k", "default"] if args.quick else list(WORLDS))
     unknown = [w for w in worlds if w not in WORLDS]

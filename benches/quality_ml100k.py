@@ -103,9 +103,9 @@ def main() -> None:
     ap.add_argument("--genre-input", action=argparse.BooleanOptionalAction, default=True,
                     help="the model sees each movie's genre cluster (default: on)")
     args = ap.parse_args()
-    # the thread policy, as negrec's command line applies it (docs/performance.md): restarts
-    # this process once with OMP_WAIT_POLICY=PASSIVE; NEGREC_THREADS=off: torch's defaults
-    apply_thread_policy(replay=True)
+    # the thread policy, as negrec's command line applies it (docs/performance.md): threads
+    # from the CPUs available, adapted to the load; NEGREC_THREADS=off: torch's defaults
+    apply_thread_policy()
     if not (ML100K / "u.data").exists():
         sys.exit(f"MovieLens-100K not found at {ML100K}; set NEGREC_ML100K")
     seeds = list(range(args.first_seed, args.first_seed + (args.seeds or (1 if args.quick else 3))))

@@ -19,6 +19,8 @@ import time
 from contextlib import contextmanager
 from typing import Iterable, Iterator, TypeVar
 
+from negrec.cpu_load import adapt_threads
+
 __all__ = ["HEARTBEAT_S", "Progress", "label", "log", "stage"]
 
 #: The logger of the whole package.
@@ -89,6 +91,7 @@ class Progress:
     def update(self, n: int = 1) -> None:
         self.n += n
         self.bar.update(n)
+        adapt_threads()  # a no-op unless the command line governs threads (negrec/cpu_load.py)
         if self.heartbeat and time.monotonic() - self._last >= HEARTBEAT_S:
             self._last = time.monotonic()
             of = f"/{self.total}" if self.total is not None else ""

@@ -1,4 +1,4 @@
-"""negrec's thread policy: how many CPU threads torch uses and how idle OpenMP threads wait.
+"""negrec's thread policy: how many CPU threads torch uses.
 
 Why it exists. torch (this CPU wheel: ATen's OpenMP backend, GNU libgomp; MKL on the same
 runtime) starts one intra-op thread per CPU it sees, and by default an idle libgomp thread
@@ -7,24 +7,27 @@ spinning threads take CPU time from the threads that hold the work, and every pa
 waits for its slowest, descheduled thread: training slowed many times more than the CPU share it
 lost (issue "Fast on a busy machine"). The policy:
 
-* intra-op threads = the CPUs this process may actually use: its CPU affinity
+* intra-op threads at most the CPUs this process may actually use: its CPU affinity
   (``os.sched_getaffinity``) capped by the cgroup CPU quota (v2 ``cpu.max``, v1
   ``cpu.cfs_quota_us``/``cpu.cfs_period_us``, the tightest along the process's cgroup path),
   not the host's core count;
-* idle OpenMP threads wait passively (``OMP_WAIT_POLICY=PASSIVE``: sleep at once instead of
-  spinning). libgomp reads this variable once, when it is loaded (at ``import torch``), so it
-  must be in the environment before that; setting it later has no effect;
+* with the automatic count (the default), the count follows the CPUs other processes leave
+  free, resampled once a second while negrec works (:mod:`negrec.cpu_load`): all of them on an
+  idle machine, where spinning threads are fastest, fewer (down to 1) beside busy processes, so
+  that no thread waits for a CPU that is not free. The OpenMP wait policy is left as the
+  environment has it (libgomp's default spins briefly); with as many threads as free CPUs
+  spinning costs nobody else. (An earlier policy set ``OMP_WAIT_POLICY=PASSIVE`` instead; on
+  an idle machine it was slower than one thread: docs/performance.md);
 * the native collator runs between training steps on the same intra-op pool (its
   ``at::parallel_for`` regions), never beside it, so collate and intra-op threads do not add up.
 
 Overrides, strongest first: ``--threads`` (command line), ``NEGREC_THREADS``, then
-``OMP_NUM_THREADS``; each takes a positive integer, ``auto`` (the CPUs available) or ``off``
-(``OMP_NUM_THREADS``: an integer only). ``off`` leaves everything as torch and the environment
-have it (negrec's behaviour before this policy). A user's own ``OMP_WAIT_POLICY`` or
-``GOMP_SPINCOUNT`` is left as it is.
+``OMP_NUM_THREADS``; each takes a positive integer (a fixed count), ``auto`` (the CPUs
+available, adapting to load) or ``off`` (``OMP_NUM_THREADS``: an integer only). ``off`` leaves
+everything as torch and the environment have it.
 
 Who applies it. Only processes negrec controls: the command line (:mod:`negrec.cli`) and the
-benchmarks in ``benches/`` (``configure(replay=True)`` at the start of their ``main``; not
+benchmarks in ``benches/`` (``configure()`` at the start of their ``main``; not
 ``compare_recbole.py``, whose two libraries must run under the same settings). Importing negrec
 or calling its library functions never changes torch's thread count or the environment; a
 program that calls ``negrec.cli.main(argv)`` gets its own thread count back when the command
@@ -32,7 +35,8 @@ returns (:func:`configured`); a program that wants the policy calls :func:`confi
 explicitly.
 
 This module is at the bottom of negrec's layers: it imports nothing from negrec but
-:mod:`negrec.errors`, and imports torch only inside the functions that need it.
+:mod:`negrec.errors` and :mod:`negrec.cpu_load`, and imports torch only inside the functions
+that need it.
 """
 
 from __future__ import annotations
@@ -40,31 +44,23 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-import sys
 from collections.abc import Iterator, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from negrec import cpu_load
 from negrec.errors import UserError
 
 __all__ = ["CpuBudget", "ThreadPolicy", "available_cpus", "cgroup_cpu_quota", "child_environment",
-           "configure", "configured", "describe", "openmp_runtime_loaded", "parse_threads_setting", "report",
+           "configure", "configured", "describe", "parse_threads_setting", "report",
            "resolve_policy"]
 
 THREADS_ENV = "NEGREC_THREADS"
-# set (to "1") beside OMP_WAIT_POLICY by negrec's command line, so that `negrec env` and child
-# processes can tell negrec's default from a user's choice
-WAIT_SET_BY_NEGREC_ENV = "NEGREC_SET_OMP_WAIT_POLICY"
-# environment variables that choose how idle OpenMP threads wait; a user who sets any of them
-# keeps their choice
+# environment variables that choose how idle OpenMP threads wait (reported, never set)
 WAIT_ENV_KEYS = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")
-PASSIVE_WAIT = {"OMP_WAIT_POLICY": "PASSIVE"}
 DEFAULT_CGROUP_ROOT = Path("/sys/fs/cgroup")
 DEFAULT_SELF_CGROUP = Path("/proc/self/cgroup")
-# OpenMP runtimes whose presence in /proc/self/maps means one is loaded (libgomp: GNU, torch's
-# Linux wheels; libiomp5: Intel; libomp: LLVM)
-OPENMP_LIBRARIES = ("libgomp", "libiomp5", "libomp")
 SETTING_HELP = "a positive integer, 'auto' (the CPUs available to the process) or 'off'"
 
 
@@ -187,16 +183,15 @@ class ThreadPolicy:
     """What negrec's command line sets, and why.
 
     ``threads``: torch intra-op threads to set (``None``: leave torch's own setting, policy
-    ``off``); ``threads_source``: which override or default chose it; ``cpus``: the CPUs
-    available; ``wait_env``: environment variables that must be in place before the OpenMP
-    runtime loads (empty: leave the wait policy as the environment has it); ``wait_source``:
-    why."""
+    ``off``), the most the governor uses when ``adaptive``; ``threads_source``: which override
+    or default chose it; ``cpus``: the CPUs available; ``adaptive``: the count follows the CPUs
+    other work leaves free (:mod:`negrec.cpu_load`; the automatic count only: a number given
+    by the user is kept as it is)."""
 
     threads: int | None
     threads_source: str
     cpus: CpuBudget
-    wait_env: dict[str, str] = field(default_factory=dict)
-    wait_source: str = ""
+    adaptive: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -247,15 +242,12 @@ def resolve_policy(threads: int | str | None = None, *, environ: Mapping[str, st
         setting, source = _omp_num_threads(environ["OMP_NUM_THREADS"]), "OMP_NUM_THREADS"
     if setting == "off":
         return ThreadPolicy(threads=None, threads_source=f"{source}=off: torch's own setting",
-                            cpus=cpus, wait_env={},
-                            wait_source=f"{source}=off: as the environment has it")
+                            cpus=cpus)
     if setting is None or setting == "auto":
-        count, source = cpus.usable, (f"{source}=auto: " if source else "") + "CPUs available"
-    else:
-        count = int(setting)
-    wait_env, wait_source = _wait_policy(environ)
-    return ThreadPolicy(threads=count, threads_source=source, cpus=cpus, wait_env=wait_env,
-                        wait_source=wait_source)
+        return ThreadPolicy(threads=cpus.usable, cpus=cpus, adaptive=True,
+                            threads_source=(f"{source}=auto: " if source else "")
+                            + "CPUs available, fewer while other work keeps some busy")
+    return ThreadPolicy(threads=int(setting), threads_source=source, cpus=cpus)
 
 
 def _positive(value: int, source: str) -> int:
@@ -264,58 +256,25 @@ def _positive(value: int, source: str) -> int:
     return value
 
 
-def _wait_policy(environ: Mapping[str, str]) -> tuple[dict[str, str], str]:
-    user_set = {k: environ[k] for k in WAIT_ENV_KEYS if k in environ}
-    if user_set and environ.get(WAIT_SET_BY_NEGREC_ENV) != "1":
-        return {}, "the environment's " + ", ".join(f"{k}={v}" for k, v in user_set.items())
-    return dict(PASSIVE_WAIT), "negrec's default: idle threads sleep instead of spinning"
-
-
 # ----------------------------------------------------------------------------- applying it
 
-def openmp_runtime_loaded() -> bool:
-    """Whether an OpenMP runtime is already loaded in this process (it has then read its wait
-    policy). Reads ``/proc/self/maps``; where that is missing, an imported torch counts as one."""
-    try:
-        maps = Path("/proc/self/maps").read_text()
-    except OSError:
-        return "torch" in sys.modules
-    return any(lib in maps for lib in OPENMP_LIBRARIES)
-
-
-def missing_wait_env(policy: ThreadPolicy, environ: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The variables of ``policy.wait_env`` that ``environ`` (default ``os.environ``) lacks."""
-    environ = os.environ if environ is None else environ
-    return {k: v for k, v in policy.wait_env.items() if environ.get(k) != v}
-
-
 _configured: ThreadPolicy | None = None  # the policy configure() applied in this process
-_wait_set_before_load = False  # configure() put the wait policy in os.environ before one loaded
 
 
-def configure(threads: int | str | None = None, *, replay: bool = False) -> ThreadPolicy:
+def configure(threads: int | str | None = None) -> ThreadPolicy:
     """Apply the policy to this process, explicitly (the library never does it on its own):
-    the wait policy, then torch's intra-op threads (``torch.set_num_threads``). Returns it.
-
-    The wait policy takes effect only if it is in the environment when the OpenMP runtime
-    loads, i.e. at ``import torch``, which ``import negrec`` does. So in a program that imports
-    negrec it comes from the environment the program started with (export
-    ``OMP_WAIT_POLICY=PASSIVE``), or from ``replay=True``: the process is replaced by the same
-    command line with the wait policy in its environment (:func:`replay_with_wait_env`; what
-    negrec's command line does). Otherwise only the thread count changes, and :func:`report`
-    says so. (Where no OpenMP runtime is loaded yet, the policy is put in ``os.environ``.)"""
-    global _configured, _wait_set_before_load
+    torch's intra-op threads (``torch.set_num_threads``) and, for the automatic count, the
+    governor that lowers them while other work keeps CPUs busy
+    (:func:`negrec.cpu_load.install`; its first load sample takes 0.2 s). Returns the policy."""
+    global _configured
     policy = resolve_policy(threads)
-    missing = missing_wait_env(policy)
-    if missing and not openmp_runtime_loaded():
-        os.environ.update(missing, **{WAIT_SET_BY_NEGREC_ENV: "1"})
-        _wait_set_before_load = True
-    elif missing and replay:
-        replay_with_wait_env(missing)
+    cpu_load.uninstall()
     if policy.threads is not None:
         import torch
 
         torch.set_num_threads(policy.threads)
+        if policy.adaptive:
+            cpu_load.install(policy.threads)
     _configured = policy
     return policy
 
@@ -325,93 +284,42 @@ def configured(threads: int | str | None = None, *, owns_process: bool) -> Itera
     """:func:`configure` for a block of work (a command of negrec's command line).
 
     ``owns_process``: negrec runs as the program (the ``negrec`` console script, ``python -m
-    negrec``, a benchmark): the wait policy is put in place by a restart
-    (``configure(replay=True)``) and the policy stays. Otherwise (``negrec.cli.main(argv)``
-    called from a user's program or a test) the thread count holds for the block only: torch's
+    negrec``, a benchmark): the policy stays. Otherwise (``negrec.cli.main(argv)`` called from a
+    user's program or a test) it holds for the block only: the governor stops, and torch's
     previous count, and what :func:`report` says, are restored when it ends."""
     import torch
 
     global _configured
     before, before_policy = torch.get_num_threads(), _configured
-    policy = configure(threads, replay=owns_process)
+    policy = configure(threads)
     try:
         yield policy
     finally:
         if not owns_process:
+            cpu_load.uninstall()
             torch.set_num_threads(before)
             _configured = before_policy
 
 
-def replay_with_wait_env(missing: Mapping[str, str]) -> None:
-    """Replace this process with the same command line plus ``missing`` in its environment
-    (negrec's command line: ``import negrec`` loads torch, hence the OpenMP runtime, before the
-    command can set its wait policy). Costs one more interpreter start and ``import torch``.
-    Returns without doing anything where the command line cannot be replayed (not POSIX, a
-    script read from stdin, an interpreter embedded without ``sys.orig_argv``)."""
-    argv = list(getattr(sys, "orig_argv", []))
-    if os.name != "posix" or not _replayable(argv[1:]):
-        return
-    env = dict(os.environ, **missing, **{WAIT_SET_BY_NEGREC_ENV: "1"})
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os.execve(sys.executable, [sys.executable, *argv[1:]], env)
-
-
-def _replayable(interpreter_args: list[str]) -> bool:
-    """Whether the interpreter's arguments run negrec in a way that can be started again:
-    ``-m negrec``, ``-c CODE`` or a script file (the ``negrec`` console script); not a script
-    read from stdin."""
-    args = iter(interpreter_args)
-    for arg in args:
-        if arg in ("-m", "-c"):
-            return True
-        if arg in ("-X", "-W", "--check-hash-based-pycs"):  # options that take a value
-            next(args, None)
-        elif arg == "-" or not arg.startswith("-"):
-            return arg != "-" and Path(arg).is_file()
-    return False
-
-
 def child_environment(policy: ThreadPolicy, base: Mapping[str, str] | None = None) -> dict[str, str]:
     """The environment that starts a child Python process (one that does not apply the policy
-    itself, e.g. a benchmark script) with ``policy`` in force from its first instruction:
-    ``base`` (default ``os.environ``) plus the wait policy and ``OMP_NUM_THREADS``, which
-    the OpenMP runtime and torch read at start-up. Policy ``off``: ``base`` unchanged."""
+    itself, e.g. a benchmark script) with ``policy``'s thread count from its first instruction:
+    ``base`` (default ``os.environ``) plus ``OMP_NUM_THREADS``, which torch reads at start-up
+    (a child that does not apply the policy has no governor). Policy ``off``: ``base``
+    unchanged."""
     env = dict(os.environ if base is None else base)
-    if policy.wait_env:
-        env.update(policy.wait_env, **{WAIT_SET_BY_NEGREC_ENV: "1"})
     if policy.threads is not None:
         env["OMP_NUM_THREADS"] = str(policy.threads)
     return env
 
 
-def startup_environment() -> dict[str, str] | None:
-    """The environment this process was started with (``/proc/self/environ``): what an OpenMP
-    runtime loaded at start-up read. ``None`` where it cannot be read."""
-    try:
-        raw = Path("/proc/self/environ").read_bytes()
-    except OSError:
-        return None
-    pairs = (item.decode(errors="replace").partition("=") for item in raw.split(b"\0") if item)
-    return {k: v for k, _, v in pairs}
-
-
-def wait_policy_in_effect(policy: ThreadPolicy) -> str:
-    """One line: how idle OpenMP threads of this process wait, as far as negrec can tell (the
-    policy counts as in effect when its variables were in the environment the process started
-    with, or :func:`configure` set them before an OpenMP runtime loaded)."""
-    if not policy.wait_env:
-        return f"unchanged ({policy.wait_source})"
-    setting = ", ".join(f"{k}={v}" for k, v in policy.wait_env.items())
-    at_start = startup_environment()
-    if at_start is None:  # no /proc: judge by the current environment
-        at_start = dict(os.environ)
-    if _wait_set_before_load or not missing_wait_env(policy, at_start):
-        return f"{setting} ({policy.wait_source})"
-    if openmp_runtime_loaded():
-        return (f"{setting} not in effect: the OpenMP runtime loaded before negrec could set it "
-                "(start the process with it in the environment)")
-    return f"{setting} not set yet"
+def wait_policy(environ: Mapping[str, str] | None = None) -> str:
+    """One line: how idle OpenMP threads wait, as the environment sets it (negrec never sets it)."""
+    environ = os.environ if environ is None else environ
+    user_set = [f"{k}={environ[k]}" for k in WAIT_ENV_KEYS if k in environ]
+    if user_set:
+        return ", ".join(user_set) + " (the environment's)"
+    return "the OpenMP runtime's default (libgomp: idle threads spin briefly, then sleep)"
 
 
 def describe(policy: ThreadPolicy) -> dict[str, str]:
@@ -420,13 +328,18 @@ def describe(policy: ThreadPolicy) -> dict[str, str]:
                else f"{policy.threads} intra-op threads ({policy.threads_source})")
     if policy.threads is not None and policy.threads > policy.cpus.usable:
         threads += f", more than the {policy.cpus.usable} CPUs available"
+    governor = cpu_load.installed()
+    load = ("not adapted (a fixed count)" if not policy.adaptive else
+            "adapted once a second to the CPUs other work leaves free" + (
+                f"; now {governor.threads} threads, other work keeps {governor.others:.1f} CPUs "
+                "busy" if governor is not None else ""))
     return {
         "threads": threads,
         "CPUs available": policy.cpus.describe(),
-        "OpenMP wait": wait_policy_in_effect(policy),
+        "load": load,
+        "OpenMP wait": wait_policy(),
         "collation": "between steps on the same intra-op pool (never beside it)",
-        "overrides": "--threads N|auto|off, NEGREC_THREADS, OMP_NUM_THREADS; "
-                     "OMP_WAIT_POLICY or GOMP_SPINCOUNT",
+        "overrides": "--threads N|auto|off, NEGREC_THREADS, OMP_NUM_THREADS",
     }
 
 

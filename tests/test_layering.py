@@ -18,8 +18,10 @@ PACKAGE = Path(__file__).resolve().parents[1] / "negrec"
 #: Layers, lowest first; a module may import from its own layer or lower ones. Keys are the
 #: first component below ``negrec`` (a subpackage or a top-level module).
 LAYERS: list[set[str]] = [
-    # import no negrec module outside this layer (threads: the thread policy, imports errors)
-    {"errors", "files", "registry", "progress", "_extension", "_build_info", "_C", "threads"},
+    # import no negrec module outside this layer (threads: the thread policy, imports errors and
+    # cpu_load, the governor that adapts the thread count to the load)
+    {"errors", "files", "registry", "progress", "_extension", "_build_info", "_C", "threads",
+     "cpu_load"},
     {"ops", "data"},
     {"models", "sim"},
     {"train", "eval"},

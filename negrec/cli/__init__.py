@@ -67,11 +67,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     show_progress_log()
     try:
-        # the thread policy (negrec/threads.py, docs/performance.md). Run as the program (no
-        # argv: the console script, python -m negrec), the command owns its process: it restarts
-        # once with OMP_WAIT_POLICY=PASSIVE in its environment, because `import negrec` already
-        # loaded torch and its OpenMP runtime, which reads the variable only when it loads.
-        # Called from a program (argv given), the caller's thread count is restored afterwards.
+        # the thread policy (negrec/threads.py, docs/performance.md): threads from the CPUs
+        # available, adapted to the load while the command runs. Run as the program (no argv:
+        # the console script, python -m negrec) the policy stays; called from a program (argv
+        # given), the caller's thread count is restored afterwards.
         with thread_policy(args.threads, owns_process=argv is None):
             return int(args._run(args) or 0)
     except KeyboardInterrupt:

@@ -15,6 +15,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from negrec.cpu_load import adapt_threads
+
 __all__ = ["BLOCK_ROWS", "BLOCK_SCORES", "DEFAULT_MAX_SCORES", "catalogue_blocks"]
 
 #: At most this many scores (float32) are held at once: 64 MiB.
@@ -47,6 +49,7 @@ def catalogue_blocks(states: Tensor, table: Tensor, *,
     n_rows = max(1, min(B, BLOCK_ROWS, budget))
     n_items = max(1, min(V, budget // n_rows))
     for r0 in range(0, B, n_rows):
+        adapt_threads()  # a no-op unless the command line governs threads (negrec/cpu_load.py)
         rows = slice(r0, min(r0 + n_rows, B))
         excluded = None if exclude is None else _excluded(exclude[rows], V, states.device)
         for c0 in range(0, V, n_items):
