@@ -11,8 +11,8 @@ is right for both, so the command line measures the load and adapts.
 How. :class:`ThreadGovernor` samples, at most once per :data:`INTERVAL_S`, how many of the CPUs
 in this process's affinity mask other processes kept busy (``/proc/stat``: user, system, irq,
 softirq and steal time of those CPUs, minus this process's own CPU time), and sets torch's
-intra-op threads to the CPUs left free (rounded so that a quarter of a CPU of other work
-already counts as one taken), between 1 and the policy's count. Other work at a *lower* priority
+intra-op threads to the CPUs left free (rounded so that more than half a CPU of other work
+counts as one taken), between 1 and the policy's count. Other work at a *lower* priority
 (a positive nice value, ``/proc/stat``'s "nice" column) is not counted when this process runs at
 nice 0: the scheduler gives it only what this process leaves. Long loops call
 :func:`adapt_threads` (the training steps through :class:`negrec.progress.Progress`, catalogue
@@ -40,8 +40,11 @@ INTERVAL_S = 1.0
 #: Length of the first, blocking sample taken when a governor is installed, so that a command
 #: started beside busy processes does not spend its first second fighting them.
 FIRST_SAMPLE_S = 0.2
-#: CPUs of other work below which no CPU counts as taken (kernel threads, a shell, a clock).
-TOLERANCE_CPUS = 0.25
+#: CPUs of other work below which no CPU counts as taken: kernel threads, a shell, and the
+#: kernel time of low-priority processes (``/proc/stat`` counts only their user time as "nice";
+#: a niced process that starts and imports torch spends a good part of a CPU in the kernel).
+#: A busy competitor is above it even when spinning threads of ours take a third of its CPU.
+TOLERANCE_CPUS = 0.5
 PROC_STAT = Path("/proc/stat")
 # /proc/stat's per-CPU columns: user nice system idle iowait irq softirq steal guest guest_nice
 _BUSY_COLUMNS = (0, 2, 5, 6, 7)  # user, system, irq, softirq, steal (guest time is in user)
