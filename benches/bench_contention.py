@@ -47,6 +47,7 @@ import datetime as dt
 import json
 import os
 import platform
+import re
 import resource
 import shutil
 import statistics
@@ -268,6 +269,31 @@ def medians(results: list[dict]) -> dict:
     return out
 
 
+RUN_LINE = re.compile(r"round (\d+) (\S+)\s+(old|new)\s+(\d) busy: (?:([\d.]+) (\S+)|timed out), "
+                      r"wall ([\d.]+) s, CPU ([\d.]+) s")
+
+
+def parse_run_lines(text: str) -> list[dict]:
+    """The results of the run lines ``record`` printed (``--from-log``)."""
+    results = []
+    for m in RUN_LINE.finditer(text):
+        rnd, workload, variant, load, per_s, unit, wall, cpu = m.groups()
+        timed_out = per_s is None
+        throughput = None if timed_out else float(per_s)
+        if workload == "demo" and not timed_out:
+            throughput = 1 / float(wall)  # printed rounded to 0.0 runs/s
+        results.append(dict(workload=workload, variant=variant, load=int(load), round=int(rnd),
+                            throughput=throughput, unit=unit or "runs/s", wall_s=float(wall),
+                            cpu_s=float(cpu), timed_out=timed_out))
+    return results
+
+
+def available_cpus_usable() -> int:
+    from negrec.threads import available_cpus
+
+    return available_cpus().usable
+
+
 def print_table(med: dict, cpus: int) -> dict:
     """Prints the table; returns the ratios by (workload, variant, load)."""
     ratios = {}
@@ -326,11 +352,17 @@ def main() -> None:
                          "times the same variant's alone time (default 6)")
     ap.add_argument("--no-bench-train", action="store_true", help="skip bench_train --quick")
     ap.add_argument("--csv", type=Path, default=Path("bench_results/contention.csv"))
+    ap.add_argument("--from-log", type=Path,
+                    help="print the table of an earlier run from the lines it printed (e.g. a "
+                         "run stopped before its summary); runs nothing")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--iterations", type=int, default=20, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
         return worker_main(args.worker, args.iterations)
+    if args.from_log:
+        print_table(medians(parse_run_lines(args.from_log.read_text())), available_cpus_usable())
+        return None
     if not (ML100K / "u.data").exists():
         sys.exit(f"MovieLens-100K not found at {ML100K}; set NEGREC_ML100K")
 
