@@ -34,6 +34,7 @@ def run(args: argparse.Namespace) -> int:
     from negrec.cli.options import CLIError
     from negrec.data.split import make_split
     from negrec.eval.metrics import evaluate
+    from negrec.eval.recommender import from_checkpoint
     from negrec.experiments.data import load_data
     from negrec.files import strict_json, write_json
     from negrec.train.checkpoint import load_checkpoint
@@ -48,8 +49,8 @@ def run(args: argparse.Namespace) -> int:
                        f"{ck.model.num_items}: evaluate on the data it was trained on")
     split = make_split(log, stored_config(ck).split)  # the held-out events of its training
     held = split.test if args.split == "test" else split.valid
-    res = evaluate(ck.model, held, ck.objective.inputs, ks=tuple(args.k or (10, 20)),
-                   exclude_history=not args.keep_history_items, bootstrap=args.bootstrap)
+    res = evaluate(from_checkpoint(ck, exclude_history=not args.keep_history_items), held,
+                   ks=tuple(args.k or (10, 20)), bootstrap=args.bootstrap)
     out = {"checkpoint": str(args.checkpoint), "objective": ck.objective.name, "split": args.split,
            **res.to_dict()}
     if args.out:

@@ -9,6 +9,7 @@ import torch
 
 from negrec.data import EventLog, leave_one_out
 from negrec.eval import evaluate, held_out_ranks
+from negrec.eval.recommender import from_model
 from negrec.train.objectives import OBJECTIVES
 from toy_models import ScoreTableModel
 
@@ -47,7 +48,7 @@ def test_ranks_exclusion_and_metrics():
         for m, exclude, want in ((model, False, [3, 1, 2]), (reverse, True, [1, 3, 3])):
             assert held_out_ranks(m, split.test, obj, exclude_history=exclude,
                                   max_scores=max_scores).tolist() == want
-    res = evaluate(model, split.test, obj, ks=(1, 3), bootstrap=200, exclude_history=False)
+    res = evaluate(from_model(model, obj, exclude_history=False), split.test, ks=(1, 3), bootstrap=200)
     # positive-last users: user0 (rank 3); dislike-last: user1 (rank 1); neutral: user2
     assert res.counts == {"users": 3, "positive_users": 1, "dislike_users": 1, "other_users": 1}
     assert res.metrics["recall@1"] == 0.0 and res.metrics["recall@3"] == 1.0
