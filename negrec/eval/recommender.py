@@ -94,7 +94,7 @@ def recommend_batched(recommender: Recommender, histories: Sequence[History], k:
     """[H, k] int64: ``recommender``'s top-``k`` for each history, asked in batches of
     ``batch_size`` histories (items as int64 arrays, codes as int8 arrays), each answer checked
     by :func:`check_recommendations`."""
-    who = recommender_name(recommender)
+    who = f"recommender {recommender_name(recommender)!r}"
     out = np.empty((len(histories), k), dtype=np.int64)
     for b0 in range(0, len(histories), batch_size):
         part = histories[b0:b0 + batch_size]

@@ -56,3 +56,22 @@ def test_ranks_exclusion_and_metrics():
     assert res.metrics["mrr"] == pytest.approx(1 / 3)
     assert res.metrics["dislike_exposure@1"] == 1.0
     assert res.metrics["hr_gap@3"] == 0.0
+
+
+def test_a_recommender_known_by_its_top_k_gets_the_same_figures_up_to_k():
+    """The same model as a plain function (top-K lists only): ranks up to K are the full
+    ranking's, beyond K a miss; every metric at a cut-off <= K is identical, MRR is MRR@K."""
+    from negrec.eval.recommender import from_function
+
+    split = leave_one_out(toy_log())
+    obj = OBJECTIVES["input_only"].inputs
+    model = from_model(ranking_model(), obj, exclude_history=False)
+    full = evaluate(model, split.test, ks=(1, 2), bootstrap=50)
+    top = evaluate(from_function(model.recommend, name="f"), split.test, ks=(1, 2), bootstrap=50)
+    assert (full.ranking, top.ranking) == ("full", "top-2")
+    assert full.per_user["rank"].tolist() == [3, 1, 2] and top.per_user["rank"].tolist() == [3, 1, 2]
+    for name in ("recall@1", "recall@2", "ndcg@2", "dislike_exposure@1", "hr_gap@2"):
+        assert top.metrics[name] == full.metrics[name] and top.ci[name] == full.ci[name]
+    # user0's held-out item is 3rd: 1/3 in the full ranking, beyond the top-2 list: 0
+    assert full.metrics["mrr"] == pytest.approx(1 / 3) and top.metrics["mrr"] == 0.0
+    assert top.to_dict()["ranking"] == "top-2"
