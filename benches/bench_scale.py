@@ -199,6 +199,7 @@ def child_evaluate(a: dict) -> dict:
     from negrec.data import EventLog, leave_one_out
     from negrec.data.split import HeldOut
     from negrec.eval.metrics import evaluate
+    from negrec.eval.recommender import from_checkpoint
     from negrec.train.checkpoint import load_checkpoint
 
     log = EventLog.open(a["store"])
@@ -208,7 +209,7 @@ def child_evaluate(a: dict) -> dict:
     held = HeldOut(users=test.users[keep], items=test.items[keep], feedback=test.feedback[keep],
                    timestamps=test.timestamps[keep], history=test.history.select_users(keep))
     t0 = time.perf_counter()
-    evaluate(ck.model, held, ck.objective.inputs, ks=(10,), bootstrap=0)
+    evaluate(from_checkpoint(ck), held, ks=(10,), bootstrap=0)
     seconds = time.perf_counter() - t0
     return {"seconds": seconds, "users": len(keep), "users_per_s": len(keep) / seconds,
             "items": log.num_items}

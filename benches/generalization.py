@@ -50,6 +50,7 @@ from negrec.data.split import Split, leave_last_out
 from negrec.data.transforms import permute_feedback
 from negrec.eval.counterfactual import log_histories, responsiveness, simulated_histories
 from negrec.eval.metrics import evaluate
+from negrec.eval.recommender import from_checkpoint, from_model
 from negrec.eval.stats import Estimate, hierarchical_ci, ratio_of_means
 from negrec.experiments.data import load_data
 from negrec.experiments.measure import HISTORY_SEED_OFFSET
@@ -115,7 +116,7 @@ def measure(world: World, name: str, seed: int, args, out: Path) -> dict:
                                      split=split, ks=(10,), bootstrap=0, overwrite=True)
     ck = load_checkpoint(out / "best.pt")
     held = world.split.valid if args.split == "valid" else world.split.test
-    test = evaluate(ck.model, held, ck.objective.inputs, ks=(10,), bootstrap=0)
+    test = evaluate(from_checkpoint(ck), held, ks=(10,), bootstrap=0)
     sims = similarity(world, ck.model, ck.objective.inputs, ck.item_meta, args.histories, seed)
     return {"ndcg": test.per_user["ndcg@10"], "dexp": test.per_user["dislike_exposure@10"],
             "sim": sims, "best_epoch": metrics["train"]["best_epoch"],
@@ -125,14 +126,14 @@ def measure(world: World, name: str, seed: int, args, out: Path) -> dict:
 def similarity(world: World, model, inputs, meta, histories: int, seed: int) -> dict:
     """Per-history same-cluster share of the next top-10 after a positive / a dislike."""
     if world.simulator is not None:
-        hist, branched, _ = simulated_histories(model, inputs, world.simulator,
+        hist, branched, _ = simulated_histories(from_model(model, inputs), world.simulator,
                                                 num_users=histories, steps=20,
                                                 seed=HISTORY_SEED_OFFSET + seed)
     else:
         train = world.split.train
         users = np.random.default_rng(seed).permutation(train.num_users)[:histories]
-        hist, branched, _ = log_histories(model, inputs, train, np.sort(users))
-    res = responsiveness(model, inputs, hist, branched, meta, actions=("dislike",),
+        hist, branched, _ = log_histories(from_model(model, inputs), train, np.sort(users))
+    res = responsiveness(from_model(model, inputs), hist, branched, meta, actions=("dislike",),
                          repeated=(), bootstrap=0)
     return {a: res.similarity["cluster"][a] for a in ("positive", "dislike")}
 
@@ -256,7 +257,7 @@ def main() -> None:
               flush=True)
         popular = MostPopular(world.split.train)
         held = world.split.valid if args.split == "valid" else world.split.test
-        pe = evaluate(popular, held, OBJECTIVES["positive_only"].inputs, ks=(10,), bootstrap=0)
+        pe = evaluate(from_model(popular, OBJECTIVES["positive_only"].inputs), held, ks=(10,), bootstrap=0)
         pop = {"ndcg": pe.per_user["ndcg@10"], "dexp": pe.per_user["dislike_exposure@10"]}
         runs: dict[str, list[dict]] = {o: [] for o in objectives + ([] if args.no_control else [CONTROL])}
         for seed in seeds:

@@ -39,6 +39,7 @@ import negrec
 from negrec.data.split import leave_one_out
 from negrec.eval.counterfactual import log_histories, responsiveness
 from negrec.eval.metrics import evaluate
+from negrec.eval.recommender import from_checkpoint
 from negrec.eval.stats import bootstrap_ci, ratio_of_means_ci
 from negrec.experiments.data import load_data
 from negrec.experiments.training import train_and_evaluate
@@ -137,13 +138,13 @@ def main() -> None:
             m = train_and_evaluate(train_config(obj, seed, epochs, args), run, split=split, ks=(10,),
                                    bootstrap=0)
             ck = load_checkpoint(run / "best.pt")
-            test = evaluate(ck.model, split.test, ck.objective.inputs, ks=(10,), bootstrap=0)
-            valid = evaluate(ck.model, split.valid, ck.objective.inputs, ks=(10,), bootstrap=0)
+            test = evaluate(from_checkpoint(ck), split.test, ks=(10,), bootstrap=0)
+            valid = evaluate(from_checkpoint(ck), split.valid, ks=(10,), bootstrap=0)
             for k in per_user[obj]:
                 per_user[obj][k].append(test.per_user[k])
                 valid_user[obj][k].append(valid.per_user[k])
-            hist, branched, _ = log_histories(ck.model, ck.objective.inputs, split.train)
-            res = responsiveness(ck.model, ck.objective.inputs, hist, branched, ck.item_meta,
+            hist, branched, _ = log_histories(from_checkpoint(ck), split.train)
+            res = responsiveness(from_checkpoint(ck), hist, branched, ck.item_meta,
                                  actions=("dislike",), repeated=(), bootstrap=0)
             for a in sims[obj]:
                 sims[obj][a].append(res.similarity["cluster"][a])

@@ -1,5 +1,5 @@
 """Closed-loop simulation: simulated users (the simulator's ground-truth tastes) interact for T
-steps with a trained model's recommendations.
+steps with a recommender's slates (any :class:`~negrec.eval.recommender.Recommender`).
 
 The users are existing users: each first has ``warmup_events`` events made the way the training
 log's were (the simulator's organic browsing and logging policy, :meth:`Simulator.generate`),
@@ -30,8 +30,7 @@ import numpy as np
 from negrec.data.feedback import Feedback
 from negrec.eval.counterfactual import simulate_step
 from negrec.eval.stats import Estimate, bootstrap_ci
-from negrec.models.base import SequentialRecommender
-from negrec.models.inputs import ModelInputs
+from negrec.eval.recommender import Recommender
 from negrec.progress import Progress
 
 __all__ = ["ClosedLoopResult", "closed_loop"]
@@ -55,11 +54,11 @@ class ClosedLoopResult:
                 "per_step": {k: v.tolist() for k, v in self.per_step.items()}}
 
 
-def closed_loop(model: SequentialRecommender, inputs: ModelInputs, simulator, *, num_users: int,
+def closed_loop(recommender: Recommender, simulator, *, num_users: int,
                 steps: int, seed: int, slate_size: int = 10, warmup_events: int = 20,
                 bootstrap: int = 1000, progress: bool = False) -> ClosedLoopResult:
     """``num_users`` simulated users (population seed ``seed``), each with ``warmup_events``
-    logged events, then ``steps`` steps of ``model``'s top-``slate_size`` slates. Returns the
+    logged events, then ``steps`` steps of ``recommender``'s top-``slate_size`` slates. Returns the
     rates of the model-driven steps with bootstrap 95% intervals over users, and per-user
     ([U] float64) and per-step ([T] float64) rates."""
     for name, value, low in (("num_users", num_users, 1), ("steps", steps, 1),
@@ -88,7 +87,7 @@ def closed_loop(model: SequentialRecommender, inputs: ModelInputs, simulator, *,
     rep_creator = np.zeros((num_users, steps), dtype=bool)
     rep_cluster = np.zeros((num_users, steps), dtype=bool)
     for t in Progress(range(steps), f"closed loop of {num_users} users, step", show=progress):
-        pick, codes = simulate_step(model, inputs, simulator, state, histories, slate_size, rng)
+        pick, codes = simulate_step(recommender, simulator, state, histories, slate_size, rng)
         fb[:, t] = codes
         for u in np.flatnonzero(codes == Feedback.DISLIKE):
             i = int(pick[u])

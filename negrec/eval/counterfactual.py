@@ -2,8 +2,9 @@
 the very next step after a negative action?
 
 A history is branched at step k into the same item with different actions (positive, dislike,
-skip, or any feedback code); for each branch the model's top-K at step k+1 is computed
-(history items excluded, as in evaluation) and its similarity to the branched item is
+skip, or any feedback code); for each branch the recommender's top-K at step k+1 is asked for
+(a :class:`~negrec.eval.recommender.Recommender`: what it excludes is its own business; negrec's
+model adapter excludes history items, as in evaluation) and its similarity to the branched item is
 measured: S = share of the top-K in the branched item's content cluster (and, where the data
 has creators, by its creator). The responsiveness of action a is
 
@@ -15,9 +16,9 @@ has creators, by its creator). The responsiveness of action a is
 Repeated negative feedback: R after 1, 2, 3 consecutive dislikes of items of the same cluster
 (each compared with the same items liked).
 
-Histories come from the simulator (users consume items recommended by the model under test
-and respond as the simulator's user model says) or from a real log (each user's training
-history; the branched item is the model's own top-1 recommendation).
+Histories come from the simulator (users consume items recommended by the recommender under
+test and respond as the simulator's user model says) or from a real log (each user's training
+history; the branched item is the recommender's own top-1 recommendation).
 """
 
 from __future__ import annotations
@@ -30,14 +31,17 @@ import torch
 
 from negrec.data.feedback import Feedback, parse_feedback
 from negrec.data.log import EventLog, ItemMeta
-from negrec.eval.recommend import recommend
+from negrec.eval.recommender import ModelRecommender, Recommender, recommend_batched
 from negrec.eval.stats import Estimate, ratio_of_means_ci
-from negrec.models.base import SequentialRecommender
-from negrec.models.inputs import ModelInputs
 from negrec.progress import Progress
 
 __all__ = ["ResponsivenessResult", "log_histories", "responsiveness", "simulate_step",
-           "simulated_histories", "cooccurrence_clusters"]
+           "simulated_histories", "cooccurrence_clusters", "FOLLOWER_DEPTH"]
+
+#: For a recommender known only by its top-K lists: how deep a list the same-cluster followers
+#: of the repeated-dislike branches are looked for in (negrec models rank the cluster's items
+#: themselves; see :func:`_same_cluster_followers`).
+FOLLOWER_DEPTH = 100
 
 History = tuple[list[int], list[int]]
 
@@ -76,13 +80,14 @@ def _share(top: np.ndarray, group_of_item: np.ndarray, group: np.ndarray) -> np.
     return ((g == group[:, None]) & (group[:, None] >= 0)).mean(1)
 
 
-def responsiveness(model: SequentialRecommender, inputs: ModelInputs,
-                   histories: Sequence[History], branched: np.ndarray, item_meta: ItemMeta, *,
+def responsiveness(recommender: Recommender, histories: Sequence[History], branched: np.ndarray,
+                   item_meta: ItemMeta, *,
                    actions: Sequence[str | int | Feedback] = ("dislike", "skip"), k: int = 10,
                    repeated: Sequence[int] = (1, 2, 3), bootstrap: int = 1000, seed: int = 0,
                    progress: bool = False) -> ResponsivenessResult:
     """Branches each history with ``branched[h]`` under the positive action and each of
-    ``actions``; see the module docstring. Histories are (dense item ids, feedback codes)."""
+    ``actions`` and asks ``recommender`` for each branch's top ``k``; see the module docstring.
+    Histories are (dense item ids, feedback codes) over ``item_meta``'s catalogue."""
     if len(histories) != len(branched):
         raise ValueError(f"responsiveness: {len(histories)} histories but {len(branched)} "
                          "branched items")
@@ -93,6 +98,7 @@ def responsiveness(model: SequentialRecommender, inputs: ModelInputs,
         raise ValueError("responsiveness: actions are compared with the positive branch; give "
                          "other feedback types (dislike, skip, neutral)")
     branched = np.asarray(branched, dtype=np.int64)
+    num_items = item_meta.num_items
     kinds = {"cluster": item_meta.cluster}
     if item_meta.creator is not None:
         kinds["creator"] = item_meta.creator
@@ -101,7 +107,7 @@ def responsiveness(model: SequentialRecommender, inputs: ModelInputs,
     bar = Progress(desc="counterfactual branches", show=progress, total=len(all_codes) + len(repeated))
     for code in all_codes:
         branch = [(list(h[0]) + [int(x)], list(h[1]) + [int(code)]) for h, x in zip(histories, branched)]
-        top, _ = recommend(model, inputs, branch, k)
+        top = recommend_batched(recommender, branch, k, num_items)
         for kind, groups in kinds.items():
             sims[kind][code.label] = _share(top, groups, groups[branched])
         bar.update(1)
@@ -115,7 +121,7 @@ def responsiveness(model: SequentialRecommender, inputs: ModelInputs,
     rep_sims: dict[str, dict[int, tuple[np.ndarray, np.ndarray]]] = {kind: {} for kind in kinds}
     if repeated:
         n_max = max(repeated)
-        extra = _same_cluster_followers(model, inputs, histories, branched, item_meta.cluster,
+        extra = _same_cluster_followers(recommender, histories, branched, item_meta.cluster,
                                         n_max - 1)
         for n in repeated:
             seq = [[int(branched[h])] + extra[h][: n - 1] for h in range(len(histories))]
@@ -124,8 +130,7 @@ def responsiveness(model: SequentialRecommender, inputs: ModelInputs,
             for code in (Feedback.POSITIVE, Feedback.DISLIKE):
                 branch = [(list(h[0]) + s, list(h[1]) + [int(code)] * len(s))
                           for h, s, good in zip(histories, seq, ok) if good]
-                top, _ = recommend(model, inputs, branch, k)
-                res[code] = top
+                res[code] = recommend_batched(recommender, branch, k, num_items)
             for kind, groups in kinds.items():
                 g = groups[branched[ok]]
                 pair = (_share(res[Feedback.DISLIKE], groups, g),
@@ -139,15 +144,29 @@ def responsiveness(model: SequentialRecommender, inputs: ModelInputs,
                                 responsiveness=resp, repeated=rep, repeated_similarity=rep_sims)
 
 
-def _same_cluster_followers(model, inputs, histories, branched, cluster, n) -> list[list[int]]:
-    """For each history, the ``n`` best-scored items (after the branched one) of the branched
-    item's cluster, excluding the history (fewer when the cluster has fewer such items). The
-    histories of each cluster are scored against that cluster's items only, so that memory and
-    work grow with the cluster, not the catalogue."""
+def _same_cluster_followers(recommender: Recommender, histories, branched, cluster, n
+                            ) -> list[list[int]]:
+    """For each history, the ``n`` best-ranked items (after the branched one) of the branched
+    item's cluster, excluding the history (fewer when the cluster has fewer such items; such a
+    history is left out of the longer repeated-dislike branches, and the estimates count the
+    histories behind them). A negrec model scores the histories of each cluster against that
+    cluster's items only, so that memory and work grow with the cluster, not the catalogue;
+    any other recommender gives its top :data:`FOLLOWER_DEPTH` and the cluster's items are
+    taken from it in its order."""
     out: list[list[int]] = [[] for _ in histories]
     if n <= 0:
         return out
     cluster = np.asarray(cluster)
+    branched = np.asarray(branched)
+    if not isinstance(recommender, ModelRecommender):
+        longest = max(len(h[0]) for h in histories)
+        depth = max(1, min(FOLLOWER_DEPTH, len(cluster) - longest))
+        top = recommend_batched(recommender, histories, depth, len(cluster))
+        for h, ids in enumerate(top):
+            seen = set(histories[h][0])
+            same = (cluster[ids] == cluster[branched[h]]) & (cluster[branched[h]] >= 0)
+            out[h] = [int(i) for i in ids[same] if i != branched[h] and int(i) not in seen][:n]
+        return out
     by_cluster = np.argsort(cluster, kind="stable")
     branched = np.asarray(branched)
     branched_cluster = cluster[branched]
@@ -156,8 +175,8 @@ def _same_cluster_followers(model, inputs, histories, branched, cluster, n) -> l
         lo, hi = np.searchsorted(cluster[by_cluster], [c, c + 1])
         items = by_cluster[lo:hi]
         # one more than n: the branched item may be among the best
-        top, scores = recommend(model, inputs, [histories[h] for h in rows],
-                                min(n + 1, len(items)), candidates=items)
+        top, scores = recommender.top([histories[h] for h in rows], min(n + 1, len(items)),
+                                      candidates=items)
         for h, ids, s in zip(rows, top, scores):
             out[h] = [int(i) for i, v in zip(ids, s) if i != branched[h] and v > -np.inf][:n]
     return out
@@ -165,29 +184,29 @@ def _same_cluster_followers(model, inputs, histories, branched, cluster, n) -> l
 
 # ---- where histories come from ------------------------------------------------------------
 
-def log_histories(model: SequentialRecommender, inputs: ModelInputs, log: EventLog,
+def log_histories(recommender: Recommender, log: EventLog,
                   users: np.ndarray | None = None, min_events: int = 1
                   ) -> tuple[list[History], np.ndarray, np.ndarray]:
     """Real-log histories: each user's events in ``log`` (e.g. the training split), and as the
-    branched item the model's own top-1 recommendation for that history. Returns
+    branched item the recommender's own top-1 recommendation for that history. Returns
     (histories, branched items, users)."""
     users = np.arange(log.num_users) if users is None else np.asarray(users)
     users = users[log.lengths()[users] >= min_events]
     histories = [(log.items[log.user_slice(int(u))].tolist(),
                   log.feedback[log.user_slice(int(u))].astype(int).tolist()) for u in users]
-    top, _ = recommend(model, inputs, histories, 1)
+    top = recommend_batched(recommender, histories, 1, log.num_items)
     return histories, top[:, 0], users
 
 
-def simulate_step(model: SequentialRecommender, inputs: ModelInputs, simulator, state,
-                  histories: list[History], slate_size: int, rng: np.random.Generator
+def simulate_step(recommender: Recommender, simulator, state, histories: list[History],
+                  slate_size: int, rng: np.random.Generator
                   ) -> tuple[np.ndarray, np.ndarray]:
-    """One step for every simulated user (users 0..len(histories)-1 of ``state``): the model
-    shows its top ``slate_size`` unseen items, the user takes one (the simulator's slate choice)
+    """One step for every simulated user (users 0..len(histories)-1 of ``state``): the
+    recommender shows its top ``slate_size`` items, the user takes one (the simulator's slate choice)
     and responds (its behaviour model); the event is appended to the user's history. Returns
     the items taken and the feedback codes, [U] each."""
     users = np.arange(len(histories))
-    top, _ = recommend(model, inputs, histories, slate_size)
+    top = recommend_batched(recommender, histories, slate_size, simulator.config.num_items)
     pick = simulator.choose_from_slate(state, users, top, rng)
     codes = simulator.respond(state, users, pick, rng)
     for u, (i, f) in enumerate(zip(pick.tolist(), codes.tolist())):
@@ -196,19 +215,19 @@ def simulate_step(model: SequentialRecommender, inputs: ModelInputs, simulator, 
     return pick, codes
 
 
-def simulated_histories(model: SequentialRecommender, inputs: ModelInputs, simulator, *,
+def simulated_histories(recommender: Recommender, simulator, *,
                         num_users: int, steps: int, seed: int, slate_size: int = 10,
                         progress: bool = False):
-    """Simulated users consume ``steps`` items recommended by ``model``: each step the model
-    shows its top ``slate_size`` unseen items, the user takes one as the simulator's slate
+    """Simulated users consume ``steps`` items recommended by ``recommender``: each step it
+    shows its top ``slate_size`` items, the user takes one as the simulator's slate
     choice says, and responds as its user model says. Returns (histories, branched items, user
-    state): the branched item is the model's top-1 after the last step."""
+    state): the branched item is the recommender's top-1 after the last step."""
     state = simulator.spawn_users(num_users, seed)
     rng = np.random.default_rng([simulator.seed, 3, seed])
     histories: list[History] = [([], []) for _ in range(num_users)]
     for _ in Progress(range(steps), f"simulating {num_users} histories, step", show=progress):
-        simulate_step(model, inputs, simulator, state, histories, slate_size, rng)
-    top, _ = recommend(model, inputs, histories, 1)
+        simulate_step(recommender, simulator, state, histories, slate_size, rng)
+    top = recommend_batched(recommender, histories, 1, simulator.config.num_items)
     return histories, top[:, 0], state
 
 

@@ -15,6 +15,14 @@ excluded by default). Then, with ``hit@K = rank <= K``:
 Every figure comes with the number of users behind it and a bootstrap 95% interval over users
 (:mod:`negrec.eval.stats`). Histories are batched by the collator and scored against the whole
 catalogue by :func:`negrec.models.scoring.catalogue_blocks`, as recommendations are.
+
+:func:`evaluate` takes any :class:`~negrec.eval.recommender.Recommender`. A negrec model (its
+adapter, :func:`~negrec.eval.recommender.from_model`) is ranked in full as above. Any other
+recommender is known only by its top-K list, K the largest cut-off: the held-out item's rank is
+its position in that list, and an item beyond it is a miss (rank K + 1). Recall, NDCG, dislike
+exposure and the HR gap at every cut-off <= K are then exactly what a full ranking would give;
+MRR becomes MRR@K (an item beyond the list counts 0 instead of 1 / rank), and the result says
+which ranking it had (``ranking``: ``full`` or ``top-K``).
 """
 
 from __future__ import annotations
@@ -28,12 +36,13 @@ import torch
 from negrec.data.collate import Collator
 from negrec.data.feedback import Feedback
 from negrec.data.split import HeldOut
+from negrec.eval.recommender import ModelRecommender, Recommender, recommend_batched
 from negrec.eval.stats import bootstrap_ci, difference_ci
 from negrec.models.base import SequentialRecommender
 from negrec.models.inputs import ModelInputs
 from negrec.models.scoring import DEFAULT_MAX_SCORES, catalogue_blocks
 
-__all__ = ["EvalResult", "evaluate", "held_out_ranks"]
+__all__ = ["EvalResult", "evaluate", "held_out_ranks", "top_k_ranks"]
 
 
 @torch.no_grad()
@@ -68,16 +77,28 @@ def held_out_ranks(model: SequentialRecommender, held: HeldOut, inputs: ModelInp
     return ranks
 
 
+def top_k_ranks(recommender: Recommender, held: HeldOut, depth: int) -> np.ndarray:
+    """[M] 1-based position of each held-out item in ``recommender``'s top-``depth`` list for the
+    history before it, ``depth + 1`` where the list does not hold it (a miss at every cut-off
+    <= ``depth``)."""
+    hist = held.history
+    histories = [hist.user_events(u) for u in range(len(held))]
+    top = recommend_batched(recommender, histories, depth, hist.num_items)
+    found = top == held.items[:, None]
+    return np.where(found.any(1), found.argmax(1) + 1, depth + 1).astype(np.int64)
+
+
 @dataclass
 class EvalResult:
     metrics: dict[str, float]
     ci: dict[str, tuple[float, float]]
     counts: dict[str, int]
     per_user: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    ranking: str = "full"  # "full", or "top-K" for a recommender known by its top-K list
 
     def to_dict(self) -> dict:
         return {"metrics": self.metrics, "ci95": {k: list(v) for k, v in self.ci.items()},
-                "counts": self.counts}
+                "counts": self.counts, "ranking": self.ranking}
 
     def flat(self) -> dict[str, float]:
         """metrics plus ``<name>_ci_low`` / ``<name>_ci_high`` and the user counts."""
@@ -88,13 +109,18 @@ class EvalResult:
         return out
 
 
-def evaluate(model: SequentialRecommender, held: HeldOut, inputs: ModelInputs, *,
-             ks: tuple[int, ...] = (10, 20), exclude_history: bool = True,
-             bootstrap: int = 1000, seed: int = 0, batch_size: int = 512) -> EvalResult:
-    """All offline metrics of one held-out set, for histories as ``inputs`` lets the model see
-    them; see the module docstring."""
-    ranks = held_out_ranks(model, held, inputs, exclude_history=exclude_history,
-                           batch_size=batch_size)
+def evaluate(recommender: Recommender, held: HeldOut, *, ks: tuple[int, ...] = (10, 20),
+             bootstrap: int = 1000, seed: int = 0) -> EvalResult:
+    """All offline metrics of one held-out set for ``recommender`` (a negrec model through
+    :func:`~negrec.eval.recommender.from_model`, ranked in full, or any recommender, ranked by
+    its top-``max(ks)`` list); see the module docstring."""
+    if isinstance(recommender, ModelRecommender):
+        ranks = held_out_ranks(recommender.model, held, recommender.inputs,
+                               exclude_history=recommender.exclude_history)
+        depth, ranking = None, "full"
+    else:
+        depth = max(ks)
+        ranks, ranking = top_k_ranks(recommender, held, depth), f"top-{depth}"
     pos = held.feedback == Feedback.POSITIVE
     neg = held.feedback == Feedback.DISLIKE
     metrics: dict[str, float] = {}
@@ -117,7 +143,8 @@ def evaluate(model: SequentialRecommender, held: HeldOut, inputs: ModelInputs, *
         ci[f"hr_gap@{k}"] = difference_ci((r_pos <= k).astype(np.float64),
                                           (r_neg <= k).astype(np.float64),
                                           resamples=bootstrap, seed=seed + 1)
-    add("mrr", 1.0 / r_pos if len(r_pos) else np.zeros(0))
+    # MRR over a top-K list: 1 / rank within it, 0 beyond it (MRR@K)
+    add("mrr", np.where(r_pos <= depth, 1.0 / r_pos, 0.0) if depth is not None else 1.0 / r_pos)
     counts = {"users": int(len(held)), "positive_users": int(pos.sum()),
               "dislike_users": int(neg.sum()), "other_users": int((~pos & ~neg).sum())}
-    return EvalResult(metrics=metrics, ci=ci, counts=counts, per_user=per_user)
+    return EvalResult(metrics=metrics, ci=ci, counts=counts, per_user=per_user, ranking=ranking)

@@ -1,6 +1,7 @@
 """Measuring a trained model's responsiveness to negative feedback: counterfactual branching of
 histories (simulated or from a log) and, on simulated data, the closed loop. One function,
-:func:`measure`, serves ``negrec demo`` and ``negrec responsiveness``.
+:func:`measure_recommender`, serves any recommender; :func:`measure` is its checkpoint form
+(``negrec demo`` and ``negrec responsiveness``).
 """
 
 from __future__ import annotations
@@ -12,20 +13,22 @@ from typing import Sequence
 import numpy as np
 
 from negrec.data.feedback import parse_feedback
-from negrec.data.log import EventLog
+from negrec.data.log import EventLog, ItemMeta
 from negrec.data.split import make_split
 from negrec.errors import UserError
 from negrec.eval.closed_loop import ClosedLoopResult, closed_loop
 from negrec.eval.counterfactual import (ResponsivenessResult, cooccurrence_clusters,
                                         log_histories, responsiveness, simulated_histories)
+from negrec.eval.recommender import Recommender, from_checkpoint
 from negrec.experiments.data import load_data
 from negrec.sim import Simulator
 from negrec.train.checkpoint import LoadedCheckpoint
+from negrec.train.config import TrainConfig
 from negrec.train.data_spec import SIMULATED, DataSpec
 from negrec.train.resume import stored_config
 
 __all__ = ["HISTORY_SEED_OFFSET", "LOOP_SEED_OFFSET", "Measurement", "MeasureSizes", "measure",
-           "measurable_actions", "world_of"]
+           "measurable_actions", "measure_recommender", "world_of"]
 
 #: Seeds of the simulated populations, offset from the measurement's seed so that the
 #: counterfactual histories, the closed-loop users and the training log (seed 0 + the run's
@@ -100,38 +103,51 @@ def measurable_actions(ck: LoadedCheckpoint, actions: Sequence[str]
 
 def measure(ck: LoadedCheckpoint, sizes: MeasureSizes, world: Simulator | EventLog, *,
             progress: bool = False) -> Measurement:
-    """Responsiveness of ``ck``'s model in ``world``: a :class:`Simulator` (histories made by
-    simulated users consuming the model's recommendations, then the closed loop) or the
-    model's data as an :class:`EventLog` (its leave-one-out training histories, branched at
-    the model's top-1; co-occurrence clusters when the items have none)."""
-    inputs, meta, out = ck.objective.inputs, ck.item_meta, Measurement()
+    """Responsiveness of ``ck``'s model (through its adapter,
+    :func:`~negrec.eval.recommender.from_checkpoint`) in ``world``, for the actions its training
+    data gave a meaning (:func:`measurable_actions`); see :func:`measure_recommender`."""
     actions, skipped = measurable_actions(ck, sizes.actions)
     if not actions:
         raise UserError(f"{ck.path}: none of the actions {', '.join(sizes.actions)} occurs in the "
                         "model's training data; there is nothing to measure")
+    out = measure_recommender(from_checkpoint(ck), ck.item_meta,
+                              dataclasses.replace(sizes, actions=tuple(actions)), world,
+                              split=stored_config(ck).split, progress=progress)
     if skipped:
-        out.entry["not_measured"] = skipped
+        out.entry = {"not_measured": skipped, **out.entry}
+    return out
+
+
+def measure_recommender(recommender: Recommender, item_meta: ItemMeta, sizes: MeasureSizes,
+                        world: Simulator | EventLog, *, split: str | None = None,
+                        progress: bool = False) -> Measurement:
+    """Responsiveness of any ``recommender`` over ``item_meta``'s catalogue in ``world``: a
+    :class:`Simulator` (histories made by simulated users consuming the recommender's slates,
+    then the closed loop) or an :class:`EventLog` (its training histories under the split
+    called ``split``, by default the training configuration's, branched at the recommender's top-1;
+    co-occurrence clusters when the items have none)."""
+    meta, out = item_meta, Measurement()
     if isinstance(world, Simulator):
         hist, branched, _ = simulated_histories(
-            ck.model, inputs, world, num_users=sizes.histories, steps=sizes.steps,
+            recommender, world, num_users=sizes.histories, steps=sizes.steps,
             seed=HISTORY_SEED_OFFSET + sizes.seed, progress=progress)
         if sizes.loop_users > 0:
-            out.loop = closed_loop(ck.model, inputs, world, num_users=sizes.loop_users,
+            out.loop = closed_loop(recommender, world, num_users=sizes.loop_users,
                                    steps=sizes.loop_steps, seed=LOOP_SEED_OFFSET + sizes.seed,
                                    warmup_events=sizes.loop_warmup, bootstrap=sizes.bootstrap,
                                    progress=progress)
     else:
-        train = make_split(world, stored_config(ck).split).train
+        train = make_split(world, split or TrainConfig.split).train
         users = np.arange(train.num_users)
         if len(users) > sizes.histories:
             rng = np.random.default_rng(sizes.seed)
             users = np.sort(rng.choice(users, sizes.histories, replace=False))
-        hist, branched, _ = log_histories(ck.model, inputs, train, users)
+        hist, branched, _ = log_histories(recommender, train, users)
         if (meta.cluster < 0).all():
             meta = dataclasses.replace(meta, cluster=cooccurrence_clusters(world, sizes.clusters),
                                        cluster_names=[f"cooc{k}" for k in range(sizes.clusters)])
             out.entry["clusters"] = f"{sizes.clusters} co-occurrence clusters (the data has none)"
-    out.result = responsiveness(ck.model, inputs, hist, branched, meta, actions=actions,
+    out.result = responsiveness(recommender, hist, branched, meta, actions=sizes.actions,
                                 bootstrap=sizes.bootstrap, seed=sizes.seed, progress=progress)
     result = out.result.to_dict()
     out.entry.update(responsiveness=result["responsiveness"],

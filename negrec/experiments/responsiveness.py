@@ -17,6 +17,7 @@ from typing import Callable, Sequence
 from negrec.errors import UserError
 from negrec.eval.report import responsiveness_summary
 from negrec.experiments.measure import Measurement, MeasureSizes, measure, world_of
+from negrec.experiments.recommenders import build_recommenders, outside_report, world_of_spec
 from negrec.experiments.pooling import (control_difference, pooled_closed_loop,
                                         pooled_responsiveness)
 from negrec.experiments.training import train_and_evaluate
@@ -94,10 +95,16 @@ def _measure_all(cks: Sequence[LoadedCheckpoint], sizes: MeasureSizes, worlds: d
 def responsiveness_report(checkpoints: Sequence[str | Path], sizes: MeasureSizes, *,
                           controls: Sequence[str | Path] = (), train_control_seeds: int = 3,
                           out_dir: str | Path, progress: bool = False,
-                          echo: Callable[[str], None] = print) -> dict:
+                          echo: Callable[[str], None] = print, recommenders=(),
+                          baselines: Sequence[str] = ()) -> dict:
     """The report (see the module docstring): ``objectives`` (one pooled entry per objective,
-    with ``vs_control`` when there is a control), ``control``, ``responsiveness`` (the README's
-    shape), ``simulated`` and ``notes``."""
+    with ``vs_control`` when there is a control; then a row per recommender of
+    ``recommenders`` and per baseline of ``baselines``, measured in the first checkpoint's
+    world: :mod:`negrec.experiments.recommenders`), ``control``, ``responsiveness`` (the
+    README's shape), ``simulated`` and ``notes``."""
+    if not checkpoints:
+        raise UserError("responsiveness_report: no checkpoints (outside recommenders alone: "
+                        "negrec.experiments.recommenders.measure)")
     groups = _groups(checkpoints)
     control_cks = [load_checkpoint(p) for p in controls]  # every input checked before any work
     not_placebo = [str(c.path) for c in control_cks if not stored_config(c).placebo]
@@ -150,5 +157,12 @@ def responsiveness_report(checkpoints: Sequence[str | Path], sizes: MeasureSizes
                              **pooled_responsiveness(control_runs, **pool)}
         if all(r.loop is not None for r in control_runs):
             report["control"]["closed_loop"] = pooled_closed_loop(control_runs, **pool)
+    if recommenders or baselines:
+        first = stored_config(next(iter(groups.values()))[0])
+        world = world_of_spec(first.data, first.split)
+        extra = outside_report(build_recommenders(recommenders, world.item_meta), world, sizes,
+                               baseline_names=baselines, progress=progress,
+                               rows=report["objectives"])
+        report["objectives"] = extra["objectives"]
     report["responsiveness"] = responsiveness_summary(report["objectives"])
     return report

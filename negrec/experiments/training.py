@@ -11,6 +11,7 @@ from negrec.data.log import EventLog
 from negrec.data.split import Split, make_split
 from negrec.data.transforms import permute_feedback
 from negrec.eval.metrics import evaluate
+from negrec.eval.recommender import from_checkpoint, from_model
 from negrec.experiments.data import load_data
 from negrec.files import write_json
 from negrec.progress import stage
@@ -44,7 +45,7 @@ def train_and_evaluate(config: TrainConfig, out_dir: str | Path, *, log: EventLo
     inputs = config.objective.inputs
 
     def validate(model):
-        return evaluate(model, split.valid, inputs, ks=(config.eval_k,), bootstrap=0).metrics
+        return evaluate(from_model(model, inputs), split.valid, ks=(config.eval_k,), bootstrap=0).metrics
 
     t0 = time.perf_counter()
     trainer = Trainer(config, split.train, out, validate=validate,
@@ -57,9 +58,9 @@ def train_and_evaluate(config: TrainConfig, out_dir: str | Path, *, log: EventLo
     best = load_checkpoint(out / "best.pt")
     with stage(f"evaluating {out / 'best.pt'} on {len(split.valid)} validation and "
                f"{len(split.test)} test events"):
-        valid = evaluate(best.model, split.valid, best.objective.inputs, ks=ks,
+        valid = evaluate(from_checkpoint(best), split.valid, ks=ks,
                          bootstrap=bootstrap, seed=config.seed)
-        test = evaluate(best.model, split.test, best.objective.inputs, ks=ks,
+        test = evaluate(from_checkpoint(best), split.test, ks=ks,
                         bootstrap=bootstrap, seed=config.seed)
     metrics = {
         "objective": config.objective.to_dict(),

@@ -35,3 +35,31 @@ def test_responsiveness_cli_on_a_log_without_clusters(tmp_path):
     # the placebo control, trained here from the checkpoint's configuration, is in the report
     assert data["control"]["seeds"] == 1 and "cluster" in entry["vs_control"]
     assert (tmp_path / "r" / "controls" / "seed0" / "best.pt").exists()
+
+
+def test_responsiveness_cli_measures_a_recommender_factory_on_the_simulator(tmp_path):
+    (tmp_path / "outside_cli.py").write_text(
+        "import numpy as np\n"
+        "class Firsts:\n"
+        "    name = 'firsts'\n"
+        "    def __init__(self, meta):\n        self.v = meta.num_items\n"
+        "    def recommend(self, items, feedback, k):\n"
+        "        return np.stack([np.setdiff1d(np.arange(self.v), i)[:k] for i in items])\n"
+        "def make(meta):\n    return Firsts(meta)\n")
+    proc = run_cli("responsiveness", "--recommender", "outside_cli:make", "--baselines",
+                   "most_popular", "--histories", "20", "--steps", "3", "--loop-users", "5",
+                   "--loop-steps", "2", "--bootstrap", "20", "--out", str(tmp_path / "r"),
+                   cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    data = json.loads((tmp_path / "r" / "report.json").read_text())
+    assert list(data["responsiveness"]) == ["firsts", "most_popular"]
+    assert data["objectives"]["firsts"]["kind"] == "recommender"
+    proc = run_cli("responsiveness", "--recommender", "no_module_here:make", "--out",
+                   str(tmp_path / "x"), cwd=tmp_path)
+    assert proc.returncode != 0
+    assert "cannot import module 'no_module_here': ModuleNotFoundError" in proc.stderr
+    proc = run_cli("evaluate", "--recommender", "outside_cli:make", "--k", "5", "--bootstrap",
+                   "0", "--data", "simulated", "--sim-users", "40", "--sim-events", "10",
+                   cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json.loads(proc.stdout)["recommenders"]["firsts"]["ranking"] == "top-5"

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from negrec.eval.closed_loop import closed_loop
+from negrec.eval.recommender import from_model
 from negrec.eval.stats import ratio_of_means_ci
 from negrec.train.objectives import OBJECTIVES
 from negrec.sim import SimConfig, Simulator
@@ -20,7 +21,7 @@ def test_closed_loop_rates_are_consistent_and_paired():
     sim = Simulator(SIM, seed=0)
     model = ScoreTableModel(torch.rand(SIM.num_items + 1, SIM.num_items,
                                        generator=torch.Generator().manual_seed(0)))
-    res = closed_loop(model, NTR, sim, num_users=40, steps=8, seed=2, bootstrap=200)
+    res = closed_loop(from_model(model, NTR), sim, num_users=40, steps=8, seed=2, bootstrap=200)
     r = {k: v.mean for k, v in res.rates.items()}
     assert r["positive_rate"] + r["neutral_rate"] + r["skip_rate"] + r["dislike_rate"] == pytest.approx(1.0)
     assert r["repeated_dislike_cluster_rate"] <= r["dislike_rate"]
@@ -30,7 +31,7 @@ def test_closed_loop_rates_are_consistent_and_paired():
         assert len(res.per_step[k]) == 8 and len(res.per_user[k]) == 40
     d = res.to_dict()
     assert d["rates"]["dislike_rate"]["mean"] == r["dislike_rate"]
-    same = closed_loop(model, NTR, sim, num_users=40, steps=8, seed=2, bootstrap=200)
+    same = closed_loop(from_model(model, NTR), sim, num_users=40, steps=8, seed=2, bootstrap=200)
     np.testing.assert_array_equal(same.per_user["dislike_rate"], res.per_user["dislike_rate"])
     e = ratio_of_means_ci(res.per_user["dislike_rate"], same.per_user["dislike_rate"])
     assert e.mean == 0.0
@@ -51,7 +52,7 @@ def test_closed_loop_users_start_from_logged_histories():
     sim = Simulator(SIM, seed=0)
     table = torch.rand(SIM.num_items + 1, SIM.num_items, generator=torch.Generator().manual_seed(0))
     model = RecordingModel(table, max_len=20)
-    res = closed_loop(model, NTR, sim, num_users=40, steps=6, seed=2, warmup_events=5, bootstrap=50)
+    res = closed_loop(from_model(model, NTR), sim, num_users=40, steps=6, seed=2, warmup_events=5, bootstrap=50)
     assert res.warmup_events == 5 and res.to_dict()["warmup_events"] == 5
     assert all(len(v) == 6 for v in res.per_step.values())  # rates cover the model's steps only
     # the model's first slate is computed from the users' warm-up events, made as the
@@ -64,7 +65,7 @@ def test_closed_loop_users_start_from_logged_histories():
         assert items[u, -5:].tolist() == it.tolist() and (items[u, :-5] == SIM.num_items).all()
         assert feedback[u, -5:].tolist() == fb.tolist()
     cold = RecordingModel(table, max_len=20)
-    closed_loop(cold, NTR, sim, num_users=40, steps=6, seed=2, warmup_events=0, bootstrap=50)
+    closed_loop(from_model(cold, NTR), sim, num_users=40, steps=6, seed=2, warmup_events=0, bootstrap=50)
     assert (cold.first[0] == SIM.num_items).all()  # cold start: empty histories
 
 
@@ -76,8 +77,8 @@ def test_closed_loop_counts_warm_up_dislikes_as_already_disliked():
                     loved_clusters=0, hated_clusters=2, hated_penalty=20.0)
     sim = Simulator(cfg, seed=0)
     model = ScoreTableModel(torch.rand(401, 400, generator=torch.Generator().manual_seed(1)))
-    warm = closed_loop(model, NTR, sim, num_users=30, steps=3, seed=5, warmup_events=10, bootstrap=50)
-    cold = closed_loop(model, NTR, sim, num_users=30, steps=3, seed=5, warmup_events=0, bootstrap=50)
+    warm = closed_loop(from_model(model, NTR), sim, num_users=30, steps=3, seed=5, warmup_events=10, bootstrap=50)
+    cold = closed_loop(from_model(model, NTR), sim, num_users=30, steps=3, seed=5, warmup_events=0, bootstrap=50)
     assert warm.per_step["dislike_rate"][0] > 0.9
     assert warm.per_step["repeated_dislike_cluster_rate"][0] > 0.9
     assert cold.per_step["repeated_dislike_cluster_rate"][0] == 0.0
@@ -94,4 +95,4 @@ def test_closed_loop_rejects_bad_sizes(kwargs, message):
     model = ScoreTableModel(torch.rand(SIM.num_items + 1, SIM.num_items))
     args = dict(num_users=5, steps=3, seed=0, bootstrap=10) | kwargs
     with pytest.raises(ValueError, match=message):
-        closed_loop(model, NTR, sim, **args)
+        closed_loop(from_model(model, NTR), sim, **args)

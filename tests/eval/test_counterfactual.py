@@ -11,6 +11,7 @@ import torch
 
 from negrec.data import Feedback
 from negrec.data.log import EventLog, ItemMeta
+from negrec.eval.recommender import from_model
 from negrec.eval.counterfactual import (cooccurrence_clusters, log_histories, responsiveness,
                                         simulated_histories)
 from negrec.train.objectives import OBJECTIVES
@@ -58,7 +59,7 @@ def test_model_that_ignores_feedback_has_zero_responsiveness():
     # always recommends the branched item's cluster: similarity 1 in every branch
     model = ScoreTableModel(same_cluster_table())
     branched = np.arange(0, V, 3)
-    res = responsiveness(model, NTR, histories_ending_before(branched), branched, META,
+    res = responsiveness(from_model(model, NTR), histories_ending_before(branched), branched, META,
                          actions=("dislike", "skip"), bootstrap=200)
     for action in ("dislike", "skip"):
         np.testing.assert_array_equal(res.similarity["cluster"][action], 1.0)
@@ -73,7 +74,7 @@ def test_model_that_ignores_feedback_has_zero_responsiveness():
 def test_model_that_leaves_the_cluster_after_a_dislike_has_minus_one():
     model = ScoreTableModel(same_cluster_table(), by_feedback={int(Feedback.DISLIKE): other_cluster_table()})
     branched = np.arange(0, V, 2)
-    res = responsiveness(model, NTR, histories_ending_before(branched), branched, META,
+    res = responsiveness(from_model(model, NTR), histories_ending_before(branched), branched, META,
                          actions=("dislike", "skip"), bootstrap=200)
     d = res.responsiveness["cluster"]["dislike"]
     assert d.mean == -1.0 and d.ci_low == -1.0 and d.ci_high == -1.0 and d.excludes_zero()
@@ -96,7 +97,7 @@ def test_partial_back_off_is_measured_exactly():
         t[x, torch.from_numpy(nxt[:6])] = 0.5
     model = ScoreTableModel(same_cluster_table(), by_feedback={int(Feedback.DISLIKE): t})
     branched = np.arange(V)
-    res = responsiveness(model, NTR, histories_ending_before(branched), branched, META,
+    res = responsiveness(from_model(model, NTR), histories_ending_before(branched), branched, META,
                          actions=("dislike",), repeated=(), bootstrap=100)
     np.testing.assert_allclose(res.similarity["cluster"]["positive"], 1.0)
     np.testing.assert_allclose(res.similarity["cluster"]["dislike"], 0.4)
@@ -116,7 +117,7 @@ def test_ci_width_shrinks_with_more_histories_of_a_model():
     widths = []
     for n in (20, 640):
         branched = rng.integers(0, V, n)
-        res = responsiveness(model, NTR, histories_ending_before(branched, seed=n), branched, META,
+        res = responsiveness(from_model(model, NTR), histories_ending_before(branched, seed=n), branched, META,
                              actions=("dislike",), repeated=(), bootstrap=500)
         e = res.responsiveness["cluster"]["dislike"]
         expected = keep[branched].mean() / 10 - 1
@@ -129,11 +130,11 @@ def test_responsiveness_rejects_bad_arguments():
     model = ScoreTableModel(same_cluster_table())
     h = histories_ending_before(np.array([0, 1]))
     with pytest.raises(ValueError, match="2 histories but 3 branched items"):
-        responsiveness(model, NTR, h, np.array([0, 1, 2]), META)
+        responsiveness(from_model(model, NTR), h, np.array([0, 1, 2]), META)
     with pytest.raises(ValueError, match="no histories"):
-        responsiveness(model, NTR, [], np.array([], dtype=np.int64), META)
+        responsiveness(from_model(model, NTR), [], np.array([], dtype=np.int64), META)
     with pytest.raises(ValueError, match="compared with the positive branch"):
-        responsiveness(model, NTR, h, np.array([0, 1]), META, actions=("positive",))
+        responsiveness(from_model(model, NTR), h, np.array([0, 1]), META, actions=("positive",))
 
 
 def test_log_histories_branch_on_the_models_top1():
@@ -141,7 +142,7 @@ def test_log_histories_branch_on_the_models_top1():
     users = [0, 0, 0, 1, 1]
     items = [0, 25, 41, 60, 3]
     log = EventLog.from_events(users, items, np.arange(5), [1, 1, 1, 1, 1], item_meta=META)
-    hist, branched, u = log_histories(model, NTR, log)
+    hist, branched, u = log_histories(from_model(model, NTR), log)
     assert [h[0] for h in hist] == [[0, 25, 41], [60, 3]]
     # top-1 after item 41 is the best unseen item of cluster 2; after item 3, of cluster 0
     assert CLUSTER[branched[0]] == 2 and branched[0] != 41
@@ -189,12 +190,12 @@ def test_simulated_histories_consume_the_models_recommendations():
     sim = Simulator(SIM, seed=0)
     model = ScoreTableModel(torch.rand(SIM.num_items + 1, SIM.num_items,
                                        generator=torch.Generator().manual_seed(0)))
-    hist, branched, state = simulated_histories(model, NTR, sim, num_users=30, steps=6, seed=1)
+    hist, branched, state = simulated_histories(from_model(model, NTR), sim, num_users=30, steps=6, seed=1)
     assert len(hist) == 30 and all(len(h[0]) == 6 == len(set(h[0])) for h in hist)
     assert all(set(f) <= {1, 2, 3, 4} for _, f in hist)
     assert all(b not in h[0] for b, h in zip(branched, hist))
     assert state.seen.sum() == 30 * 6
-    again, b2, _ = simulated_histories(model, NTR, sim, num_users=30, steps=6, seed=1)
+    again, b2, _ = simulated_histories(from_model(model, NTR), sim, num_users=30, steps=6, seed=1)
     assert again == hist and np.array_equal(branched, b2)
 
 
@@ -233,5 +234,12 @@ def test_same_cluster_followers_score_only_the_clusters_items(monkeypatch):
         return real(states, table, **kw)
 
     monkeypatch.setattr(base, "catalogue_blocks", counting)
-    assert _same_cluster_followers(model, NTR, hists, branched, CLUSTER, n) == want
+    assert _same_cluster_followers(from_model(model, NTR), hists, branched, CLUSTER, n) == want
     assert scored and max(scored) == PER
+    # a recommender known only by its top-K lists: the followers are taken from its top
+    # FOLLOWER_DEPTH (here deeper than the catalogue left after the longest history)
+    from negrec.eval.recommender import from_function
+
+    monkeypatch.setattr(base, "catalogue_blocks", real)
+    opaque = from_function(from_model(model, NTR).recommend)
+    assert _same_cluster_followers(opaque, hists, branched, CLUSTER, n) == want

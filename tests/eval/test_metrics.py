@@ -9,6 +9,7 @@ import torch
 
 from negrec.data import EventLog, leave_one_out
 from negrec.eval import evaluate, held_out_ranks
+from negrec.eval.recommender import from_model
 from negrec.train.objectives import OBJECTIVES
 from toy_models import ScoreTableModel
 
@@ -47,7 +48,7 @@ def test_ranks_exclusion_and_metrics():
         for m, exclude, want in ((model, False, [3, 1, 2]), (reverse, True, [1, 3, 3])):
             assert held_out_ranks(m, split.test, obj, exclude_history=exclude,
                                   max_scores=max_scores).tolist() == want
-    res = evaluate(model, split.test, obj, ks=(1, 3), bootstrap=200, exclude_history=False)
+    res = evaluate(from_model(model, obj, exclude_history=False), split.test, ks=(1, 3), bootstrap=200)
     # positive-last users: user0 (rank 3); dislike-last: user1 (rank 1); neutral: user2
     assert res.counts == {"users": 3, "positive_users": 1, "dislike_users": 1, "other_users": 1}
     assert res.metrics["recall@1"] == 0.0 and res.metrics["recall@3"] == 1.0
@@ -55,3 +56,22 @@ def test_ranks_exclusion_and_metrics():
     assert res.metrics["mrr"] == pytest.approx(1 / 3)
     assert res.metrics["dislike_exposure@1"] == 1.0
     assert res.metrics["hr_gap@3"] == 0.0
+
+
+def test_a_recommender_known_by_its_top_k_gets_the_same_figures_up_to_k():
+    """The same model as a plain function (top-K lists only): ranks up to K are the full
+    ranking's, beyond K a miss; every metric at a cut-off <= K is identical, MRR is MRR@K."""
+    from negrec.eval.recommender import from_function
+
+    split = leave_one_out(toy_log())
+    obj = OBJECTIVES["input_only"].inputs
+    model = from_model(ranking_model(), obj, exclude_history=False)
+    full = evaluate(model, split.test, ks=(1, 2), bootstrap=50)
+    top = evaluate(from_function(model.recommend, name="f"), split.test, ks=(1, 2), bootstrap=50)
+    assert (full.ranking, top.ranking) == ("full", "top-2")
+    assert full.per_user["rank"].tolist() == [3, 1, 2] and top.per_user["rank"].tolist() == [3, 1, 2]
+    for name in ("recall@1", "recall@2", "ndcg@2", "dislike_exposure@1", "hr_gap@2"):
+        assert top.metrics[name] == full.metrics[name] and top.ci[name] == full.ci[name]
+    # user0's held-out item is 3rd: 1/3 in the full ranking, beyond the top-2 list: 0
+    assert full.metrics["mrr"] == pytest.approx(1 / 3) and top.metrics["mrr"] == 0.0
+    assert top.to_dict()["ranking"] == "top-2"

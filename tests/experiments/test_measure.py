@@ -11,6 +11,7 @@ import torch
 
 from negrec.eval.closed_loop import closed_loop
 from negrec.eval.counterfactual import responsiveness, simulated_histories
+from negrec.eval.recommender import from_checkpoint
 from negrec.experiments.measure import (HISTORY_SEED_OFFSET, LOOP_SEED_OFFSET, MeasureSizes,
                                         measure, world_of)
 from negrec.sim import SimConfig, Simulator
@@ -36,10 +37,10 @@ def test_measure_on_a_simulator_is_the_counterfactuals_and_the_closed_loop():
                          bootstrap=30, seed=5)
     result = measure(ck, sizes, sim)
     inputs = ck.objective.inputs
-    hist, branched, _ = simulated_histories(ck.model, inputs, sim, num_users=20, steps=4,
+    hist, branched, _ = simulated_histories(from_checkpoint(ck), sim, num_users=20, steps=4,
                                             seed=HISTORY_SEED_OFFSET + 5)
-    resp = responsiveness(ck.model, inputs, hist, branched, ck.item_meta, bootstrap=30, seed=5)
-    loop = closed_loop(ck.model, inputs, sim, num_users=15, steps=3, seed=LOOP_SEED_OFFSET + 5,
+    resp = responsiveness(from_checkpoint(ck), hist, branched, ck.item_meta, bootstrap=30, seed=5)
+    loop = closed_loop(from_checkpoint(ck), sim, num_users=15, steps=3, seed=LOOP_SEED_OFFSET + 5,
                        warmup_events=2, bootstrap=30)
     assert result.entry["responsiveness"] == resp.to_dict()["responsiveness"]
     assert result.entry["closed_loop"] == loop.to_dict()

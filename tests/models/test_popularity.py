@@ -7,6 +7,7 @@ import torch
 
 from negrec.data import Feedback, leave_one_out
 from negrec.eval.metrics import evaluate
+from negrec.eval.recommender import from_model
 from negrec.train.objectives import OBJECTIVES
 from negrec.models.popularity import MostPopular
 from negrec.sim import Simulator, preset
@@ -24,5 +25,5 @@ def test_most_popular_ranks_by_positive_events_and_ignores_the_user():
     assert counts[top[0].numpy()].tolist() == sorted(counts[top[0].numpy()].tolist(), reverse=True)
     assert counts[int(top[0, 0])] == counts.max()
     # the evaluation machinery accepts it like a trained model, and it is far from useless
-    res = evaluate(model, split.test, OBJECTIVES["positive_only"].inputs, ks=(10,), bootstrap=0)
+    res = evaluate(from_model(model, OBJECTIVES["positive_only"].inputs), split.test, ks=(10,), bootstrap=0)
     assert res.metrics["recall@10"] > 10 / log.num_items

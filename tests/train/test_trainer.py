@@ -15,6 +15,7 @@ import torch
 
 from negrec.data import leave_one_out
 from negrec.eval import evaluate
+from negrec.eval.recommender import from_checkpoint, from_model
 from negrec.train.checkpoint import load_checkpoint
 from negrec.sim import SimConfig, Simulator
 from negrec.train import (LossConfig, NonFiniteLossError, OptimConfig, TrainConfig, Trainer,
@@ -67,9 +68,9 @@ def test_learns_and_checkpoint_is_self_contained(sim_split, tmp_path):
     cfg = small_config(epochs=4, eval_every=1, loss=LossConfig(mode="full"))
     obj = cfg.objective.inputs
     untrained = Trainer(cfg, sim_split.train, tmp_path / "u")
-    before = evaluate(untrained.model, sim_split.valid, obj, bootstrap=10).metrics["ndcg@10"]
+    before = evaluate(from_model(untrained.model, obj), sim_split.valid, bootstrap=10).metrics["ndcg@10"]
     res = Trainer(cfg, sim_split.train, tmp_path / "run",
-                  validate=lambda m: evaluate(m, sim_split.valid, obj, bootstrap=10).metrics).fit()
+                  validate=lambda m: evaluate(from_model(m, obj), sim_split.valid, bootstrap=10).metrics).fit()
     fresh = Trainer(cfg, sim_split.train, tmp_path / "x")  # windows differ per epoch
     assert res.steps == sum(math.ceil(len(fresh._windows(e)[0]) / cfg.batch_size) for e in range(4))
     assert res.best_metric > 2 * before  # the simulator's tastes are learnable
@@ -79,7 +80,7 @@ def test_learns_and_checkpoint_is_self_contained(sim_split, tmp_path):
     ck = load_checkpoint(tmp_path / "run" / "best.pt")
     assert ck.objective.name == "input_ntr" and ck.item_meta.num_items == 200
     assert ck.item_meta.creator is not None and len(ck.user_ids) == 150
-    again = evaluate(ck.model, sim_split.valid, ck.objective.inputs, bootstrap=10).metrics["ndcg@10"]
+    again = evaluate(from_checkpoint(ck), sim_split.valid, bootstrap=10).metrics["ndcg@10"]
     assert again == pytest.approx(res.best_metric)
     cfg_back = load_config(tmp_path / "run" / "config.yaml")
     assert cfg_back.to_dict() == cfg.to_dict()
