@@ -88,6 +88,30 @@ def read_ml100k(folder: str | Path) -> Ml100k:
     return Ml100k(movie_ids=movie_ids, user_ids=user_ids, histories=histories)
 
 
+def read_event_store(folder: str | Path) -> Ml100k:
+    """A negrec event store (``negrec data convert ... --out DIR``: uncompressed ``.npy`` arrays
+    in CSR layout, users' events in time order) read with numpy alone, e.g. a simulated log, so
+    that the same model can be trained on negrec's simulator. ``movie_ids`` are the store's raw
+    item ids (``item_raw_ids.npy``), whose positions are the dense ids negrec passes in."""
+    folder = Path(folder)
+    arrays = {}
+    for name in ("offsets", "items", "feedback", "user_ids", "item_raw_ids"):
+        path = folder / f"{name}.npy"
+        if not path.is_file():
+            raise FileNotFoundError(f"{folder}: expected the event-store array {name}.npy; not found")
+        arrays[name] = np.load(path, allow_pickle=False)
+    offsets = arrays["offsets"]
+    histories = [(arrays["items"][a:b].astype(np.int64), arrays["feedback"][a:b].astype(np.int8))
+                 for a, b in zip(offsets[:-1], offsets[1:])]
+    return Ml100k(movie_ids=arrays["item_raw_ids"].astype(np.int64),
+                  user_ids=arrays["user_ids"].astype(np.int64), histories=histories)
+
+
+def read_events(folder: str | Path) -> Ml100k:
+    """An ml-100k folder (``u.data``) or a negrec event store (``manifest.json``)."""
+    return read_event_store(folder) if (Path(folder) / "manifest.json").is_file() else read_ml100k(folder)
+
+
 def training_histories(data: Ml100k) -> list[tuple[np.ndarray, np.ndarray]]:
     """Each user's history without its last :data:`HELD_OUT_EVENTS` events (users with fewer
     than three events keep all of theirs)."""

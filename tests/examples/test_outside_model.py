@@ -113,3 +113,20 @@ def test_the_factory_says_where_the_weights_are_missing(tmp_path, monkeypatch):
     with pytest.raises(UserError, match="absent.pt: not found"):
         negrec.measure("outside_model.factory:make", sizes=MeasureSizes(histories=5),
                        include_baselines=False)
+
+
+def test_an_event_store_reads_as_negrecs_log(tmp_path):
+    # the example trains on negrec's simulator through a store read with numpy alone: its
+    # histories must be negrec's, user by user, and its item ids negrec's dense ids
+    from negrec.data import EventLog
+    from negrec.sim import SimConfig, Simulator
+
+    log, _ = Simulator(SimConfig(num_users=30, events_per_user=12, num_items=80), seed=3).generate()
+    log.save_store(tmp_path / "sim.store")
+    data = outside.read_events(tmp_path / "sim.store")
+    opened = EventLog.open(tmp_path / "sim.store")
+    assert data.num_items == opened.num_items == 80
+    assert len(data.histories) == opened.num_users
+    for u, (items, codes) in enumerate(data.histories):
+        assert np.array_equal(items, opened.items[opened.user_slice(u)])
+        assert np.array_equal(codes, opened.feedback[opened.user_slice(u)])
