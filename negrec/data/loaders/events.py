@@ -16,7 +16,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from negrec.data.csr import build_csr
-from negrec.data.loaders.columns import Column, Times, _edge_bytes, read_table_ids
+from negrec.data.loaders.columns import Column, _edge_bytes, read_table_ids
+from negrec.data.loaders.times import Times
 from negrec.data.loaders.errors import DataFormatError
 from negrec.data.log import EventLog, ItemMeta, LoadReport
 

@@ -8,7 +8,8 @@ from typing import Literal
 
 import numpy as np
 
-from negrec.data.loaders.columns import Failures, read_floats, read_ids, read_times
+from negrec.data.loaders.columns import Failures, read_floats, read_ids
+from negrec.data.loaders.times import read_times
 from negrec.data.loaders.errors import BadRows, DataFormatError
 from negrec.data.loaders.events import EventColumns, merge_meta_report, require_events
 from negrec.data.loaders.parse import RatingMapping

@@ -14,7 +14,8 @@ from typing import Callable
 
 import numpy as np
 
-from negrec.data.loaders.columns import KIND_NAMES, Column, Failures, Times
+from negrec.data.loaders.columns import Column, Failures
+from negrec.data.loaders.times import KIND_NAMES, Times
 from negrec.data.loaders.errors import BadRowPolicy
 
 __all__ = ["BadRow", "RowChecks", "TimeKinds"]

@@ -19,11 +19,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from negrec.data.feedback import FEEDBACK_TYPES, OTHER_LABELS, FeedbackLabels
-from negrec.data.loaders.columns import (Column, Failures, TypedColumn, read_custom_times,
-                                         read_floats, read_labels, read_table_ids, read_times,
-                                         strip_texts)
+from negrec.data.loaders.columns import (Column, Failures, TypedColumn, read_floats,
+                                         read_labels, read_table_ids, strip_texts)
 from negrec.data.loaders.errors import BadRowPolicy, BadRows, DataFormatError, Option
 from negrec.data.loaders.events import EventColumns, merge_meta_report, require_events
+from negrec.data.loaders.times import read_custom_times, read_times
 from negrec.data.loaders.parse import RatingMapping
 from negrec.data.loaders.rows import BadRow, RowChecks, TimeKinds
 from negrec.data.loaders.sources import data_source
