@@ -10,31 +10,26 @@ bad row reported against its own file and line (or row).
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Mapping, Sequence
+from typing import Callable, Mapping
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from negrec.data.feedback import FEEDBACK_TYPES, OTHER_LABELS, FeedbackLabels
-from negrec.data.loaders.columns import (Column, Failures, TypedColumn, read_floats,
-                                         read_labels, read_table_ids, strip_texts)
+from negrec.data.loaders.columns import Column, Failures, read_floats, read_labels, read_table_ids
 from negrec.data.loaders.errors import BadRowPolicy, BadRows, DataFormatError, Option
 from negrec.data.loaders.events import EventColumns, merge_meta_report, require_events
-from negrec.data.loaders.times import read_custom_times, read_times
 from negrec.data.loaders.parse import RatingMapping
-from negrec.data.loaders.rows import BadRow, RowChecks, TimeKinds
+from negrec.data.loaders.rows import RowChecks, TimeKinds
 from negrec.data.loaders.sources import data_source
-from negrec.data.loaders.text import TextFile
+from negrec.data.loaders.table_files import TableBlock, _read_table
+from negrec.data.loaders.times import read_custom_times, read_times
 from negrec.data.log import EventLog, ItemMeta, LoadReport
 from negrec.errors import UserError
 
 __all__ = ["ColumnMap", "ItemColumns", "load_table"]
-
-#: Rows per record batch read from a Parquet file.
-PARQUET_BATCH_ROWS = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -64,163 +59,6 @@ class ItemColumns:
     item: str = "item"
     category: str | None = "category"
     creator: str | None = None
-
-
-# ---- reading a table ----------------------------------------------------------------------------
-
-@dataclass
-class TableBlock:
-    """Rows of one block of one file of a table, with the fields read by column name. A CSV
-    value is read without its surrounding spaces (``strip``); a Parquet value is ``str()`` of
-    what pyarrow gives. ``too_few``: the rows lacking a needed field (CSV)."""
-
-    policy: BadRowPolicy
-    n: int
-    columns: dict[str, Column]
-    lines: Callable[[np.ndarray], np.ndarray]
-    rows_read: int
-    strip: bool  # CSV: every value is read without its surrounding spaces
-    too_few: Failures | None = None  # rows lacking a needed field (CSV)
-    reader_bad: list[BadRow] = field(default_factory=list)
-    error_after: Exception | None = None
-
-    def ids(self, name: str) -> Column:
-        """A column of ids or labels as distinct texts (stripped for CSV)."""
-        col = self.columns[name]
-        if isinstance(col, TypedColumn):
-            return col.as_text()
-        return strip_texts(col) if self.strip else col
-
-
-def _is_pattern(path: Path) -> bool:
-    return any(c in str(path) for c in "*?[")
-
-
-def _table_files(path: Path) -> list[tuple[Path, dict[str, str]]]:
-    """The files of a table and the Hive partition columns of each (``key=value`` folders)."""
-    if not _is_pattern(path) and not path.is_dir():
-        return [(path, {})]
-    import pyarrow.dataset as ds
-
-    if _is_pattern(path):
-        root = next(p for p in path.parents if not _is_pattern(p))
-        files = sorted(root.glob(str(path.relative_to(root))))
-        if not files:
-            raise FileNotFoundError(f"{path}: no files match")
-        base = root
-    else:
-        files, base = None, path
-    fmt = _format_of(files[0] if files else path)
-    dataset = ds.dataset([str(f) for f in files] if files else str(path), format=fmt,
-                         partitioning=ds.HivePartitioning.discover(infer_dictionary=True),
-                         partition_base_dir=str(base) if files else None,
-                         exclude_invalid_files=False)
-    out = []
-    for fragment in sorted(dataset.get_fragments(), key=lambda f: f.path):
-        keys = ds.get_partition_keys(fragment.partition_expression)
-        out.append((Path(fragment.path), {k: "" if v is None else str(v) for k, v in keys.items()}))
-    if not out:
-        raise FileNotFoundError(f"{path}: no files found")
-    return out
-
-
-def _format_of(path: Path) -> str:
-    """``parquet`` for a .parquet file (or a folder holding one), else ``csv``."""
-    if path.is_dir():
-        return "parquet" if next(path.rglob("*.parquet"), None) is not None else "csv"
-    return "parquet" if path.suffix == ".parquet" else "csv"
-
-
-def _read_table(path: Path, delimiter: str, encoding: str, on_bad_rows: BadRows,
-                report: LoadReport, needed: Sequence[str], kinds: Mapping[str, str]
-                ) -> Iterator[TableBlock]:
-    """The blocks of every file of the table ``path``, with the columns ``needed``
-    (``kinds[name]``: "dict" for ids and labels, "str" for other texts)."""
-    for file, partitions in _table_files(path):
-        fmt = _format_of(file)
-        from_file = [c for c in needed if c not in partitions]
-        blocks = (_parquet_blocks(file, from_file, kinds, on_bad_rows, report) if fmt == "parquet"
-                  else _csv_blocks(file, from_file, kinds, delimiter, encoding, on_bad_rows, report))
-        for block in blocks:
-            for name, value in partitions.items():
-                block.columns[name] = Column(pa.array([value]), np.zeros(block.n, np.int32))
-            yield block
-
-
-def _csv_blocks(path: Path, needed: Sequence[str], kinds: Mapping[str, str], delimiter: str,
-                encoding: str, on_bad_rows: BadRows, report: LoadReport) -> Iterator[TableBlock]:
-    text = TextFile(path, delimiter=delimiter, encoding=encoding, header=True,
-                    on_bad_rows=on_bad_rows, report=report, min_fields=1, encoding_option=True)
-    text.start()
-    try:
-        idx = {c: text.column(c) for c in needed}
-    except DataFormatError:
-        # as the row-by-row reader: its first row (or the end, given a header) found it out
-        if text.report_until_good_row() or text.header is not None:
-            raise
-        return
-    width = max(idx.values()) + 1 if idx else 0
-    for block in text.blocks({j: kinds[c] for c, j in idx.items()}):
-        nfields = block.nfields
-        too_few = Failures.where(nfields < width, "too few fields", lambda r, nf=nfields: (
-            f"expected at least {width} fields separated by {delimiter!r}, got {nf[r]}"))
-        yield TableBlock(policy=text.bad, n=block.n,
-                         columns={c: block.columns[j] for c, j in idx.items()},
-                         lines=block.lines, rows_read=block.rows_read, strip=True,
-                         too_few=too_few, reader_bad=block.reader_bad,
-                         error_after=block.error_after)
-
-
-def _unreadable_parquet(path: Path, exc: Exception) -> DataFormatError:
-    """The error for a file pyarrow cannot read, as reading the whole file reports it."""
-    try:
-        pq.read_table(path)
-    except Exception as whole:  # truncated or not Parquet at all
-        exc = whole
-    return DataFormatError(f"{path}: not a readable Parquet file ({type(exc).__name__}: {exc})")
-
-
-def _parquet_blocks(path: Path, needed: Sequence[str], kinds: Mapping[str, str],
-                    on_bad_rows: BadRows, report: LoadReport) -> Iterator[TableBlock]:
-    """Record batches of a Parquet file; values read as ``str()`` of what pyarrow gives (ints
-    canonical, datetimes ISO, nulls empty), typed columns without going through text."""
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: file not found")
-    try:
-        parquet = pq.ParquetFile(path)
-        names = parquet.schema_arrow.names
-    except Exception as exc:
-        raise _unreadable_parquet(path, exc) from None
-    missing = [c for c in needed if c not in names]
-    if missing:
-        raise DataFormatError(f"{path}: missing column {missing[0]!r}; the file has {names}")
-    policy = BadRowPolicy(path, on_bad_rows, report)
-    batches = parquet.iter_batches(batch_size=PARQUET_BATCH_ROWS, columns=list(dict.fromkeys(needed)))
-    first = 1
-    while True:
-        try:
-            batch = next(batches)
-        except StopIteration:
-            return
-        except Exception as exc:
-            raise _unreadable_parquet(path, exc) from None
-        n = batch.num_rows
-        cols = {c: _parquet_column(batch.column(c), kinds[c]) for c in needed}
-        yield TableBlock(policy=policy, n=n, columns=cols, rows_read=n, strip=False,
-                         lines=lambda rows, first=first: first + np.asarray(rows, np.int64))
-        first += n
-
-
-def _parquet_column(array: pa.Array, kind: str) -> Column:
-    if pa.types.is_dictionary(array.type):
-        array = array.dictionary_decode()
-    if pa.types.is_string(array.type) or pa.types.is_large_string(array.type) \
-            or pa.types.is_string_view(array.type):
-        array = array.fill_null("")
-        return Column.of(array.dictionary_encode() if kind == "dict" else array)
-    if kind == "dict":  # ids and labels are texts: str() of each value
-        return TypedColumn(array).as_text()
-    return TypedColumn(array)
 
 
 # ---- feedback labels ------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from negrec.data.loaders import ColumnMap, ItemColumns, RatingMapping, table, text
+from negrec.data.loaders import ColumnMap, ItemColumns, RatingMapping, table, table_files, text
 
 from .differential import compare, outcome
 
@@ -28,7 +28,7 @@ SETTINGS = dict(deadline=None, database=None,
 @pytest.fixture(params=[64, 300, 1 << 20], ids=["block64B", "block300B", "block1MiB"])
 def small_blocks(request, monkeypatch):
     monkeypatch.setattr(text, "BLOCK_BYTES", request.param)
-    monkeypatch.setattr(table, "PARQUET_BATCH_ROWS", 3)
+    monkeypatch.setattr(table_files, "PARQUET_BATCH_ROWS", 3)
     return request.param
 
 
