@@ -47,7 +47,6 @@ import numpy as np
 
 import negrec
 from negrec.data.split import Split, leave_last_out
-from negrec.data.transforms import permute_feedback
 from negrec.eval.counterfactual import log_histories, responsiveness, simulated_histories
 from negrec.eval.metrics import evaluate
 from negrec.eval.recommender import from_checkpoint, from_model
@@ -105,15 +104,16 @@ def overrides_for(args, objective: str) -> list[str]:
 def measure(world: World, name: str, seed: int, args, out: Path) -> dict:
     """Train one model (or the control) and return its per-user / per-history figures."""
     objective = "input_ntr" if name == CONTROL else name
-    split = world.split
-    if name == CONTROL:
-        split = dataclasses.replace(split, train=permute_feedback(split.train, seed))
+    config = run_config(world, objective, seed, overrides_for(args, objective))
+    # the control: what `negrec train --placebo` trains (feedback codes of the training events
+    # shuffled with the seed), stored as a placebo so `negrec responsiveness --control` takes it
+    config = dataclasses.replace(config, placebo=name == CONTROL)
     t0 = time.perf_counter()
     if args.reuse and (out / "metrics.json").exists():  # a finished run of the same settings
         metrics = json.loads((out / "metrics.json").read_text())
     else:
-        metrics = train_and_evaluate(run_config(world, objective, seed, overrides_for(args, objective)), out,
-                                     split=split, ks=(10,), bootstrap=0, overwrite=True)
+        metrics = train_and_evaluate(config, out, split=world.split, ks=(10,), bootstrap=0,
+                                     overwrite=True)
     ck = load_checkpoint(out / "best.pt")
     held = world.split.valid if args.split == "valid" else world.split.test
     test = evaluate(from_checkpoint(ck), held, ks=(10,), bootstrap=0)

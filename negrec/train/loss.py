@@ -35,7 +35,11 @@ def batch_loss(model: SequentialRecommender, batch: Batch, config: LossConfig,
     it ranks against typical items of the catalogue. That ``p`` does not shrink with the
     catalogue (with the full softmax over V items it is about K'/V times smaller), so the
     term's pull ``w p`` keeps its scale on any data; it stays bounded by ``w`` and fades once
-    the item scores below a typical random item (docs/objectives.md).
+    the item scores below a typical random item (docs/objectives.md). Those candidates are a
+    reference the item is ranked against, not items the term trains: their embeddings get no
+    gradient from it (``loss.ntr_trains_candidates = false``). Trained, each disliked target
+    would raise K' random items, mostly unpopular ones, which flattens the popularity the
+    positives teach and costs ranking quality (docs/generalization.md measures it).
 
     ``low_precision`` (e.g. bfloat16 on CUDA) casts the op's inputs; otherwise they are
     float32. The caller divides by the (global) weight sum, which makes the mean exact across
@@ -72,8 +76,11 @@ def batch_loss(model: SequentialRecommender, batch: Batch, config: LossConfig,
     total = _rows_loss(states, table, at[1], batch, softmax_rows, candidates, candidate_emb,
                        neg_logq, target_logq, config.temperature, dtype)
     if own_ntr:
+        ntr_candidate_emb = _rows_of(table, at[2])
+        if not config.ntr_trains_candidates:  # candidates as a fixed reference (see above)
+            ntr_candidate_emb = ntr_candidate_emb.detach()
         total = total + _rows_loss(states, table, at[3], batch, ntr_rows, batch.ntr_neg_ids,
-                                   _rows_of(table, at[2]), None, None, config.temperature, dtype)
+                                   ntr_candidate_emb, None, None, config.temperature, dtype)
     weight = batch.target_weights[supervised].sum().to(total.dtype)
     return LossParts(total=total, weight=weight, targets=int(supervised.sum()))
 

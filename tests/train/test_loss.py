@@ -4,6 +4,7 @@ losses and gradients of gathering them from the whole item table (bit for bit)."
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -113,6 +114,38 @@ def test_the_ntr_pull_keeps_its_scale_as_the_catalogue_grows(num_items):
     assert own == pytest.approx(math.e / (k + math.e), rel=0.3)
 
 
+@pytest.mark.parametrize("mode", ["full", "sampled"])
+def test_the_ntr_candidates_are_a_reference_the_term_does_not_train(setup, mode):
+    # the NTR term ranks the disliked item against its K' candidates; by default only the
+    # disliked items' rows (and the states) get its gradient, never the candidates' rows
+    train, _ = setup
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(kind="gru", dim=16, max_len=12, dropout=0.0, tied=False),
+                        train.num_items)
+    collator = Collator(train, get_objective("input_ntr").collate_config(12),
+                        sampler=make_sampler("uniform", num_items=train.num_items, num_negatives=64),
+                        ntr_sampler=UniformSampler(train.num_items, 32),
+                        generator=torch.Generator().manual_seed(0))
+    batch = collator(np.arange(min(64, train.num_users)))
+    # the NTR rows alone: the softmax term's own rows would touch every candidate
+    batch = dataclasses.replace(batch, target_labels=batch.target_labels.clamp(max=0))
+    ntr_targets = set(batch.target_items[batch.target_labels == -1].tolist())
+    others = [i for i in batch.ntr_neg_ids.unique().tolist() if i not in ntr_targets]
+    assert others, "no candidate outside the NTR targets: change the seed"
+    losses = {}
+    for trains in (False, True):
+        model.zero_grad()
+        parts = batch_loss(model, batch, LossConfig(mode=mode, ntr_negatives=32,
+                                                    ntr_trains_candidates=trains))
+        parts.total.backward()
+        grad = model.output.weight.grad
+        losses[trains] = parts.total.detach()
+        moved = grad[others].abs().sum(dim=1) > 0
+        assert bool(moved.all()) if trains else not bool(moved.any())
+        assert bool((grad[sorted(ntr_targets)].abs().sum(dim=1) > 0).all())
+    torch.testing.assert_close(losses[False], losses[True])  # the same value either way
+
+
 # ---- a sampled softmax without the whole item table ----------------------------------------
 
 SIM = SimConfig(num_items=300, num_clusters=8, num_creators=40, num_users=80, events_per_user=30)
@@ -150,6 +183,8 @@ def _table_loss(model, batch, config: LossConfig):
     if own:
         ntr = labels == -1
         ntr_emb = F.embedding(batch.ntr_neg_ids, table)
+        if not config.ntr_trains_candidates:  # a reference the term does not train
+            ntr_emb = ntr_emb.detach()
         total = total + fused_loss(
             states[ntr], F.embedding(batch.target_items[ntr], table), ntr_emb,
             target_ids=batch.target_items[ntr], neg_ids=batch.ntr_neg_ids, label=labels[ntr],
