@@ -23,7 +23,7 @@ def _malloc_trim():
     """glibc's ``malloc_trim``, or None where the C library has none (musl, macOS)."""
     try:
         trim = ctypes.CDLL(None).malloc_trim
-    except (AttributeError, OSError):
+    except (AttributeError, OSError, TypeError):  # no such function; no C library to load
         return None
     trim.argtypes, trim.restype = [ctypes.c_size_t], ctypes.c_int
     return trim
