@@ -98,6 +98,7 @@ def build_csr_from(source: SourceEvents, num_users: int, *, report=None,
     offsets = np.zeros(num_users + 1, dtype=np.int64)
     np.cumsum(_count(users, num_users), out=offsets[1:])
     source.users = users = None
+    perm = _narrow(perm)
     if report is not None and n > 1:
         _note_out_of_order(report, perm, offsets, ts, fractions, user_ids)
     source.timestamps = None
@@ -117,6 +118,17 @@ def build_csr_from(source: SourceEvents, num_users: int, *, report=None,
         _note_duplicates(report, offsets, out_items, sorted_ts, sorted_fractions, out_feedback,
                          user_ids)
     return CSR(offsets, out_items, sorted_ts, out_feedback, out_strength)
+
+
+def _narrow(perm: np.ndarray) -> np.ndarray:
+    """The permutation as int32 when its indices fit (half the memory while the arrays are
+    gathered), converted in chunks."""
+    if len(perm) >= 2**31:
+        return perm
+    out = np.empty(len(perm), dtype=np.int32)
+    for start in range(0, len(perm), _GATHER_EVENTS):
+        out[start:start + _GATHER_EVENTS] = perm[start:start + _GATHER_EVENTS]
+    return out
 
 
 def _count(codes: np.ndarray, size: int) -> np.ndarray:
