@@ -29,18 +29,32 @@ ROUNDED_TIMES = ("timestamps with a fraction, floored to whole units (events wit
                  "keep the order of their exact times)")
 
 
+#: Distinct ids that may wait to be merged into the ids found so far (or as many as those,
+#: when more): each block's distinct ids (mostly the same ids again, block after block) are
+#: merged in batches, so that they are not all kept (as many as the rows, with many users and
+#: small blocks), and merging, whose cost is the ids found so far, costs in all O(rows read).
+MERGE_IDS = 1 << 17
+
+
 class IdColumn:
     """The ids of the kept events, block by block.
 
     Text ids (generic tables): each block's distinct texts and a code per kept event; the ids
     are int64 when every kept text is a canonical integer, else the texts. Integer ids
     (MovieLens, KuaiRand: already read as canonical integers): each block's distinct values.
+    The blocks' distinct ids are merged (:data:`MERGE_IDS`) into the distinct ids found so far,
+    in the order they are first seen, and the blocks' codes renumbered into them.
     """
 
     def __init__(self, *, text: bool):
         self.text = text
-        self._distinct: list = []  # per block: pa string array, or int64 ndarray
+        self._known: pa.Array | None = None  # distinct ids merged so far, first seen first
+        self._waiting: list[tuple[int, pa.Array]] = []  # (block, its distinct ids) to merge
+        self._waiting_ids = 0
+        # per block: int32 codes of its kept events, into its own distinct ids while they
+        # wait, into _known once merged
         self._codes: list[np.ndarray] = []
+        self._width = 1  # a numpy string array of the texts: its longest, trailing NULs included
 
     def add(self, distinct, codes: np.ndarray) -> None:
         """``codes`` [k] (into ``distinct``) of the kept events of a block; only the distinct
@@ -48,42 +62,59 @@ class IdColumn:
         present = np.bincount(codes, minlength=len(distinct)) > 0
         used = np.flatnonzero(present)
         renumber = np.cumsum(present, dtype=np.int64) - 1
-        self._distinct.append(distinct.take(pa.array(used)) if self.text else distinct[used])
+        if self.text:
+            ids = distinct.take(pa.array(used))
+            if len(ids):
+                self._width = max(self._width, pc.max(pc.utf8_length(ids)).as_py())
+            ids = _numpy_text(ids)
+        else:
+            ids = pa.array(np.asarray(distinct[used], dtype=np.int64))
+        self._waiting.append((len(self._codes), ids))
+        self._waiting_ids += len(ids)
         self._codes.append(renumber[codes].astype(np.int32))
+        if self._waiting_ids >= max(MERGE_IDS, 0 if self._known is None else len(self._known)):
+            self._merge()
+
+    def _merge(self) -> None:
+        """The waiting blocks' distinct ids into ``_known`` (new ones after the known ones, in
+        the order they come), their codes renumbered into it."""
+        parts = ([] if self._known is None else [self._known]) + [ids for _, ids in self._waiting]
+        if not parts:
+            return
+        encoded = pa.concat_arrays(parts).dictionary_encode()
+        position = encoded.indices.to_numpy(zero_copy_only=False)
+        at = 0 if self._known is None else len(self._known)
+        for block, ids in self._waiting:
+            self._codes[block] = position[at:at + len(ids)][self._codes[block]]
+            at += len(ids)
+        self._known, self._waiting, self._waiting_ids = encoded.dictionary, [], 0
 
     def add_column(self, col: Column, rows: np.ndarray) -> None:
         self.add(col.texts, col.codes[rows] if col.codes is not None else rows)
 
     def resolve(self) -> tuple[np.ndarray, np.ndarray]:
         """(ids [K] sorted: int64 or str, codes [E] int64 into them) of every kept event."""
+        self._merge()
+        uniq = self._known if self._known is not None else \
+            pa.array([], pa.string() if self.text else pa.int64())
         if self.text:
-            texts = pa.concat_arrays(self._distinct) if self._distinct else pa.array([], pa.string())
-            # a numpy string array is as wide as its longest text, trailing NULs included
-            width = max(1, pc.max(pc.utf8_length(texts)).as_py() or 0)
-            encoded = _numpy_text(texts).dictionary_encode()
-            remap = encoded.indices.to_numpy(zero_copy_only=False)
-            uniq = encoded.dictionary
             ints = read_table_ids(uniq)
             if ints is None:
                 order = pc.sort_indices(uniq).to_numpy()
-                ids = np.array(uniq.take(pa.array(order)).to_pylist(), dtype=f"<U{width}")
+                ids = np.array(uniq.take(pa.array(order)).to_pylist(), dtype=f"<U{self._width}")
             else:
                 order = np.argsort(ints, kind="stable")
                 ids = ints[order]
         else:
-            values = np.concatenate(self._distinct) if self._distinct else np.zeros(0, np.int64)
-            ids, remap = np.unique(values, return_inverse=True)
-            order = np.arange(len(ids))
+            values = uniq.to_numpy(zero_copy_only=False)
+            order = np.argsort(values, kind="stable")
+            ids = values[order]
         rank = np.empty(len(order), np.int64)
         rank[order] = np.arange(len(order))
         dtype = np.int32 if len(ids) < 2**31 else np.int64
-        global_of = (rank[remap] if self.text else remap).astype(dtype)
-        # block j's codes index its own distinct ids, global_of[starts[j]:starts[j + 1]]
-        starts = np.cumsum([0] + [len(d) for d in self._distinct])
-        self._distinct = []
-        codes = _drain(self._codes, dtype,
-                       convert=lambda j, block_codes: global_of[starts[j]:starts[j + 1]][block_codes])
-        return ids, codes
+        global_of = rank.astype(dtype)
+        self._known = None
+        return ids, _drain(self._codes, dtype, convert=lambda j, block_codes: global_of[block_codes])
 
 
 def _numpy_text(texts: pa.Array) -> pa.Array:
