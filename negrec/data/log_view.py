@@ -62,7 +62,8 @@ class EventLogView(EventLog):
         np.cumsum(stops - starts, out=offsets[1:])
         view._offsets = _read_only(offsets)
         view._made = {}
-        view.user_ids, view.item_meta, view.source, view.report = user_ids, item_meta, source, report
+        view.user_ids, view.item_meta = user_ids, item_meta
+        view.source, view.report = source, report
         view._stored = None
         view.validate()
         return view

@@ -114,7 +114,7 @@ class IdColumn:
         dtype = np.int32 if len(ids) < 2**31 else np.int64
         global_of = rank.astype(dtype)
         self._known = None
-        return ids, _drain(self._codes, dtype, convert=lambda j, block_codes: global_of[block_codes])
+        return ids, _drain(self._codes, dtype, convert=lambda j, codes: global_of[codes])
 
 
 def _numpy_text(texts: pa.Array) -> pa.Array:
