@@ -37,11 +37,6 @@ class EventRows:
     strength: np.ndarray | None
     offsets: np.ndarray | None = None
 
-    @property
-    def lengths(self) -> np.ndarray:
-        """[R] events per row."""
-        return self.stops - self.starts
-
 
 def row_chunks(starts: np.ndarray, stops: np.ndarray, chunk: int | None = None
                ) -> Iterator[tuple[int, int, np.ndarray]]:
