@@ -14,6 +14,7 @@ label 0 and weight 0 at padding.
 
 from __future__ import annotations
 
+import warnings
 from typing import Sequence
 
 import numpy as np
@@ -24,6 +25,7 @@ from negrec import _extension
 from negrec.data.batch import Batch
 from negrec.data.collate_config import CollateConfig, TargetRule
 from negrec.data.log import EventLog
+from negrec.data.rows import EventRows
 from negrec.data.samplers import NegativeSampler
 from negrec.data.seeding import draw_seed
 
@@ -37,6 +39,24 @@ def _integer_array(values, name: str) -> np.ndarray:
     if arr.size and not np.issubdtype(arr.dtype, np.integer):
         raise TypeError(f"Collator: {name} must be integers; got dtype {arr.dtype}")
     return arr.astype(np.int64, copy=False)
+
+
+def _tensor(array: np.ndarray) -> Tensor:
+    """A tensor of ``array`` without a copy. The collator only reads it, so a read-only array
+    (an opened event store's, or a split's view of one) is fine: torch's warning that it
+    cannot protect such an array from writes does not apply."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        return torch.from_numpy(array)
+
+
+def _bounds(rows: EventRows) -> np.ndarray:
+    """[2U] int64 ``starts[0], stops[0], starts[1], stops[1], ...``: the native collator reads
+    "user" k's events at ``offsets[k]:offsets[k + 1]``, so "user" 2u is user u's events of a
+    view (rows that leave events out, or share them), without copying any event."""
+    bounds = np.empty(2 * len(rows.starts), dtype=np.int64)
+    bounds[0::2], bounds[1::2] = rows.starts, rows.stops
+    return bounds
 
 
 class Collator:
@@ -67,9 +87,14 @@ class Collator:
         self.config, self.sampler, self.with_targets = config, sampler, with_targets
         self.ntr_sampler = ntr_sampler
         self.threads, self.generator = int(threads), generator
-        self._offsets = torch.from_numpy(log.offsets)
-        self._items = torch.from_numpy(log.items)
-        self._feedback = torch.from_numpy(log.feedback)
+        rows = log.event_rows()
+        self._num_users = log.num_users
+        if rows.offsets is not None:  # the users' events end to end (CSR)
+            self._offsets, self._user_stride = _tensor(rows.offsets), 1
+        else:  # a view (a split's part): user u's events are starts[u]:stops[u]
+            self._offsets, self._user_stride = _tensor(_bounds(rows)), 2
+        self._items = _tensor(rows.items)
+        self._feedback = _tensor(rows.feedback)
         self._tables = config.tables()
 
     def __getstate__(self):
@@ -99,8 +124,16 @@ class Collator:
     def _collate_native(self, users_t: Tensor, ends: Tensor | None) -> Batch:
         allowed, labels, weights = self._tables
         seed = draw_seed(self.generator) if self.config.random_crop and self.with_targets else 0
+        rows_t = users_t
+        if self._user_stride != 1:  # user u's bounds are entries 2u, 2u + 1 (_bounds)
+            out = (users_t < 0) | (users_t >= self._num_users)
+            if bool(out.any()):
+                b = int(torch.nonzero(out)[0, 0])
+                raise ValueError(f"collate: users[{b}] = {int(users_t[b])} is out of range "
+                                 f"[0, {self._num_users})")
+            rows_t = users_t * self._user_stride
         (in_items, in_fb, tg_items, tg_labels, tg_weights, mask, lengths) = _extension._C.collate(
-            self._offsets, self._items, self._feedback, users_t, ends, self.num_items,
+            self._offsets, self._items, self._feedback, rows_t, ends, self.num_items,
             self.config.max_len, self.config.left_pad, self.pad_item, allowed, labels, weights,
             self.config.random_crop, self.with_targets, seed, self.threads)
         return Batch(users=users_t, input_items=in_items, input_feedback=in_fb, mask=mask,

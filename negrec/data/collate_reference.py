@@ -51,8 +51,8 @@ def collate_python(log: EventLog, users: Sequence[int], config: CollateConfig,
     for b, u in enumerate(users):
         if not 0 <= u < log.num_users:
             raise ValueError(f"collate: users[{b}] = {u} is out of range [0, {log.num_users})")
-        s = log.user_slice(int(u))
-        kept = [k for k in range(s.start, s.stop) if allowed[int(log.feedback[k])]]
+        items, feedback = log.user_events(int(u))
+        kept = [k for k in range(len(items)) if allowed[int(feedback[k])]]
         if ends is not None and ends[b] >= 0:
             kept = kept[: ends[b]]
         first, m = window(len(kept), L, with_targets)
@@ -60,13 +60,13 @@ def collate_python(log: EventLog, users: Sequence[int], config: CollateConfig,
         for j in range(m):
             k = kept[first + j]
             p = p0 + j
-            in_items[b][p] = int(log.items[k])
-            in_fb[b][p] = int(log.feedback[k])
+            in_items[b][p] = int(items[k])
+            in_fb[b][p] = int(feedback[k])
             mask[b][p] = True
             if with_targets:
                 t = kept[first + j + 1]
-                f = int(log.feedback[t])
-                tg_items[b][p] = int(log.items[t])
+                f = int(feedback[t])
+                tg_items[b][p] = int(items[t])
                 tg_labels[b][p] = labels[f]
                 tg_weights[b][p] = weights[f] if labels[f] != 0 else 0.0
         lengths[b] = m

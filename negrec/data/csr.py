@@ -3,8 +3,13 @@
 :func:`build_csr` sorts the events by user, then time (then the fraction of a unit below it),
 ties in source order, and records in the load report the events that came out of time order
 and the exact duplicates. It works on dense integer codes, so that a loader that dictionary-
-encodes its ids (Arrow) and ``EventLog.from_events`` (numpy) share it; memory stays near the
-output arrays: one permutation, and per-user-chunk temporaries for the report's checks.
+encodes its ids (Arrow) and ``EventLog.from_events`` (numpy) share it.
+
+Memory stays near the output arrays: one permutation, the outputs gathered in chunks (no
+full-size temporary per array), and per-user-chunk temporaries for the report's checks. A
+caller that hands its arrays over in a :class:`SourceEvents` (:func:`build_csr_from`) lets each
+input go as soon as its sorted copy exists, so that inputs and outputs are not all alive at once
+(the loaders do).
 """
 
 from __future__ import annotations
@@ -13,14 +18,18 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["CSR", "DUPLICATE_EVENTS", "OUT_OF_ORDER", "build_csr"]
+__all__ = ["CSR", "DUPLICATE_EVENTS", "OUT_OF_ORDER", "SourceEvents", "build_csr",
+           "build_csr_from"]
 
 #: The LoadReport note counting exact duplicate events (kept, not merged).
 DUPLICATE_EVENTS = "duplicate events (same user, item, time and feedback; all kept)"
 #: The LoadReport note counting events out of time order in the source (they are sorted).
 OUT_OF_ORDER = "events out of time order in the source (sorted by time, ties in source order)"
-#: Events per chunk of users when comparing each user's events in source order.
-_CHUNK_EVENTS = 1 << 22
+#: Events per chunk of users when comparing each user's events in source order (the check's
+#: temporaries are about 60 bytes per event of a chunk: ~16 MB).
+_CHUNK_EVENTS = 1 << 18
+#: Events per chunk when gathering an array into CSR order.
+_GATHER_EVENTS = 1 << 20
 
 
 @dataclass
@@ -36,6 +45,23 @@ class CSR:
     strength: np.ndarray | None
 
 
+@dataclass
+class SourceEvents:
+    """E events in source order, handed over to :func:`build_csr_from`, which drops each array
+    (sets the field to None) once it no longer needs it: ``users`` [E] dense user codes (any
+    integer dtype), ``items`` [E] dense item ids (any integer dtype), ``timestamps`` [E] int64,
+    ``feedback`` [E] int8, ``strength`` [E] float32-convertible or None, ``fractions`` [E]
+    float64 or None (the part of each time below its integer timestamp: orders events within
+    one unit; not stored)."""
+
+    users: np.ndarray | None
+    items: np.ndarray | None
+    timestamps: np.ndarray | None
+    feedback: np.ndarray | None
+    strength: np.ndarray | None = None
+    fractions: np.ndarray | None = None
+
+
 def build_csr(users: np.ndarray, num_users: int, items: np.ndarray, timestamps: np.ndarray,
               feedback: np.ndarray, *, strength: np.ndarray | None = None,
               fractions: np.ndarray | None = None, report=None,
@@ -48,28 +74,81 @@ def build_csr(users: np.ndarray, num_users: int, items: np.ndarray, timestamps: 
     timestamp: orders events within one unit; not stored). With ``report`` (a LoadReport),
     notes the events
     out of time order in the source and the exact duplicates (same user, item, time and
-    feedback), their examples naming the user by ``user_ids[code]``.
+    feedback), their examples naming the user by ``user_ids[code]``. The caller keeps its
+    arrays (see :func:`build_csr_from` to hand them over).
     """
+    source = SourceEvents(users, items, timestamps, feedback, strength, fractions)
+    del users, items, timestamps, feedback, strength, fractions
+    return build_csr_from(source, num_users, report=report, user_ids=user_ids)
+
+
+def build_csr_from(source: SourceEvents, num_users: int, *, report=None,
+                   user_ids: np.ndarray | None = None) -> CSR:
+    """:func:`build_csr` of the events ``source`` holds, dropping each of its arrays once it
+    is sorted (``source``'s fields are None afterwards): with no other reference to them, the
+    peak memory is the permutation, the outputs and the inputs not yet sorted."""
+    users = source.users
     n = len(users)
-    ts = np.asarray(timestamps, dtype=np.int64)
+    ts = np.asarray(source.timestamps, dtype=np.int64)
+    fractions = source.fractions
     # primary key user, then time (then its fraction); np.lexsort is stable: ties keep source order
     keys = (ts, users) if fractions is None else (fractions, ts, users)
     perm = np.lexsort(keys)
-    counts = np.bincount(users, minlength=num_users)
+    del keys
     offsets = np.zeros(num_users + 1, dtype=np.int64)
-    np.cumsum(counts, out=offsets[1:])
+    np.cumsum(_count(users, num_users), out=offsets[1:])
+    source.users = users = None
+    perm = _narrow(perm)
     if report is not None and n > 1:
         _note_out_of_order(report, perm, offsets, ts, fractions, user_ids)
-    sorted_ts = ts[perm]
-    sorted_fractions = None if fractions is None else fractions[perm]
-    out_items = np.asarray(items)[perm].astype(np.int64, copy=False)
-    out_feedback = np.asarray(feedback, dtype=np.int8)[perm]
-    out_strength = None if strength is None else np.asarray(strength, dtype=np.float32)[perm]
+    source.timestamps = None
+    sorted_ts = _gather(ts, perm, np.int64)
+    del ts
+    source.fractions = None
+    sorted_fractions = None if fractions is None else _gather(fractions, perm, np.float64)
+    del fractions
+    out_items = _gather(source.items, perm, np.int64)
+    source.items = None
+    out_feedback = _gather(source.feedback, perm, np.int8)
+    source.feedback = None
+    out_strength = None if source.strength is None else _gather(source.strength, perm, np.float32)
+    source.strength = None
     del perm
     if report is not None and n > 1:
         _note_duplicates(report, offsets, out_items, sorted_ts, sorted_fractions, out_feedback,
                          user_ids)
     return CSR(offsets, out_items, sorted_ts, out_feedback, out_strength)
+
+
+def _narrow(perm: np.ndarray) -> np.ndarray:
+    """The permutation as int32 when its indices fit (half the memory while the arrays are
+    gathered), converted in chunks."""
+    if len(perm) >= 2**31:
+        return perm
+    out = np.empty(len(perm), dtype=np.int32)
+    for start in range(0, len(perm), _GATHER_EVENTS):
+        out[start:start + _GATHER_EVENTS] = perm[start:start + _GATHER_EVENTS]
+    return out
+
+
+def _count(codes: np.ndarray, size: int) -> np.ndarray:
+    """[size] occurrences of each code in ``codes``, counted in chunks (np.bincount converts
+    its input to int64: a full-size copy of int32 codes)."""
+    counts = np.zeros(size, dtype=np.int64)
+    for start in range(0, len(codes), _GATHER_EVENTS):
+        counts += np.bincount(codes[start:start + _GATHER_EVENTS], minlength=size)
+    return counts
+
+
+def _gather(values, perm: np.ndarray, dtype) -> np.ndarray:
+    """``values[perm]`` as ``dtype`` [E], gathered in chunks of :data:`_GATHER_EVENTS` (no
+    full-size temporary when the dtypes differ). Values convert as ``astype`` would."""
+    values = np.asarray(values)
+    out = np.empty(len(perm), dtype=dtype)
+    for start in range(0, len(perm), _GATHER_EVENTS):
+        stop = start + _GATHER_EVENTS
+        out[start:stop] = values[perm[start:stop]].astype(dtype, copy=False)
+    return out
 
 
 def _note_out_of_order(report, perm: np.ndarray, offsets: np.ndarray, ts: np.ndarray,

@@ -19,6 +19,7 @@ import numpy as np
 from negrec.data import store
 from negrec.data.csr import DUPLICATE_EVENTS, build_csr
 from negrec.data.feedback import FEEDBACK_TYPES, Feedback
+from negrec.data.rows import EventRows, count_per_row
 from negrec.errors import UserError
 from negrec.files import json_safe
 
@@ -299,9 +300,22 @@ class EventLog:
     def num_events(self) -> int:
         return len(self.items)
 
-    def lengths(self) -> np.ndarray:
-        """[U] number of events per user."""
-        return np.diff(self.offsets)
+    def lengths(self, feedback: Iterable[Feedback] | None = None) -> np.ndarray:
+        """[U] number of events per user (only of the given feedback types, if any; counted
+        in chunks of events, without a per-event temporary)."""
+        if feedback is None:
+            return np.diff(self.offsets)
+        codes = np.zeros(len(Feedback), dtype=bool)
+        codes[[int(f) for f in feedback]] = True
+        rows = self.event_rows()
+        return count_per_row(rows.feedback, rows.starts, rows.stops, lambda fb: codes[fb])
+
+    def event_rows(self) -> EventRows:
+        """Where each user's events lie, without a copy (:class:`~negrec.data.rows.EventRows`):
+        this log's arrays, user u's events at ``offsets[u]:offsets[u + 1]``. A part of a split
+        (:class:`~negrec.data.log_view.EventLogView`) gives the arrays it shares instead."""
+        return EventRows(self.offsets[:-1], self.offsets[1:], self.items, self.timestamps,
+                         self.feedback, self.strength, self.offsets)
 
     def user_slice(self, user: int) -> slice:
         return slice(int(self.offsets[user]), int(self.offsets[user + 1]))
@@ -427,8 +441,8 @@ class EventLog:
         sizes, dtypes and shapes are checked against each other; ``verify`` also hashes every
         byte (:func:`negrec.data.store.verify`) and checks every invariant on the events.
 
-        The arrays are read-only: operations that change a log (selections, splits) make new
-        arrays."""
+        The arrays are read-only: selections make new arrays; the parts of a split
+        (:mod:`negrec.data.split`) are views that share them."""
         path = Path(path)
         if verify:
             store.verify(path)

@@ -2,6 +2,12 @@
 
 Objectives filter what a model sees (e.g. ``filter_history`` drops dislikes from the inputs)
 *after* the split, so every objective is evaluated on the same held-out events.
+
+A split copies no event: the training part and the histories of the held-out events are
+:class:`~negrec.data.log_view.EventLogView` s, rows of the split log's own arrays (each user's
+first events), so that splitting takes O(users) memory and the processes that split one opened
+event store keep sharing its pages. (A time split whose training events are not a prefix of
+each user's events, in a log whose times are not in order within a user, copies them.)
 """
 
 from __future__ import annotations
@@ -11,6 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from negrec.data.log import EventLog
+from negrec.data.log_view import EventLogView
+from negrec.data.rows import count_per_row
 from negrec.errors import UserError
 
 __all__ = ["SPLITS", "HeldOut", "Split", "leave_last_out", "leave_one_out", "make_split", "time_split"]
@@ -22,7 +30,8 @@ class HeldOut:
 
     ``users`` [M] dense user ids (a user may appear more than once); ``items`` / ``feedback`` /
     ``timestamps`` [M] the held-out events; ``history`` is an :class:`EventLog` of M rows, row
-    j holding entry j's user's events before the held-out one.
+    j holding entry j's user's events before the held-out one (a view of the split log's
+    arrays: :class:`~negrec.data.log_view.EventLogView`).
     """
 
     users: np.ndarray
@@ -37,7 +46,7 @@ class HeldOut:
 
 @dataclass
 class Split:
-    train: EventLog  # every user's training events (users keep their dense ids)
+    train: EventLog  # every user's training events (users keep their dense ids; a view)
     valid: HeldOut
     test: HeldOut
     kind: str
@@ -45,24 +54,26 @@ class Split:
 
 
 def _held_out(log: EventLog, users: np.ndarray, event_idx: np.ndarray) -> HeldOut:
-    """Held-out entries: entry j is event ``event_idx[j]`` of user ``users[j]``, with the
-    user's events before it as its history (one history row per entry, so a user may hold
-    several entries)."""
+    """Held-out entries: entry j is event ``event_idx[j]`` (an index into the log's events) of
+    user ``users[j]``, with the user's events before it as its history (one history row per
+    entry, so a user may hold several entries)."""
     users = np.asarray(users, dtype=np.int64)
     event_idx = np.asarray(event_idx, dtype=np.int64)
-    starts = log.offsets[users]
-    lengths = event_idx - starts
-    offsets = np.zeros(len(users) + 1, dtype=np.int64)
-    np.cumsum(lengths, out=offsets[1:])
-    # event index of every history position: each entry's run starts at its user's first event
-    idx = np.repeat(starts - offsets[:-1], lengths) + np.arange(offsets[-1])
-    history = EventLog(offsets=offsets, items=log.items[idx], timestamps=log.timestamps[idx],
-                       feedback=log.feedback[idx],
-                       strength=None if log.strength is None else log.strength[idx],
-                       user_ids=log.user_ids[users], item_meta=log.item_meta, source=log.source,
-                       report=log.report)
-    return HeldOut(users=users, items=log.items[event_idx], feedback=log.feedback[event_idx],
-                   timestamps=log.timestamps[event_idx], history=history)
+    rows = log.event_rows()
+    # the same events in the arrays the log reads (its own, unless it is itself a view)
+    at = rows.starts[users] + (event_idx - log.offsets[users])
+    history = EventLogView.of(rows, rows.starts[users], at, user_ids=log.user_ids[users],
+                              item_meta=log.item_meta, source=log.source, report=log.report)
+    return HeldOut(users=users, items=rows.items[at], feedback=rows.feedback[at],
+                   timestamps=rows.timestamps[at], history=history)
+
+
+def _first_events(log: EventLog, keep: np.ndarray) -> EventLog:
+    """The training part: the first ``keep[u]`` events of every user u (a view)."""
+    rows = log.event_rows()
+    return EventLogView.of(rows, rows.starts, rows.starts + keep, user_ids=log.user_ids,
+                           item_meta=log.item_meta, source=log.source + " [train]",
+                           report=log.report)
 
 
 def leave_one_out(log: EventLog, min_events: int = 3) -> Split:
@@ -79,10 +90,9 @@ def leave_one_out(log: EventLog, min_events: int = 3) -> Split:
     lengths = log.lengths()
     users = np.flatnonzero(lengths >= min_events)
     last = log.offsets[users + 1] - 1
-    train_keep = np.ones(log.num_events, dtype=bool)
-    train_keep[last] = False
-    train_keep[last - 1] = False
-    train = log.select_events(train_keep, source=log.source + " [train]")
+    keep = lengths.copy()
+    keep[users] -= 2
+    train = _first_events(log, keep)
     valid = _held_out(log, users, last - 1)
     test = _held_out(log, users, last)
     return Split(train=train, valid=valid, test=test, kind="leave_one_out",
@@ -106,9 +116,9 @@ def leave_last_out(log: EventLog, n: int, min_train_events: int = 1) -> Split:
     end = log.offsets[users + 1]
     back = np.arange(2 * n, 0, -1)  # 2n .. 1 events before the end
     idx = end[:, None] - back[None, :]  # [U, 2n]: n validation events, then n test events
-    train_keep = np.ones(log.num_events, dtype=bool)
-    train_keep[idx.ravel()] = False
-    train = log.select_events(train_keep, source=log.source + " [train]")
+    keep = lengths.copy()
+    keep[users] -= 2 * n
+    train = _first_events(log, keep)
     rep = np.repeat(users, n)
     valid = _held_out(log, rep, idx[:, :n].ravel())
     test = _held_out(log, rep, idx[:, n:].ravel())
@@ -126,7 +136,7 @@ def time_split(log: EventLog, valid_fraction: float = 0.1, test_fraction: float 
                          f"valid={valid_fraction}, test={test_fraction}")
     t_valid, t_test = np.quantile(log.timestamps, [1 - valid_fraction - test_fraction,
                                                    1 - test_fraction])
-    train = log.select_events(log.timestamps < t_valid, source=log.source + " [train]")
+    train = _before(log, t_valid)
 
     def window(lo, hi):
         users, idx = [], []
@@ -141,6 +151,17 @@ def time_split(log: EventLog, valid_fraction: float = 0.1, test_fraction: float 
 
     return Split(train=train, valid=window(t_valid, t_test),
                  test=window(t_test, np.inf), kind="time_split")
+
+
+def _before(log: EventLog, t: float) -> EventLog:
+    """The events before time ``t``: a view of each user's first events when they are those
+    (times in order within each user), else a copy of them."""
+    rows = log.event_rows()
+    early = lambda ts: ts < t  # noqa: E731
+    keep = count_per_row(rows.timestamps, rows.starts, rows.stops, early)
+    if np.array_equal(count_per_row(rows.timestamps, rows.starts, rows.starts + keep, early), keep):
+        return _first_events(log, keep)
+    return log.select_events(log.timestamps < t, source=log.source + " [train]")
 
 
 #: The splits a training run can be configured with (``TrainConfig.split``, ``negrec train

@@ -192,8 +192,8 @@ def log_histories(recommender: Recommender, log: EventLog,
     (histories, branched items, users)."""
     users = np.arange(log.num_users) if users is None else np.asarray(users)
     users = users[log.lengths()[users] >= min_events]
-    histories = [(log.items[log.user_slice(int(u))].tolist(),
-                  log.feedback[log.user_slice(int(u))].astype(int).tolist()) for u in users]
+    histories = [(items.tolist(), feedback.astype(int).tolist())
+                 for items, feedback in (log.user_events(int(u)) for u in users)]
     top = recommend_batched(recommender, histories, 1, log.num_items)
     return histories, top[:, 0], users
 
@@ -246,7 +246,7 @@ def cooccurrence_clusters(log: EventLog, num_clusters: int, *, window: int = 5, 
                          "metadata instead")
     rows, cols = [], []
     for u in range(log.num_users):
-        items = log.items[log.user_slice(u)]
+        items = log.user_events(u)[0]
         for d in range(1, window + 1):
             rows.append(items[:-d])
             cols.append(items[d:])

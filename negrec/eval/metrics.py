@@ -63,7 +63,10 @@ def held_out_ranks(model: SequentialRecommender, held: HeldOut, inputs: ModelInp
         rows = np.arange(b0, min(b0 + batch_size, len(held)))
         batch = collator(rows).to(device)
         states = model.last_state(batch.input_items, batch.input_feedback, batch.mask).float()
-        exclude = [hist.items[hist.user_slice(int(r))] for r in rows] if exclude_history else None
+        # copies of one history each: a split's histories are slices of the log's arrays,
+        # read-only for an opened event store (torch warns on a tensor of one)
+        exclude = [np.array(hist.user_events(int(r))[0]) for r in rows] if exclude_history \
+            else None
         targets = torch.as_tensor(held.items[rows], device=device)
         target_score = states.mul(table[targets]).sum(-1, keepdim=True)
         above = torch.zeros(len(rows), dtype=torch.long, device=device)

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from negrec.data.feedback import Feedback
-
 __all__ = ["training_windows"]
 
 
@@ -21,12 +19,7 @@ def training_windows(log, input_feedback, max_len: int,
     model sees the very same windows every epoch and can memorise them (on data with many
     users and long histories it then learns little that transfers to other windows, such as
     the evaluation histories)."""
-    allowed = np.zeros(len(Feedback), dtype=bool)
-    for f in input_feedback:
-        allowed[int(f)] = True
-    kept = allowed[log.feedback].astype(np.int64)
-    prefix = np.concatenate([[0], np.cumsum(kept)])
-    n = prefix[log.offsets[1:]] - prefix[log.offsets[:-1]]
+    n = log.lengths(input_feedback)  # kept events per user (no per-event temporary)
     eligible = np.flatnonzero(n >= 2)
     offsets = (rng.integers(1, max_len + 1, len(eligible)).astype(np.int64) if rng is not None
                else np.full(len(eligible), max_len, np.int64))

@@ -41,3 +41,44 @@ def test_select_events_and_users(small_log):
     assert only_pos.lengths().tolist() == [2, 1, 2]
     sub = log.select_users(np.array([2, 0]))
     assert sub.user_ids.tolist() == ["c", "a"] and sub.lengths().tolist() == [2, 4]
+
+
+@pytest.mark.parametrize("with_fractions", [False, True])
+def test_build_csr_in_chunks_drops_each_input_and_equals_one_sort(monkeypatch, with_fractions):
+    """build_csr_from gives the arrays of one stable sort by (user, time, fraction) and the same
+    report notes whatever its chunk sizes, and drops every array the source held."""
+    from negrec.data import LoadReport, csr
+
+    rng = np.random.default_rng(0)
+    n, users = 500, 37
+    source = dict(users=rng.integers(0, users, n).astype(np.int32),
+                  items=rng.integers(0, 20, n).astype(np.int32),
+                  timestamps=rng.integers(0, 40, n),  # many ties and duplicates, out of order
+                  feedback=rng.integers(1, 5, n).astype(np.int8),
+                  strength=rng.random(n),
+                  fractions=rng.integers(0, 2, n) / 2 if with_fractions else None)
+    keys = (source["timestamps"], source["users"]) if not with_fractions else \
+        (source["fractions"], source["timestamps"], source["users"])
+    order = np.lexsort(keys)
+    ids = np.array([f"u{k}" for k in range(users)])
+    whole_report = LoadReport()
+    whole = csr.build_csr(source["users"], users, source["items"], source["timestamps"],
+                          source["feedback"], strength=source["strength"],
+                          fractions=source["fractions"], report=whole_report, user_ids=ids)
+    monkeypatch.setattr(csr, "_GATHER_EVENTS", 7)
+    monkeypatch.setattr(csr, "_CHUNK_EVENTS", 5)
+    handed = csr.SourceEvents(**{k: None if v is None else v.copy() for k, v in source.items()})
+    chunked_report = LoadReport()
+    chunked = csr.build_csr_from(handed, users, report=chunked_report, user_ids=ids)
+    assert all(value is None for value in vars(handed).values())
+    for out in (whole, chunked):
+        np.testing.assert_array_equal(out.offsets, np.concatenate(
+            [[0], np.cumsum(np.bincount(source["users"], minlength=users))]))
+        np.testing.assert_array_equal(out.items, source["items"][order].astype(np.int64))
+        np.testing.assert_array_equal(out.timestamps, source["timestamps"][order])
+        np.testing.assert_array_equal(out.feedback, source["feedback"][order])
+        np.testing.assert_array_equal(out.strength, source["strength"][order].astype(np.float32))
+        assert (out.items.dtype, out.timestamps.dtype, out.feedback.dtype, out.strength.dtype) == \
+            (np.int64, np.int64, np.int8, np.float32)
+    assert chunked_report.notes == whole_report.notes and whole_report.notes
+    assert chunked_report.examples == whole_report.examples

@@ -1,8 +1,8 @@
 """The memory-mapped event store (negrec.data.store, EventLog.save_store / EventLog.open): a
 round trip keeps every array, id, metadata, report and statistic; opening reads no event (a
 corrupted event byte goes unnoticed until ``verify``); manifests and files that do not agree
-are clear errors; the mapped arrays are read-only and every operation that changes a log makes
-new arrays."""
+are clear errors; the mapped arrays are read-only, selections make new arrays and splits share
+the mapped ones."""
 
 from __future__ import annotations
 
@@ -66,11 +66,15 @@ def test_opened_arrays_are_read_only_memory_maps(tmp_path, ml_log):
         back.items[0] = 1
 
 
-def test_operations_that_change_a_log_make_new_arrays(tmp_path, ml_log):
+def test_selections_make_new_arrays_and_splits_share_the_stores(tmp_path, ml_log):
     back = EventLog.open(ml_log.save_store(tmp_path / "store"))
     split = leave_one_out(back, min_events=2 + 1)
-    for arr in (split.train.items, split.test.items, split.test.history.items):
-        assert arr.flags.writeable
+    for part in (split.train, split.test.history):  # views of the mapped arrays, no copy
+        rows = part.event_rows()
+        assert rows.items is back.items and rows.feedback is back.feedback
+        assert rows.timestamps is back.timestamps and rows.strength is back.strength
+        assert not part.items.flags.writeable  # made when read; writes would not be seen
+    assert split.test.items.flags.writeable
     assert split.train.num_events == leave_one_out(ml_log).train.num_events
     placebo = permute_feedback(back, seed=1)
     assert placebo.feedback.flags.writeable

@@ -4,11 +4,11 @@ of their definition (per user: n, then n - off, n - off - L, ... while > 1)."""
 from __future__ import annotations
 
 import time
-import types
 
 import numpy as np
 import pytest
 
+from negrec.data import EventLog, ItemMeta
 from negrec.data.feedback import FEEDBACK_TYPES, Feedback
 from negrec.sim import SimConfig, Simulator
 from negrec.train.windows import training_windows
@@ -47,8 +47,10 @@ def test_a_million_users_take_seconds_no_more():
     """A Python loop per user took 23 s per epoch for a million users here (every epoch
     recomputes the windows); now a few passes of numpy (0.3 s)."""
     users = 1_000_000
-    log = types.SimpleNamespace(offsets=np.arange(users + 1, dtype=np.int64) * 3,
-                                feedback=np.full(3 * users, int(Feedback.POSITIVE), np.int8))
+    log = EventLog(offsets=np.arange(users + 1, dtype=np.int64) * 3,
+                   items=np.zeros(3 * users, np.int64), timestamps=np.zeros(3 * users, np.int64),
+                   feedback=np.full(3 * users, int(Feedback.POSITIVE), np.int8),
+                   user_ids=np.arange(users), item_meta=ItemMeta.anonymous(np.arange(1)))
     t0 = time.perf_counter()
     u, e = training_windows(log, (Feedback.POSITIVE,), 2, np.random.default_rng(0))
     took = time.perf_counter() - t0

@@ -103,10 +103,9 @@ def load_kuairand(
                 raise block.error_after
     report.rows_kept = len(events)
     require_events(path, report)
-    items = events.items.resolve()
     feature_files = sorted(path.glob("video_features_basic*.csv")) if path.is_dir() else []
-    meta = _kuairand_meta(feature_files, items[0], on_bad_rows, report)
-    return events.to_log(report=report, source="kuairand", item_meta=meta, items=items)
+    meta = _kuairand_meta(feature_files, events.item_ids(), on_bad_rows, report)
+    return events.to_log(report=report, source="kuairand", item_meta=meta)
 
 
 def _blocks(text: TextFile, names: tuple[str, ...], kinds: dict[str, str]):

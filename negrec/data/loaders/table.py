@@ -166,12 +166,11 @@ def load_table(
         ratings = np.concatenate(reader.ratings)
         feedback_codes = rating_mapping.map(ratings)
         strength = events.strength() if columns.dwell else ratings
-    item_ids = events.items.resolve()
     meta = None
     if items_path is not None:
-        meta = _table_item_meta(Path(items_path), item_columns, item_ids[0], delimiter, encoding,
-                                on_bad_rows, report)
-    return events.to_log(report=report, source=f"table:{path.name}", items=item_ids,
+        meta = _table_item_meta(Path(items_path), item_columns, events.item_ids(), delimiter,
+                                encoding, on_bad_rows, report)
+    return events.to_log(report=report, source=f"table:{path.name}",
                          feedback=feedback_codes, strength=strength, item_meta=meta)
 
 

@@ -17,12 +17,14 @@ import pyarrow.parquet as pq
 
 from negrec.data.loaders.columns import Column, Failures, TypedColumn, strip_texts
 from negrec.data.loaders.errors import BadRowPolicy, BadRows, DataFormatError
+from negrec.data.loaders.memory import release_free_memory
 from negrec.data.loaders.rows import BadRow
 from negrec.data.loaders.text import TextFile
 from negrec.data.log import LoadReport
 
-#: Rows per record batch read from a Parquet file.
-PARQUET_BATCH_ROWS = 1 << 20
+#: Rows per record batch read from a Parquet file: a batch's Arrow buffers are about 50 bytes
+#: per row (ids as text), so that reading holds ~15 MB beside the events kept so far.
+PARQUET_BATCH_ROWS = 1 << 18
 
 @dataclass
 class TableBlock:
@@ -143,7 +145,8 @@ def _parquet_blocks(path: Path, needed: Sequence[str], kinds: Mapping[str, str],
     if not path.exists():
         raise FileNotFoundError(f"{path}: file not found")
     try:
-        parquet = pq.ParquetFile(path)
+        # pre_buffer would read every column chunk of the file ahead (its whole size resident)
+        parquet = pq.ParquetFile(path, pre_buffer=False)
         names = parquet.schema_arrow.names
     except Exception as exc:
         raise _unreadable_parquet(path, exc) from None
@@ -165,6 +168,8 @@ def _parquet_blocks(path: Path, needed: Sequence[str], kinds: Mapping[str, str],
         yield TableBlock(policy=policy, n=n, columns=cols, rows_read=n, strip=False,
                          lines=lambda rows, first=first: first + np.asarray(rows, np.int64))
         first += n
+        del batch, cols
+        release_free_memory()  # what reading the batch left free (see .memory)
 
 
 def _parquet_column(array: pa.Array, kind: str) -> Column:

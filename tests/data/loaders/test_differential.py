@@ -3,7 +3,8 @@ the same EventLog (arrays, ids, metadata) and the same report, or the same error
 
 Blocks and Parquet batches are made tiny here (a few lines / rows), so that every file crosses
 block boundaries: bad rows, blank lines, quotes and undecodable bytes land on either side of
-one, and blocks switch between Arrow and the csv module."""
+one, and blocks switch between Arrow and the csv module; the blocks' distinct ids are merged
+every few blocks."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from negrec.data.loaders import ColumnMap, ItemColumns, RatingMapping, table, table_files, text
+from negrec.data.loaders import (ColumnMap, ItemColumns, RatingMapping, events, table,
+                                 table_files, text)
 
 from .differential import compare, outcome
 
@@ -29,6 +31,7 @@ SETTINGS = dict(deadline=None, database=None,
 def small_blocks(request, monkeypatch):
     monkeypatch.setattr(text, "BLOCK_BYTES", request.param)
     monkeypatch.setattr(table_files, "PARQUET_BATCH_ROWS", 3)
+    monkeypatch.setattr(events, "MERGE_IDS", 2)  # the blocks' distinct ids merged often
     return request.param
 
 
