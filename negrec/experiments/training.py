@@ -53,7 +53,10 @@ def train_and_evaluate(config: TrainConfig, out_dir: str | Path, *, log: EventLo
                       overwrite=overwrite)
     result = trainer.fit()
     if not trainer.is_main:
-        return None  # under torchrun, rank 0 evaluates and writes (its node has the checkpoints)
+        # under torchrun, rank 0 evaluates and writes (its node has the checkpoints); the other
+        # ranks wait for it in finish(), so that every rank ends together
+        trainer.ranks.finish()
+        return None
     wall = time.perf_counter() - t0
     best = load_checkpoint(out / "best.pt")
     with stage(f"evaluating {out / 'best.pt'} on {len(split.valid)} validation and "
@@ -80,4 +83,5 @@ def train_and_evaluate(config: TrainConfig, out_dir: str | Path, *, log: EventLo
                  "users_too_short": split.skipped_users},
     }
     write_json(out / "metrics.json", metrics)
+    trainer.ranks.finish()
     return {**metrics, "per_user": {"valid": valid.per_user, "test": test.per_user}}

@@ -1,9 +1,10 @@
 """Data-parallel training under torchrun (one machine or several): the process group, this
-process's rank and device, each rank's share of a global batch, and the averaging of sparse
-gradients (which DDP leaves to it)."""
+process's rank and device, each rank's share of a global batch, the averaging of sparse
+gradients (which DDP leaves to it), and the end of a run, which every rank reaches together."""
 
 from __future__ import annotations
 
+import atexit
 import os
 from datetime import timedelta
 from typing import Sequence
@@ -12,13 +13,20 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-__all__ = ["Ranks"]
+__all__ = ["Ranks", "FINISH_TIMEOUT"]
+
+#: How long the other ranks wait, at the end of a run, for rank 0 to finish its own work (the
+#: evaluation and the writes, which can outlast ``NEGREC_DIST_TIMEOUT_S`` on a large catalogue).
+#: A rank 0 that dies ends the wait at once: the store they wait on is held by its torchrun
+#: agent (by rank 0 itself without torchrun), which exits with it.
+FINISH_TIMEOUT = timedelta(hours=24)
 
 
 class Ranks:
     """``world`` processes (``WORLD_SIZE``, 1 without torchrun), this one ``rank``; joins the
-    process group when there are several (nccl on CUDA, else gloo). A rank that dies ends the
-    job with an error after ``NEGREC_DIST_TIMEOUT_S`` seconds (default 300), not a hang."""
+    process group when there are several (nccl on CUDA, else gloo), and leaves it when the
+    process exits (before the interpreter shuts down; see :meth:`finish`). A rank that dies ends
+    the job with an error after ``NEGREC_DIST_TIMEOUT_S`` seconds (default 300), not a hang."""
 
     def __init__(self, device_name: str):
         self.world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -27,6 +35,8 @@ class Ranks:
             backend = "nccl" if torch.cuda.is_available() and device_name != "cpu" else "gloo"
             dist.init_process_group(backend, timeout=timedelta(seconds=int(
                 os.environ.get("NEGREC_DIST_TIMEOUT_S", "300"))))
+            # the later runs of this process share the group (Ranks joins it once)
+            atexit.register(_leave_process_group)
 
     @property
     def is_main(self) -> bool:
@@ -51,6 +61,25 @@ class Ranks:
         """Rank 0's ``tensor`` on every rank, in place."""
         if self.world > 1:
             dist.broadcast(tensor, 0)
+
+    def finish(self) -> None:
+        """Ends a run on every rank, rank 0 after its last work (its evaluation and writes):
+        returns once every rank has called it; the others wait up to :data:`FINISH_TIMEOUT`
+        for rank 0. Nothing with one process.
+
+        The ranks end together, and leave the process group at exit, because a worker that
+        ends early or with its group alive breaks a torchrun job that succeeded. A process that
+        exits with its group alive can abort (SIGABRT, "terminate called without an active
+        exception": a gloo thread still releasing the last collective's tensors needs the
+        interpreter, which is shutting down); its torchrun agent then fails and exits, taking
+        with it the rendezvous store when it held it, which the other agents poll while their
+        workers run. And an agent whose worker ended waits for the others at most 5 minutes
+        (torchrun's exit barrier), less than rank 0's evaluation may take."""
+        if self.world == 1 or not dist.is_initialized():
+            return
+        # the store the process group was made with: torch has no public accessor for it
+        _end_together(dist.distributed_c10d._get_default_store(), self.rank, self.world,
+                      FINISH_TIMEOUT)
 
     def wrap(self, module: torch.nn.Module, device: torch.device,
              local: Sequence[torch.nn.Parameter] = ()) -> torch.nn.Module:
@@ -102,3 +131,31 @@ def _pad(tensor: torch.Tensor, length: int) -> torch.Tensor:
     if extra == 0:
         return tensor.contiguous()
     return torch.cat([tensor, tensor.new_zeros(extra, *tensor.shape[1:])])
+
+
+def _leave_process_group() -> None:
+    """Destroys the process group (at exit: gloo's threads end while the interpreter runs)."""
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def _end_together(store: dist.Store, rank: int, world: int, timeout: timedelta) -> None:
+    """Returns on each of the ``world`` ranks once all of them have called it (on their k-th
+    call, once all have made their k-th), rank 0 last: ``store`` may live in rank 0's process
+    (without torchrun), so it returns only after every other rank's last request reached it.
+    The others wait up to ``timeout`` for the last rank to arrive; rank 0 then waits the store's
+    own timeout for them to leave."""
+    # a restarted torchrun job may find its earlier attempt's keys in the agent's store
+    prefix = f"negrec/end/attempt{os.environ.get('TORCHELASTIC_RESTART_COUNT', '0')}"
+    # no rank makes its (k+1)-th call before every rank has made its k-th (it waits for them
+    # here), so the k-th calls take the counts (k-1)*world+1 .. k*world
+    count = store.add(f"{prefix}/arrived", 1)
+    call = f"{prefix}/{(count - 1) // world}"
+    if count % world == 0:
+        store.set(f"{call}/all_arrived", "1")
+    store.wait([f"{call}/all_arrived"], timeout)
+    if rank != 0:
+        if store.add(f"{call}/left", 1) == world - 1:
+            store.set(f"{call}/all_left", "1")
+    else:
+        store.wait([f"{call}/all_left"])
