@@ -5,10 +5,11 @@
 - KuaiRand "standard" logs (``log_standard_*.csv`` + optional ``video_features_basic*.csv``).
 - Generic CSV or Parquet with a column mapping (:func:`load_table`).
 
-One module per seam, so that each can be replaced on its own: :mod:`.text` (delimited rows:
-line numbers, quotes, byte-order marks), :mod:`.parse` (ids, numbers, timestamps, ratings),
-:mod:`.events` (the kept events and the load report), :mod:`.errors`, and one module per
-source (:mod:`.movielens`, :mod:`.kuairand`, :mod:`.table`, :mod:`.npz`), each registering
+One module per seam, so that each can be replaced on its own: :mod:`.text` (delimited rows: line
+numbers, quotes, byte-order marks; blocks of plain lines parsed by Arrow in :mod:`.text_arrow`,
+the others record by record in :mod:`.text_records`), :mod:`.parse` (ids, numbers, timestamps,
+ratings), :mod:`.events` (the kept events and the load report), :mod:`.errors`, and one module
+per source (:mod:`.movielens`, :mod:`.kuairand`, :mod:`.table`, :mod:`.npz`), each registering
 the names it reads in :mod:`.sources`. The public API is what this package exports.
 
 Every loader reports what it read, kept, dropped and repaired (:class:`LoadReport`). Bad rows

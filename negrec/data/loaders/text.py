@@ -3,12 +3,13 @@
 The rules (module docstring of :mod:`negrec.data.loaders`): one record per physical line, the
 file's line numbers in every message, unclosed quotes as bad rows that hide nothing, byte-order
 marks, encodings. A :class:`TextFile` reads its header with the csv module, then the rest in
-blocks of whole lines (:class:`Block`). A block whose lines are all plain (no quote character,
-no lone carriage return, no NUL, fields within the csv module's size limit, the same number of
-fields on every non-blank line) is parsed by ``pyarrow.csv``, which then splits fields exactly
-as ``csv.reader`` does; any other block is read record by record with ``csv.reader`` over its
-numbered physical lines (:class:`NumberedLines`), which reads on past the block as far as an
-open quote runs. Line numbers are computed only where a row is reported.
+blocks of whole lines (:class:`~negrec.data.loaders.text_records.Block`). A block whose lines
+are all plain (no quote character, no lone carriage return, no NUL, fields within the csv
+module's size limit, the same number of fields on every non-blank line) is parsed by
+``pyarrow.csv``, which then splits fields exactly as ``csv.reader`` does (:mod:`.text_arrow`);
+any other block is read record by record with ``csv.reader`` over its numbered physical lines
+(:mod:`.text_records`), which reads on past the block as far as an open quote runs. Line
+numbers are computed only where a row is reported.
 
 Decoding: the file is read as Python's text reader reads it (``open(..., newline="")``). A file
 in an encoding where ASCII bytes always mean ASCII characters (UTF-8, Latin-1, ...) is split
@@ -21,22 +22,16 @@ reading the file the same way, only when some bytes do not decode.
 from __future__ import annotations
 
 import codecs
-import csv
 import re
-from collections import deque
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import Iterator
 
-import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.csv as pacsv
-
-from negrec.data.loaders.columns import Column, TypedColumn
 from negrec.data.loaders.errors import BadRowPolicy, BadRows, DataFormatError, Option
 from negrec.data.loaders.memory import release_free_memory
-from negrec.data.loaders.rows import BadRow, RowChecks
+from negrec.data.loaders.rows import RowChecks
+from negrec.data.loaders.text_arrow import arrow_block
+from negrec.data.loaders.text_records import (Block, BlockRows, NumberedLines, lines_in,
+                                              read_records)
 from negrec.data.log import LoadReport
 from negrec.errors import UserError
 
@@ -54,88 +49,11 @@ DECODE_LOOKAHEAD = 8192 + 8
 #: Codecs in which every byte below 0x80 is that ASCII character.
 _ASCII_COMPATIBLE = re.compile(r"utf-8|ascii|latin-1|iso8859-\d+|cp125\d|mac-roman|koi8-[ru]")
 _UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)  # UTF-32's marks start the same way
-_LINE_BYTES = re.compile(rb"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+")
 _LINE_BREAKS = re.compile(rb"\r\n|\r|\n")
-
-
-class NumberedLines:
-    """Physical lines numbered from ``first``, for csv.reader.
-
-    csv.reader joins into one record the lines of a quoted field that does not close on its
-    line; ``record`` holds the (line number, text) pairs pulled since it was last cleared, so the
-    caller sees that happen, and :meth:`replay` puts lines back to be read again.
-    """
-
-    def __init__(self, lines: Iterable[str], first: int = 1):
-        self._lines = iter(lines)
-        self._replayed: deque[tuple[int, str]] = deque()
-        self._count = first - 1
-        self.record: list[tuple[int, str]] = []
-
-    def __iter__(self) -> "NumberedLines":
-        return self
-
-    def __next__(self) -> str:
-        if self._replayed:
-            numbered = self._replayed.popleft()
-        else:
-            text = next(self._lines)
-            self._count += 1
-            numbered = (self._count, text)
-        self.record.append(numbered)
-        return numbered[1]
-
-    def next_number(self) -> int:
-        """The number of the line the next record starts with."""
-        return self._replayed[0][0] if self._replayed else self._count + 1
-
-    def replay(self, lines: list[tuple[int, str]]) -> None:
-        self._replayed.extendleft(reversed(lines))
 
 
 class _DecodeStop(Exception):
     """Raised by a line source at the first line Python's text reader could not return."""
-
-
-@dataclass
-class Block:
-    """The rows of a run of whole lines of a text file.
-
-    ``n`` rows (not blank, not refused by the reader); ``columns``: the requested fields (a
-    field a row lacks is ``""``); ``nfields`` [n] int32 each row's field count;
-    ``lines(rows)`` their line numbers; ``reader_bad``: the rows the reader refused (in line
-    order); ``rows_read``: every non-blank row; ``error_after``: an error to raise once these
-    rows are reported (the file cannot be read further).
-    """
-
-    n: int
-    columns: dict[int, Column]
-    nfields: np.ndarray
-    lines: Callable[[np.ndarray], np.ndarray]
-    rows_read: int
-    reader_bad: list[BadRow] = field(default_factory=list)
-    error_after: Exception | None = None
-
-
-class _Rows:
-    """The rows a record-by-record read collects for one block."""
-
-    def __init__(self) -> None:
-        self.fields: list[list[str]] = []
-        self.lines: list[int] = []
-        self.bad: list[BadRow] = []
-        self.read = 0
-        self.error: Exception | None = None
-
-    def block(self, columns: dict[int, str]) -> Block:
-        cols = {j: Column.from_strings([f[j] if j < len(f) else "" for f in self.fields],
-                                       distinct=kind == "dict")
-                for j, kind in columns.items()}
-        found = np.array(self.lines, np.int64)
-        return Block(n=len(self.fields), columns=cols,
-                     nfields=np.array([len(f) for f in self.fields], np.int32),
-                     lines=lambda rows: found[rows], rows_read=self.read, reader_bad=self.bad,
-                     error_after=self.error)
 
 
 class TextFile:
@@ -269,7 +187,8 @@ class TextFile:
         else:
             lines = self._text_lines = NumberedLines(self._python_lines())
         try:
-            for line_no, fields, run_on in self._records(lines, last_start=1):
+            for line_no, fields, run_on in read_records(lines, self.path, self.delimiter,
+                                                        last_start=1):
                 if fields is None:
                     raise DataFormatError(f"{self.path}:{line_no}: unclosed quote in the header: "
                                           f"{run_on}")
@@ -281,7 +200,7 @@ class TextFile:
         if self._bytewise and self.header is not None:
             with open(self.path, "rb") as f:
                 f.seek(self._offset)
-                first = next(_lines_in(f), b"")
+                first = next(lines_in(f), b"")
             self._offset += len(first)
             self._next_line = 2
 
@@ -311,60 +230,6 @@ class TextFile:
             if block.error_after is not None:
                 raise block.error_after
         return False
-
-    # ---- records (the csv module) -----------------------------------------------------------
-    def _records(self, lines: NumberedLines, last_start: float = float("inf")
-                 ) -> Iterator[tuple[int, list[str] | None, str]]:
-        """(line number, fields, "") of each record starting at or before line ``last_start``;
-        (first line, None, detail) for a line whose quoted field runs on over the next lines
-        (those lines are read again, each as its own record). Raises DataFormatError for a
-        row csv cannot read."""
-        if len(self.delimiter) == 1:
-            records: Iterator[list[str]] = csv.reader(lines, delimiter=self.delimiter)
-        else:  # e.g. MovieLens-1M's "::" (no quoting)
-            records = (line.rstrip("\r\n").split(self.delimiter) for line in lines)
-        while lines.next_number() <= last_start:
-            lines.record.clear()
-            try:
-                fields = next(records)
-            except StopIteration:
-                return
-            except csv.Error as exc:  # e.g. a field over csv's size limit
-                if len(lines.record) < 2:
-                    line = lines.record[-1][0] if lines.record else "?"
-                    raise DataFormatError(f"{self.path}:{line}: unreadable row ({exc}); "
-                                          "the file is corrupt or truncated") from None
-                fields = []  # an open quote ran on into the limit: handled below
-            if len(lines.record) > 1:
-                (first, text), last = lines.record[0], lines.record[-1][0]
-                lines.replay(lines.record[1:])
-                yield first, None, (f"a quoted field opened on this line runs on to line {last} "
-                                    f"(fields spanning lines are not supported): "
-                                    f"{text.rstrip()[:80]!r}")
-                continue
-            yield lines.record[0][0], fields, ""
-
-    def _collect(self, records: Iterator, rows: _Rows, *, max_rows: float,
-                 to_first_row: bool) -> bool:
-        """Adds records to ``rows`` (blank lines skipped, refused rows noted); True when
-        ``records`` ran out."""
-        for line_no, fields, run_on in records:
-            if fields is not None and (not fields or (len(fields) == 1 and not fields[0].strip())):
-                continue  # blank line (e.g. a trailing newline)
-            rows.read += 1
-            if fields is None:
-                rows.bad.append(BadRow(line_no, "unclosed quote", run_on))
-            elif len(fields) < self.min_fields:
-                rows.bad.append(BadRow(line_no, "too few fields",
-                                       f"expected at least {self.min_fields} fields separated by "
-                                       f"{self.delimiter!r}, got {len(fields)}: "
-                                       f"{self.delimiter.join(fields)[:80]!r}"))
-            else:
-                rows.fields.append(fields)
-                rows.lines.append(line_no)
-                if to_first_row or len(rows.fields) >= max_rows:
-                    return False
-        return True
 
     # ---- blocks ---------------------------------------------------------------------------
     def blocks(self, columns: dict[int, str]) -> Iterator[Block]:
@@ -408,104 +273,31 @@ class TextFile:
         self._offset, self._next_line = end, last_line + 1
         stops_inside = self._stop is not None and self._stop[0] < last_line
         if not (lone_cr or stops_inside or to_first_row):
-            block = self._arrow_block(raw, first_line, columns)
+            block = arrow_block(raw, first_line, columns, delimiter=self.delimiter,
+                                min_fields=self.min_fields, codec=self._base_codec)
             if block is not None:
                 return block
-        rows = _Rows()
+        rows = BlockRows(self.min_fields, self.delimiter)
         lines = NumberedLines(self._byte_lines(start, first_line), first_line)
         try:
-            self._collect(self._records(lines, last_start=last_line), rows, max_rows=float("inf"),
-                          to_first_row=to_first_row)
+            rows.collect(read_records(lines, self.path, self.delimiter, last_start=last_line),
+                         max_rows=float("inf"), to_first_row=to_first_row)
         except _DecodeStop:
             rows.error = self._stop[1]
         except DataFormatError as exc:  # a row csv cannot read: once the rows before it count
             rows.error = exc
         return rows.block(columns)
 
-    def _arrow_block(self, raw: bytes, first_line: int, columns: dict[int, str]) -> Block | None:
-        """The block parsed by pyarrow.csv, or None when its lines are not all plain."""
-        quoting = len(self.delimiter) == 1
-        if b"\x00" in raw or raw.startswith(codecs.BOM_UTF8):
-            return None  # (Arrow drops a byte-order mark at the start of what it reads)
-        quoted = quoting and b'"' in raw
-        if not self.delimiter.isascii() or not self.delimiter.isprintable() and self.delimiter != "\t":
-            return None
-        limit = csv.field_size_limit()
-        if quoting and len(raw) > limit and _may_have_longer_lines(raw, limit):
-            return None
-        if not raw.isascii() and self._base_codec != "utf-8":
-            raw = raw.decode(self._base_codec).encode("utf-8")
-        delim = self.delimiter.encode("ascii")
-        if len(delim) > 1:  # a control byte the text lacks stands for the delimiter
-            sep = next((b for b in (b"\x1f", b"\x1e", b"\x1d", b"\x1c") if b not in raw), None)
-            if sep is None:
-                return None
-            raw = raw.replace(delim, sep)
-            delim = sep
-        body = raw.lstrip(b"\r\n")
-        first = body[:body.find(b"\n")] if b"\n" in body else body
-        nfields = first.rstrip(b"\r").count(delim) + 1
-        if not body or nfields < max(self.min_fields, 2):
-            return None  # with one field, a line of spaces would be a row (csv: a blank line)
-        invalid: list = []
-
-        def on_invalid(row) -> str:
-            invalid.append(row)
-            return "skip"
-
-        names = [f"f{j}" for j in range(nfields)]
-        read = {j: kind for j, kind in columns.items() if j < nfields}
-        # Arrow reads integers as Python does, but for hexadecimal ("0x10"): none without an x
-        ints = b"x" not in raw and b"X" not in raw
-
-        def parse(ints: bool):
-            types = {f"f{j}": pa.int64() if kind == "int" and ints else pa.string()
-                     for j, kind in read.items()}
-            return pacsv.read_csv(
-                pa.py_buffer(raw),
-                read_options=pacsv.ReadOptions(column_names=names, block_size=1 << 20),
-                parse_options=pacsv.ParseOptions(delimiter=chr(delim[0]),
-                                                  quote_char='"' if quoted else False,
-                                                  double_quote=True, escape_char=False,
-                                                  newlines_in_values=quoted,
-                                                  ignore_empty_lines=True,
-                                                  invalid_row_handler=on_invalid),
-                convert_options=pacsv.ConvertOptions(column_types=types,
-                                                     include_columns=list(types) or names[:1],
-                                                     null_values=[], strings_can_be_null=False,
-                                                     quoted_strings_can_be_null=False,
-                                                     check_utf8=False))
-        try:
-            try:
-                table = parse(ints)
-            except pa.ArrowInvalid as exc:  # a value that is no integer: read the text
-                if not ints or "conversion error" not in str(exc):
-                    raise
-                invalid.clear()
-                table = parse(False)
-        except pa.ArrowInvalid:
-            return None
-        if invalid or (quoted and not _one_line_records(raw, table.num_rows, self.delimiter)):
-            return None
-        n = table.num_rows
-        cols = {j: _column(table.column(f"f{j}"), kind) for j, kind in read.items()}
-        for j in columns:
-            if j not in cols:  # past the last field of every row
-                cols[j] = Column(pa.array([""], pa.string()), np.zeros(n, np.int32))
-        return Block(n=n, columns=cols, nfields=np.full(n, nfields, np.int32),
-                     lines=_LinesOfRows(raw, first_line, n), rows_read=n)
-
     def _text_blocks(self, columns: dict[int, str], to_first_row: bool) -> Iterator[Block]:
         """The rows read through Python's text reader (encodings such as UTF-16)."""
         if self._text_lines is None:
             self._text_lines = NumberedLines(self._python_lines())
-        records = self._records(self._text_lines)
+        records = read_records(self._text_lines, self.path, self.delimiter)
         done = False
         while not done:
-            rows = _Rows()
+            rows = BlockRows(self.min_fields, self.delimiter)
             try:
-                done = self._collect(records, rows, max_rows=TEXT_BLOCK_ROWS,
-                                     to_first_row=to_first_row)
+                done = rows.collect(records, max_rows=TEXT_BLOCK_ROWS, to_first_row=to_first_row)
             except UnicodeDecodeError as exc:
                 rows.error = self._error_for(exc)
             except DataFormatError as exc:
@@ -526,97 +318,10 @@ class TextFile:
         :class:`_DecodeStop` at the first line Python's text reader did not return."""
         with open(self.path, "rb") as f:
             f.seek(offset)
-            for line in _lines_in(f):
+            for line in lines_in(f):
                 offset += len(line)
                 self._check_decodes(offset)
                 if self._stop is not None and number > self._stop[0]:
                     raise _DecodeStop
                 yield line.decode(self._base_codec)
                 number += 1
-
-
-def _lines_in(f) -> Iterator[bytes]:
-    """The physical lines of a binary file from its position ("\\r\\n", "\\r" or "\\n" end a
-    line, as in Python's text reader with ``newline=""``)."""
-    tail = b""
-    while True:
-        chunk = f.read(1 << 16)
-        data = tail + chunk
-        if not chunk:
-            if data:
-                yield data
-            return
-        pos = 0
-        for m in _LINE_BYTES.finditer(data):
-            line = m.group()
-            # a line at the end of the data may go on (or "\r" may be the start of "\r\n")
-            if m.end() == len(data) and not line.endswith(b"\n"):
-                break
-            yield line
-            pos = m.end()
-        tail = data[pos:]
-
-
-class _LinesOfRows:
-    """Line numbers of the rows Arrow read from a block: its non-blank lines, in order."""
-
-    def __init__(self, raw: bytes, first_line: int, n: int):
-        self.raw, self.first_line, self.n = raw, first_line, n
-        self._numbers: np.ndarray | None = None
-
-    def __call__(self, rows: np.ndarray) -> np.ndarray:
-        if self._numbers is None:
-            buf = np.frombuffer(self.raw, np.uint8)
-            ends = np.flatnonzero(buf == 10)
-            starts = np.concatenate([[0], ends + 1])
-            lengths = np.concatenate([ends, [len(buf)]]) - starts
-            blank = lengths == 0
-            one = np.flatnonzero(lengths == 1)
-            blank[one] = buf[starts[one]] == 13  # "\r\n" alone
-            self._numbers = (self.first_line + np.flatnonzero(~blank))[:self.n]
-        return self._numbers[np.asarray(rows, np.int64)]
-
-
-def _column(array: pa.ChunkedArray, kind: str) -> Column:
-    """A column of what Arrow read: distinct texts ("dict"), texts, or int64 values."""
-    if pa.types.is_integer(array.type):
-        return TypedColumn(array.combine_chunks())
-    return Column.of(pc.dictionary_encode(array) if kind == "dict" else array)
-
-
-def _one_line_records(raw: bytes, records: int, delimiter: str) -> bool:
-    """Whether the ``records`` Arrow read from ``raw`` with quoting (quoted fields may run over
-    lines, as in csv.reader) are one per non-blank line, with no quote left open at the end:
-    then each line is a record, read as csv.reader reads it.
-
-    A record over several lines takes the place of at least two non-blank lines, unless it is
-    the last one, open to the end of ``raw`` (over blank lines only): csv.reader, given the
-    last non-blank line and another after it, finds out."""
-    lines = raw.count(b"\n") + (0 if raw.endswith(b"\n") else 1)
-    if records != lines and records != lines - _blank_lines(raw):
-        return False
-    body = raw.rstrip(b"\r\n")
-    last = body[body.rfind(b"\n") + 1:].decode("utf-8")
-    return len(list(csv.reader([last + "\n", "x\n"], delimiter=delimiter))) == 2
-
-
-def _blank_lines(raw: bytes) -> int:
-    """Lines of ``raw`` that are empty or a lone "\\r" (before "\\n")."""
-    buf = np.frombuffer(raw, np.uint8)
-    ends = np.flatnonzero(buf == 10)
-    starts = np.concatenate([[0], ends + 1])
-    lengths = np.concatenate([ends, [len(buf)]]) - starts
-    blank = lengths == 0
-    one = np.flatnonzero(lengths == 1)
-    blank[one] = buf[starts[one]] == 13
-    if raw.endswith(b"\n"):
-        blank = blank[:-1]  # the empty "line" after the last break is no line
-    return int(blank.sum())
-
-
-def _may_have_longer_lines(raw: bytes, limit: int) -> bool:
-    """False when every line of ``raw`` is shorter than ``limit`` bytes (so no field is over
-    the csv module's size limit): a line that long would hold a whole window of
-    ``limit // 2`` bytes without a line break; checked window by window."""
-    half = max(limit // 2, 1)
-    return any(raw.find(b"\n", k, k + half) < 0 for k in range(0, len(raw) - half + 1, half))
