@@ -1,6 +1,6 @@
 """Training: the objectives, the configuration (and the migration of earlier layouts),
 checkpoints, the batch loss, and the trainer with its pieces (windows, RNG state, metrics log,
-run folder, resume, data parallelism)."""
+run folder, resume, stopping, data parallelism)."""
 
 from negrec.train.checkpoint import LoadedCheckpoint, load_checkpoint, read_checkpoint
 from negrec.train.config import LossConfig, OptimConfig, TrainConfig, apply_overrides, load_config

@@ -1,4 +1,5 @@
-"""The optimizer of a training run, and gradient clipping that takes sparse gradients.
+"""The optimizer of a training run, its learning-rate schedule, and gradient clipping that
+takes sparse gradients.
 
 The network (attention or recurrent layers, norms, position and feedback embeddings) is always
 updated by AdamW. The tables with one row per item, cluster or creator (the model's
@@ -20,13 +21,14 @@ Why the threshold, and what the two cost and learn: docs/training_scale.md.
 
 from __future__ import annotations
 
-from typing import Iterable
+import math
+from typing import Callable, Iterable
 
 import torch
 from torch import Tensor, nn
 
 __all__ = ["EMBEDDING_UPDATES", "SPARSE_FROM_ITEMS", "LazyAdamW", "build_optimizer",
-           "clip_gradients", "embedding_update"]
+           "build_scheduler", "clip_gradients", "embedding_update"]
 
 #: The values of ``optim.embeddings``.
 EMBEDDING_UPDATES = ("auto", "dense", "sparse")
@@ -60,6 +62,27 @@ def build_optimizer(model: nn.Module, config, update: str) -> torch.optim.Optimi
     for table in model.row_tables():
         table.sparse = True
     return LazyAdamW(model.parameters(), **kwargs)
+
+
+def build_scheduler(optimizer: torch.optim.Optimizer, config,
+                    total_steps: int) -> torch.optim.lr_scheduler.LambdaLR:
+    """The learning-rate schedule of the ``optim`` section ``config``: linear warm-up over
+    ``warmup_steps``, then constant or cosine decay to 0 at ``total_steps``."""
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_factor(config, total_steps))
+
+
+def _lr_factor(opt, total_steps: int) -> Callable[[int], float]:
+    """The learning-rate multiplier of each step: linear warm-up, then constant or cosine
+    decay to 0 at ``total_steps``."""
+    def factor(step: int) -> float:
+        if opt.warmup_steps and step < opt.warmup_steps:
+            return (step + 1) / opt.warmup_steps
+        if opt.schedule == "cosine":
+            progress = (step - opt.warmup_steps) / max(1, total_steps - opt.warmup_steps)
+            return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+        return 1.0
+
+    return factor
 
 
 class LazyAdamW(torch.optim.Optimizer):

@@ -10,7 +10,10 @@ from a checkpoint takes exactly the steps the uninterrupted run would have taken
 
 The pieces live beside it: :mod:`~negrec.train.windows` (the rows of an epoch),
 :mod:`~negrec.train.rng`, :mod:`~negrec.train.metrics_log`, :mod:`~negrec.train.run_folder`,
-:mod:`~negrec.train.resume`, :mod:`~negrec.train.optim` and :mod:`~negrec.train.distributed`.
+:mod:`~negrec.train.resume` (what a checkpoint holds of the training, and restoring it),
+:mod:`~negrec.train.stopping` (the budget, when to validate, which validated model to keep, early
+stopping), :mod:`~negrec.train.optim` (with the learning-rate schedule) and
+:mod:`~negrec.train.distributed`.
 """
 
 from __future__ import annotations
@@ -36,15 +39,17 @@ from negrec.files import atomic_torch_save
 from negrec.models.base import SequentialRecommender
 from negrec.models.registry import build_model
 from negrec.progress import Progress, label, log
-from negrec.train.checkpoint import check_weights_match, checkpoint_payload, read_checkpoint
+from negrec.train.checkpoint import checkpoint_payload
 from negrec.train.config import TrainConfig
 from negrec.train.distributed import Ranks
 from negrec.train.loss import LossParts, batch_loss
 from negrec.train.metrics_log import MetricsLog
-from negrec.train.optim import build_optimizer, clip_gradients, embedding_update
-from negrec.train.resume import check_resume_config, stored_config
-from negrec.train.rng import capture_rng_state, restore_rng_state, seed_everything
+from negrec.train.optim import build_optimizer, build_scheduler, clip_gradients, embedding_update
+from negrec.train.resume import (PROGRESS_KEYS, capture_train_state, read_resume_checkpoint,
+                                 restore_train_state)
+from negrec.train.rng import seed_everything
 from negrec.train.run_folder import check_run_folder, clear_run, remove_stale_temporaries
+from negrec.train.stopping import budget_reached, judge_validation, validation_due
 from negrec.train.windows import training_windows
 
 __all__ = ["NonFiniteLossError", "Trainer", "TrainResult", "resolve_device"]
@@ -52,10 +57,6 @@ __all__ = ["NonFiniteLossError", "Trainer", "TrainResult", "resolve_device"]
 # Called with the model (eval mode) after each validation interval; returns metrics, of
 # which the trainer maximises `validate_metric` (e.g. "ndcg@10").
 ValidateFn = Callable[[SequentialRecommender], dict]
-
-#: What a checkpoint's train_state holds besides the optimizer, scheduler and RNG states.
-PROGRESS_KEYS = ("step", "epoch", "batch_in_epoch", "best_metric", "best_epoch",
-                 "bad_validations", "history", "train_seconds", "targets_seen", "sequences_seen")
 
 
 class NonFiniteLossError(RuntimeError):
@@ -128,7 +129,7 @@ class Trainer:
         self.validate, self.validate_metric = validate, validate_metric
         check_run_folder(self.out_dir, resume=resume, overwrite=overwrite)
         self._clear_at_fit = overwrite
-        checkpoint = self._read_resume_checkpoint() if resume else None
+        checkpoint = read_resume_checkpoint(config, self.out_dir) if resume else None
         self.objective = config.objective
         self.ranks = Ranks(config.device)
         self.device = self.ranks.device(resolve_device(config.device))
@@ -164,8 +165,7 @@ class Trainer:
         self.loss_module = self.ranks.wrap(_LossModule(self.model, config, self.low_precision),
                                            self.device, local=self._sparse_parameters())
         self.steps_per_epoch = math.ceil(len(self.window_users) / config.batch_size)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, _lr_factor(opt, self.steps_per_epoch * config.epochs))
+        self.scheduler = build_scheduler(self.optimizer, opt, self.steps_per_epoch * config.epochs)
         self.step = 0
         self.epoch = 0
         self.batch_in_epoch = 0
@@ -233,14 +233,10 @@ class Trainer:
 
     # ---- checkpoints ---------------------------------------------------------------------
     def _train_state(self) -> dict:
-        return {
-            "optimizer": self.optimizer.state_dict(),
-            "embedding_update": self.embedding_update,
-            "scheduler": self.scheduler.state_dict(),
-            **{k: getattr(self, k) for k in PROGRESS_KEYS},
-            "log_rows": self.metrics_log.rows,
-            "rng": capture_rng_state(self.data_gen),
-        }
+        return capture_train_state(optimizer=self.optimizer, scheduler=self.scheduler,
+                                   embedding_update=self.embedding_update,
+                                   progress={k: getattr(self, k) for k in PROGRESS_KEYS},
+                                   log_rows=self.metrics_log.rows, data_gen=self.data_gen)
 
     def save_checkpoint(self, name: str = "last.pt") -> Path | None:
         if not self.is_main:
@@ -249,41 +245,15 @@ class Trainer:
                                      self.log, self._train_state())
         return atomic_torch_save(payload, self.out_dir / name)
 
-    def _read_resume_checkpoint(self) -> dict:
-        """The verified payload of ``last.pt``, after checking that ``self.config`` and the
-        saved ``config.yaml`` agree with the configuration stored in it."""
-        path = self.out_dir / "last.pt"
-        if not path.exists():
-            raise FileNotFoundError(f"resume: no checkpoint at {path} (nothing to resume)")
-        payload = read_checkpoint(path)
-        check_resume_config(self.config, stored_config(payload, path), path,
-                            self.out_dir / "config.yaml")
-        return payload
-
     def _restore(self, payload: dict, path: Path) -> None:
-        if payload["num_items"] != self.log.num_items:
-            raise UserError(f"resume: {path} was trained on {payload['num_items']} items but the "
-                            f"data has {self.log.num_items}: resume on the data it was trained on")
-        check_weights_match(self.model.state_dict(), payload["model"], path)
-        ts = payload["train_state"]
-        if ts is None:
-            raise UserError(f"resume: {path} has no training state (it is not a last.pt)")
-        try:
-            self._restore_train_state(payload["model"], ts)
-        except (KeyError, TypeError, ValueError, IndexError, RuntimeError) as exc:
-            raise UserError(f"resume: {path}: the training state cannot be restored "
-                            f"({type(exc).__name__}: {' '.join(str(exc).split())[:200]})") from None
+        progress, log_rows = restore_train_state(
+            payload, path, model=self.model, optimizer=self.optimizer, scheduler=self.scheduler,
+            data_gen=self.data_gen, num_items=self.log.num_items)
+        for k, value in progress.items():
+            setattr(self, k, value)
+        self.metrics_log.rows = log_rows
         self._truncate_log_at_fit = True
         self.metrics_log.purge_step = self.step + 1
-
-    def _restore_train_state(self, weights: dict, ts: dict) -> None:
-        self.model.load_state_dict(weights)
-        self.optimizer.load_state_dict(ts["optimizer"])
-        self.scheduler.load_state_dict(ts["scheduler"])
-        for k in PROGRESS_KEYS:
-            setattr(self, k, ts[k])
-        self.metrics_log.rows = ts.get("log_rows")
-        restore_rng_state(ts["rng"], self.data_gen)
 
     def _prepare_out_dir(self) -> None:
         """Rank 0, at the start of fit(): clear an overwritten run, remove the temporaries of
@@ -355,7 +325,8 @@ class Trainer:
             "Lower optim.lr, enable optim.grad_clip or check the data for extreme values.")
 
     def _validate(self) -> bool:
-        """Runs validation (rank 0), records it, returns True when training should stop."""
+        """Runs validation (rank 0), records it, returns True when training should stop
+        (:mod:`~negrec.train.stopping`)."""
         stop = torch.zeros(1)
         if self.is_main and self.validate is not None:
             self.model.eval()
@@ -367,40 +338,20 @@ class Trainer:
                 if isinstance(v, (int, float)):
                     self._log_row({"kind": "valid", "step": self.step, "epoch": self.epoch,
                                    "metric": k, "value": v})
-            if self.step <= self.config.optim.warmup_steps:
-                verdict = "inside the warm-up, not kept"
-                # the learning rate is still rising: never the model to keep, no patience
-            elif self.best_metric is None or value > self.best_metric:
-                self.best_metric, self.best_epoch, self.bad_validations = value, self.epoch, 0
+            verdict = judge_validation(self.config, value, step=self.step,
+                                       best_metric=self.best_metric,
+                                       bad_validations=self.bad_validations)
+            self.bad_validations = verdict.bad_validations
+            if verdict.best:
+                self.best_metric, self.best_epoch = value, self.epoch
                 self.save_checkpoint("best.pt")
-                verdict = "best so far, saved as best.pt"
-            else:
-                self.bad_validations += 1
-                patience = self.config.early_stopping_patience
-                verdict = (f"no improvement ({self.bad_validations}/{patience} before early "
-                           "stopping)" if patience else "no improvement (early stopping off)")
             log.info("%s: validation %s %.4f at step %d, %s",
                      label(f"epoch {self.epoch}/{self.config.epochs}"), self.validate_metric,
-                     value, self.step, verdict)
-            patience = self.config.early_stopping_patience
-            if patience and self.bad_validations >= patience:
+                     value, self.step, verdict.text)
+            if verdict.stop:
                 stop[0] = 1
         self.ranks.broadcast(stop)
         return bool(stop.item())
-
-    def _validation_due(self, last_epoch: bool) -> bool:
-        """At least ``eval_min_steps`` steps since the last validation (or the last epoch): with
-        short epochs (a small log) the validations in between are skipped, so early stopping's
-        patience spans a similar number of steps on small and large logs."""
-        since = self.step - (self.history[-1]["step"] if self.history else 0)
-        return last_epoch or since >= self.config.eval_min_steps
-
-    def _budget_reached(self) -> bool:
-        """max_minutes of training time or max_steps optimizer steps (in total, the sessions
-        before a resume included) are used up."""
-        cfg = self.config
-        return ((cfg.max_minutes is not None and self.train_seconds >= cfg.max_minutes * 60)
-                or (cfg.max_steps is not None and self.step >= cfg.max_steps))
 
     def _train_epoch(self, epoch: int) -> bool:
         """Trains the rest of ``epoch``; True when the budget ended it early."""
@@ -417,7 +368,7 @@ class Trainer:
         t_log, targets_log, seqs_log = time.perf_counter(), 0, 0
         try:
             for b in range(first_batch, self.steps_per_epoch):
-                if self._budget_reached():
+                if budget_reached(cfg, train_seconds=self.train_seconds, step=self.step):
                     return True
                 idx = self.ranks.share(order[b * cfg.batch_size:(b + 1) * cfg.batch_size])
                 t0 = time.perf_counter()
@@ -458,8 +409,7 @@ class Trainer:
                 break
             self.epoch, self.batch_in_epoch = epoch + 1, 0
             stop = False
-            if cfg.eval_every and (epoch + 1) % cfg.eval_every == 0 and \
-                    self._validation_due(last_epoch=epoch + 1 == cfg.epochs):
+            if validation_due(cfg, epochs_done=epoch + 1, step=self.step, history=self.history):
                 stop = self._validate()
             self.save_checkpoint()
             if stop:
@@ -479,16 +429,3 @@ class Trainer:
                            train_seconds=self.train_seconds,
                            best_checkpoint="validation" if self.best_metric is not None else "last")
 
-
-def _lr_factor(opt, total_steps: int) -> Callable[[int], float]:
-    """The learning-rate multiplier of each step: linear warm-up, then constant or cosine
-    decay to 0 at ``total_steps``."""
-    def factor(step: int) -> float:
-        if opt.warmup_steps and step < opt.warmup_steps:
-            return (step + 1) / opt.warmup_steps
-        if opt.schedule == "cosine":
-            progress = (step - opt.warmup_steps) / max(1, total_steps - opt.warmup_steps)
-            return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
-        return 1.0
-
-    return factor

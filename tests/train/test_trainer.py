@@ -261,36 +261,3 @@ def test_ddp_two_processes_equal_one(tmp_path):
         # summation order differs between 1 and 2 processes: float32 round-off only
         torch.testing.assert_close(a[name], b[name], rtol=1e-4, atol=1e-5, msg=name)
     assert any(not torch.equal(a[n], torch.zeros_like(a[n])) for n in a)
-
-
-def test_validations_are_at_least_eval_min_steps_apart(sim_split, tmp_path):
-    # a small log has short epochs: validating after each one would let early stopping decide
-    # within a handful of steps
-    steps = []
-
-    def validate(model):
-        steps.append(t.step)
-        return {"ndcg@10": 0.1}
-
-    t = Trainer(small_config(epochs=8, eval_every=1, eval_min_steps=12, batch_size=64),
-                sim_split.train, tmp_path / "v", validate=validate)
-    per_epoch = t.steps_per_epoch
-    assert per_epoch < 12  # the premise: several epochs between validations
-    t.fit()
-    assert steps and all(b - a >= 12 for a, b in zip([0] + steps, steps[:-1]))
-    assert steps[-1] == 8 * per_epoch  # the last epoch always validates
-    assert len(steps) < 8
-
-
-def test_a_validation_inside_the_warmup_never_gives_the_best_checkpoint(sim_split, tmp_path):
-    # the outside test of issue 18 got a best checkpoint of 23 steps, inside the warm-up
-    t = Trainer(small_config(epochs=2, eval_every=1, eval_min_steps=0,
-                             optim=OptimConfig(lr=3e-3, warmup_steps=10_000)),
-                sim_split.train, tmp_path / "w", validate=lambda model: {"ndcg@10": 0.5})
-    result = t.fit()
-    assert len(result.history) == 2  # both validations ran and are recorded ...
-    assert result.best_metric is None and result.best_checkpoint == "last"  # ... neither is kept
-    after = Trainer(small_config(epochs=2, eval_every=1, eval_min_steps=0,
-                                 optim=OptimConfig(lr=3e-3, warmup_steps=1)),
-                    sim_split.train, tmp_path / "x", validate=lambda model: {"ndcg@10": 0.5}).fit()
-    assert after.best_checkpoint == "validation" and after.best_epoch == 1
