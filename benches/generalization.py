@@ -7,6 +7,10 @@ objectives with the package defaults (only the data, the objective and the seed 
 
 - the most-popular ranking (``negrec.models.popularity.MostPopular``), the floor any learnt
   model must clear;
+- popularity within the clusters the user liked
+  (``negrec.models.cluster_popularity.ClusterPopularity``): counts only, but it knows the
+  user's taste; a model that does not beat it has learnt nothing a category histogram would
+  not give (reported beside each model, not a target);
 - a placebo control: ``input_ntr`` trained on the same log with the feedback codes permuted
   across events (``negrec.data.transforms.permute_feedback``). It sees feedback codes with the
   real frequencies but no meaning, so its "responsiveness" is what a mere change of an input
@@ -25,8 +29,8 @@ with simulated users; ml-100k branches the users' training histories at the mode
 ``--set key=value`` changes the training configuration for every run (for trying a default
 before changing it; the headline figures use none). Appends to
 bench_results/generalization.csv; the last line is
-``worlds_beating_popularity=... worlds_ntr_lowers_dislike_exposure=...
-worlds_responsive_beyond_control=...``.
+``worlds_beating_popularity=... worlds_ntr_beats_cluster_popularity=...
+worlds_ntr_lowers_dislike_exposure=... worlds_responsive_beyond_control=...``.
 """
 
 from __future__ import annotations
@@ -54,6 +58,7 @@ from negrec.eval.stats import Estimate, hierarchical_ci, ratio_of_means
 from negrec.experiments.data import load_data
 from negrec.experiments.measure import HISTORY_SEED_OFFSET
 from negrec.experiments.training import train_and_evaluate
+from negrec.models.cluster_popularity import ClusterPopularity
 from negrec.models.popularity import MostPopular
 from negrec.sim import PRESETS, Simulator, preset
 from negrec.threads import configure as apply_thread_policy
@@ -150,22 +155,28 @@ def diff_of_means(a, b):
     return float(np.mean(a) - np.mean(b)) if len(a) else float("nan")
 
 
-def summarize(world: World, runs: dict, pop: dict, resamples: int) -> tuple[list[str], dict, list]:
+def summarize(world: World, runs: dict, pop: dict, cpop: dict, resamples: int
+              ) -> tuple[list[str], dict, list]:
     """Table lines, headline booleans and CSV rows of one world."""
     lines, rows = [], []
     ci = lambda stat, *s: hierarchical_ci(stat, *s, resamples=resamples, seed=0)  # noqa: E731
     ctl = [(r["sim"]["dislike"], r["sim"]["positive"]) for r in runs.get(CONTROL, [])]
     lines.append(f"  {'most_popular':15s} NDCG@10 {np.mean(pop['ndcg']):.4f}  dislike exp.@10 "
                  f"{np.mean(pop['dexp']):.4f}")
+    lines.append(f"  {'cluster_pop.':15s} NDCG@10 {np.mean(cpop['ndcg']):.4f}  dislike exp.@10 "
+                 f"{np.mean(cpop['dexp']):.4f}  (popularity within the user's liked clusters)")
     verdict = {}
     for name in [o for o in runs if o != CONTROL] + ([CONTROL] if ctl else []):
         rs = runs[name]
         vs_pop = ci(diff_of_means, [(r["ndcg"], pop["ndcg"]) for r in rs])
+        vs_cpop = ci(diff_of_means, [(r["ndcg"], cpop["ndcg"]) for r in rs])
         resp = ci(ratio_of_means, [(r["sim"]["dislike"], r["sim"]["positive"]) for r in rs])
         line = (f"  {name:15s} NDCG@10 {np.mean([r['ndcg'].mean() for r in rs]):.4f} "
-                f"(vs most-popular {num(vs_pop)})  dislike exp.@10 "
+                f"(vs most-popular {num(vs_pop)}, vs cluster-popularity {num(vs_cpop)})  "
+                f"dislike exp.@10 "
                 f"{np.mean([r['dexp'].mean() for r in rs]):.4f}  responsiveness {pct(resp)}")
-        rows += [(name, "ndcg10_vs_popular", vs_pop), (name, "responsiveness", resp)]
+        rows += [(name, "ndcg10_vs_popular", vs_pop), (name, "ndcg10_vs_cluster_popularity", vs_cpop),
+                 (name, "responsiveness", resp)]
         if name != CONTROL and ctl:
             beyond = ci(lambda a, b, c, d: ratio_of_means(a, b) - ratio_of_means(c, d),
                         [(r["sim"]["dislike"], r["sim"]["positive"]) for r in rs], ctl)
@@ -174,6 +185,7 @@ def summarize(world: World, runs: dict, pop: dict, resamples: int) -> tuple[list
             verdict.setdefault("beyond_control", {})[name] = beyond.ci_high < 0
         if name != CONTROL:
             verdict.setdefault("beats_popular", {})[name] = vs_pop.ci_low > 0
+            verdict.setdefault("beats_cluster_popularity", {})[name] = vs_cpop.ci_low > 0
         lines.append(line)
     if "input_ntr" in runs:
         ntr = runs["input_ntr"]
@@ -247,7 +259,8 @@ def main() -> None:
           f"{args.set or 'none'}", flush=True)
 
     t_start = time.perf_counter()
-    counts = {"beats_popular": 0, "ntr_lowers": 0, "beyond_control": 0}
+    counts = {"beats_popular": 0, "beats_cluster_popularity": 0, "ntr_lowers": 0,
+              "beyond_control": 0}
     all_rows = []
     for wname in worlds:
         world = make_world(wname, users, args.sim_events, args.holdout)
@@ -259,6 +272,9 @@ def main() -> None:
         held = world.split.valid if args.split == "valid" else world.split.test
         pe = evaluate(from_model(popular, OBJECTIVES["positive_only"].inputs), held, ks=(10,), bootstrap=0)
         pop = {"ndcg": pe.per_user["ndcg@10"], "dexp": pe.per_user["dislike_exposure@10"]}
+        by_cluster = ClusterPopularity(world.split.train)
+        ce = evaluate(from_model(by_cluster, by_cluster.inputs), held, ks=(10,), bootstrap=0)
+        cpop = {"ndcg": ce.per_user["ndcg@10"], "dexp": ce.per_user["dislike_exposure@10"]}
         runs: dict[str, list[dict]] = {o: [] for o in objectives + ([] if args.no_control else [CONTROL])}
         for seed in seeds:
             for name in runs:  # interleaved: every model of one seed, then the next seed
@@ -270,11 +286,13 @@ def main() -> None:
                       f"{100 * ratio_of_means(r['sim']['dislike'], r['sim']['positive']):+.1f}%  "
                       f"(best epoch {r['best_epoch']}, {r['steps']} steps, {r['seconds']:.0f} s)",
                       flush=True)
-        lines, verdict, rows = summarize(world, runs, pop, args.bootstrap)
+        lines, verdict, rows = summarize(world, runs, pop, cpop, args.bootstrap)
         print(f"-- {wname} (intervals: 95%, over seeds and users/histories)")
         print("\n".join(lines), flush=True)
         beats = verdict.get("beats_popular", {})
         counts["beats_popular"] += int(bool(beats) and all(beats.values()))
+        counts["beats_cluster_popularity"] += int(
+            verdict.get("beats_cluster_popularity", {}).get("input_ntr", False))
         counts["ntr_lowers"] += int(all(verdict.get(k, False) for k in
                                         ("dexp_below_positive_only", "dexp_below_input_only",
                                          "ndcg_not_lower")))
@@ -294,6 +312,7 @@ def main() -> None:
                         " ".join(args.set), platform.node(), negrec.__version__])
     print(f"\n{time.perf_counter() - t_start:.0f} s in all")
     print(f"worlds={len(worlds)} worlds_beating_popularity={counts['beats_popular']} "
+          f"worlds_ntr_beats_cluster_popularity={counts['beats_cluster_popularity']} "
           f"worlds_ntr_lowers_dislike_exposure={counts['ntr_lowers']} "
           f"worlds_responsive_beyond_control={counts['beyond_control']}")
 
