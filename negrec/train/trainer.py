@@ -324,6 +324,15 @@ class Trainer:
             f"training stopped, {kept}. "
             "Lower optim.lr, enable optim.grad_clip or check the data for extreme values.")
 
+    def _validation_due(self, epochs_done: int) -> bool:
+        """Whether every rank validates now. Rank 0 decides, from its validation history (the
+        only rank that keeps one), and tells the others: ranks that decided on their own would
+        validate at different epochs and then wait in different collectives."""
+        due = torch.tensor([float(validation_due(self.config, epochs_done=epochs_done,
+                                                 step=self.step, history=self.history))])
+        self.ranks.broadcast(due)
+        return bool(due.item())
+
     def _validate(self) -> bool:
         """Runs validation (rank 0), records it, returns True when training should stop
         (:mod:`~negrec.train.stopping`)."""
@@ -409,7 +418,7 @@ class Trainer:
                 break
             self.epoch, self.batch_in_epoch = epoch + 1, 0
             stop = False
-            if validation_due(cfg, epochs_done=epoch + 1, step=self.step, history=self.history):
+            if self._validation_due(epoch + 1):
                 stop = self._validate()
             self.save_checkpoint()
             if stop:

@@ -255,3 +255,22 @@ def test_finish_fails_at_once_when_rank_0_dies(tmp_path):
     (code0, _), (code1, rank1) = _run_ranks_worker(tmp_path, 1.0, "die")  # rank 1 waits by then
     assert code0 == 3
     assert code1 == 4 and rank1["dist_error"] and rank1["runs"] == [], rank1
+
+
+def test_every_rank_validates_at_the_epochs_rank_0_chooses(tmp_path):
+    """With epochs shorter than ``eval_min_steps`` steps, rank 0 skips validations that are
+    too soon after its last one. Only rank 0 keeps the validation history, so a rank that
+    decided on its own validated after every epoch and waited in rank 0's broadcast while rank 0
+    trained on: the job hung. Rank 0 now decides for every rank."""
+    log, _ = Simulator(SIM, seed=0).generate()
+    log.save(tmp_path / "log.npz")
+    # 15-16 steps per epoch, a validation at least 20 steps after the last: due after epochs 2
+    # and 4 (the last), not 1 and 3 (rank 1 on its own: after epochs 2, 3 and 4)
+    args = ["--data", "npz", "--path", "log.npz", *TRAIN, "--epochs", "4",
+            "--set", "eval_every=1", "--set", "eval_min_steps=20"]
+    _assert_every_node_succeeded(_train_on_two_nodes(tmp_path, args))
+    run = next(tmp_path / f"node{r}" for r in (0, 1)
+               if (tmp_path / f"node{r}" / "metrics.json").exists())
+    history = json.loads((run / "metrics.json").read_text())["train"]["validation_history"]
+    steps = [h["step"] for h in history]
+    assert len(steps) == 2 and steps[1] - steps[0] >= 20, steps
