@@ -9,9 +9,12 @@ Three outcomes, never a crash and never a silent fallback for a broken build:
   ``negrec.ops.fused_loss_reference``, the collator to
   ``negrec.data.collate_reference.collate_python``, the popularity sampler's alias table to
   ``torch.multinomial``;
-* it exists but was built against another torch: importing negrec raises
+* it exists but was built against another torch: loading it raises
   :class:`ExtensionMismatchError` naming both versions and how to rebuild. (Loading it anyway
   could crash the interpreter: torch's C++ ABI is not stable across releases.)
+
+It is loaded when this module is first imported: by ``negrec.ops``, the collator, the samplers
+or ``negrec.build_info()``; ``import negrec`` alone (and reading data) does not.
 """
 
 from __future__ import annotations

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
-import torch
 
 __all__ = ["atomic_torch_save", "atomic_write_bytes", "atomic_write_text", "json_safe",
            "strict_json", "stale_temporaries", "write_json"]
@@ -59,6 +58,8 @@ def _atomic_write(path: str | Path, write: Callable[[Any], None]) -> Path:
 
 def atomic_torch_save(obj: Any, path: str | Path) -> Path:
     """``torch.save(obj, path)``, atomically (see :func:`_atomic_write`)."""
+    import torch  # (here: writing data files needs no torch)
+
     return _atomic_write(path, lambda f: torch.save(obj, f))
 
 

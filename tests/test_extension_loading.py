@@ -69,9 +69,15 @@ def test_missing_extension_falls_back_to_reference_with_a_warning(native, tmp_pa
     assert "fallback-ok" in proc.stdout
 
 
-def test_extension_built_for_another_torch_is_refused(native, tmp_path):
+@pytest.mark.parametrize("first_use", ["import negrec.ops", "import negrec; negrec.build_info()",
+                                       "from negrec.data import Collator"])
+def test_extension_built_for_another_torch_is_refused(native, tmp_path, first_use):
+    """Refused where it is first loaded (``import negrec`` itself loads neither torch nor the
+    extension: reading data needs neither)."""
     root = _copy_package(tmp_path, keep_extension=True, build_torch="2.0.0+cpu")
-    proc = _run(root, "import negrec")
+    light = _run(root, "import sys, negrec, negrec.data; assert 'torch' not in sys.modules")
+    assert light.returncode == 0, light.stderr
+    proc = _run(root, first_use)
     assert proc.returncode != 0
     assert "ExtensionMismatchError" in proc.stderr
     assert f"negrec._C was built against torch 2.0.0+cpu, but torch {torch.__version__} is installed" in proc.stderr

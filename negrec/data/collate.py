@@ -65,12 +65,13 @@ class Collator:
     recommendation, counterfactuals, the closed loop).
 
     Usable as a ``torch.utils.data.DataLoader`` ``collate_fn`` over a dataset of user indices
-    (also with worker processes; it pickles as its arrays). ``threads`` > 1 fills rows in
-    parallel on torch's intra-op pool; results never depend on it. Randomness (random crops,
-    negatives) comes from ``generator`` or torch's default generator, which DataLoader seeds
-    per worker, so runs are reproducible. Without the compiled extension it builds the same
-    batches with :func:`negrec.data.collate_reference.collate_python` (the package's one
-    warning, :func:`negrec._extension.warn_fallback`; no random crops there).
+    (also with worker processes; it pickles as its log: an event store's arrays by reference).
+    ``threads`` > 1 fills rows in parallel on torch's intra-op pool; results never depend on
+    it. Randomness (random crops, negatives) comes from ``generator`` or torch's default
+    generator, which DataLoader seeds per worker, so runs are reproducible. Without the
+    compiled extension it builds the same batches with
+    :func:`negrec.data.collate_reference.collate_python` (the package's one warning,
+    :func:`negrec._extension.warn_fallback`; no random crops there).
 
     ``sampler`` draws the shared candidates of the softmax term (``neg_ids``, ``neg_logq``,
     ``target_logq``); ``ntr_sampler`` those of the not-to-recommend term (``ntr_neg_ids``).
@@ -87,20 +88,34 @@ class Collator:
         self.config, self.sampler, self.with_targets = config, sampler, with_targets
         self.ntr_sampler = ntr_sampler
         self.threads, self.generator = int(threads), generator
-        rows = log.event_rows()
-        self._num_users = log.num_users
+        self._tables = config.tables()
+        self._read_log()
+
+    def _read_log(self) -> None:
+        """The tensors the native collator reads: the log's arrays, without a copy."""
+        rows = self._log.event_rows()
+        self._num_users = self._log.num_users
         if rows.offsets is not None:  # the users' events end to end (CSR)
             self._offsets, self._user_stride = _tensor(rows.offsets), 1
         else:  # a view (a split's part): user u's events are starts[u]:stops[u]
             self._offsets, self._user_stride = _tensor(_bounds(rows)), 2
         self._items = _tensor(rows.items)
         self._feedback = _tensor(rows.feedback)
-        self._tables = config.tables()
 
     def __getstate__(self):
+        """The collator without the tensors it reads from its log (made again from the log
+        when unpickled: a log opened from an event store pickles its arrays by reference,
+        :mod:`negrec.data.log_store`, so that a worker process maps the store's pages instead
+        of receiving a copy of its events)."""
         state = dict(self.__dict__)
+        for name in ("_offsets", "_items", "_feedback"):
+            del state[name]
         state["generator"] = None  # generators do not pickle; workers use their seeded default
         return state
+
+    def __setstate__(self, state) -> None:
+        self.__dict__.update(state)
+        self._read_log()
 
     def __call__(self, users: Sequence[int] | Tensor | np.ndarray, ends: Tensor | None = None) -> Batch:
         users_t = torch.as_tensor(_integer_array(users, "users"))

@@ -5,8 +5,12 @@ ties in source order, and records in the load report the events that came out of
 and the exact duplicates. It works on dense integer codes, so that a loader that dictionary-
 encodes its ids (Arrow) and ``EventLog.from_events`` (numpy) share it.
 
+It groups the events by user with a counting sort (linear time), then sorts by time only the
+users whose events are not in time order in the source (logs come nearly in time order); the
+users it sorts are the ones the report's out-of-order note counts.
+
 Memory stays near the output arrays: one permutation, the outputs gathered in chunks (no
-full-size temporary per array), and per-user-chunk temporaries for the report's checks. A
+full-size temporary per array), and per-user-chunk temporaries for the time sort. A
 caller that hands its arrays over in a :class:`SourceEvents` (:func:`build_csr_from`) lets each
 input go as soon as its sorted copy exists, so that inputs and outputs are not all alive at once
 (the loaders do).
@@ -25,11 +29,14 @@ __all__ = ["CSR", "DUPLICATE_EVENTS", "OUT_OF_ORDER", "SourceEvents", "build_csr
 DUPLICATE_EVENTS = "duplicate events (same user, item, time and feedback; all kept)"
 #: The LoadReport note counting events out of time order in the source (they are sorted).
 OUT_OF_ORDER = "events out of time order in the source (sorted by time, ties in source order)"
-#: Events per chunk of users when comparing each user's events in source order (the check's
+#: Events per chunk of users when sorting the events of users out of time order by time (the
 #: temporaries are about 60 bytes per event of a chunk: ~16 MB).
 _CHUNK_EVENTS = 1 << 18
 #: Events per chunk when gathering an array into CSR order.
 _GATHER_EVENTS = 1 << 20
+#: Bits of the user codes per pass of the radix sort that orders a chunk of events by user
+#: (numpy's stable sort of uint16 keys is a radix sort).
+_DIGIT_BITS = 16
 
 
 @dataclass
@@ -86,27 +93,26 @@ def build_csr_from(source: SourceEvents, num_users: int, *, report=None,
                    user_ids: np.ndarray | None = None) -> CSR:
     """:func:`build_csr` of the events ``source`` holds, dropping each of its arrays once it
     is sorted (``source``'s fields are None afterwards): with no other reference to them, the
-    peak memory is the permutation, the outputs and the inputs not yet sorted."""
+    peak memory is the permutation, the outputs and the inputs not yet sorted.
+
+    The events are grouped by user with a counting sort (linear time; source order within a
+    user), then each user's events that are not in time order already are sorted by time:
+    logs come nearly in time order, so that this second sort touches few users."""
     users = source.users
     n = len(users)
-    ts = np.asarray(source.timestamps, dtype=np.int64)
-    fractions = source.fractions
-    # primary key user, then time (then its fraction); np.lexsort is stable: ties keep source order
-    keys = (ts, users) if fractions is None else (fractions, ts, users)
-    perm = np.lexsort(keys)
-    del keys
     offsets = np.zeros(num_users + 1, dtype=np.int64)
     np.cumsum(_count(users, num_users), out=offsets[1:])
+    perm = _group_by_user(users, offsets)
     source.users = users = None
-    perm = _narrow(perm)
-    if report is not None and n > 1:
-        _note_out_of_order(report, perm, offsets, ts, fractions, user_ids)
+    ts = np.asarray(source.timestamps, dtype=np.int64)
     source.timestamps = None
     sorted_ts = _gather(ts, perm, np.int64)
     del ts
+    fractions = source.fractions
     source.fractions = None
     sorted_fractions = None if fractions is None else _gather(fractions, perm, np.float64)
     del fractions
+    _sort_users_by_time(perm, offsets, sorted_ts, sorted_fractions, report, user_ids)
     out_items = _gather(source.items, perm, np.int64)
     source.items = None
     out_feedback = _gather(source.feedback, perm, np.int8)
@@ -120,15 +126,94 @@ def build_csr_from(source: SourceEvents, num_users: int, *, report=None,
     return CSR(offsets, out_items, sorted_ts, out_feedback, out_strength)
 
 
-def _narrow(perm: np.ndarray) -> np.ndarray:
-    """The permutation as int32 when its indices fit (half the memory while the arrays are
-    gathered), converted in chunks."""
-    if len(perm) >= 2**31:
-        return perm
-    out = np.empty(len(perm), dtype=np.int32)
-    for start in range(0, len(perm), _GATHER_EVENTS):
-        out[start:start + _GATHER_EVENTS] = perm[start:start + _GATHER_EVENTS]
-    return out
+def _group_by_user(users: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """[E] the stable permutation that groups the events by user code (source order within a
+    user; int32 when the events fit, else int64): a counting sort, chunk by chunk of events.
+    ``offsets`` [U + 1]: where each user's events start in the result.
+
+    Each chunk's events are ordered by user stably (:func:`_order_by_code`) and written after
+    the same users' events of the chunks before: the memory is the result and one chunk's
+    temporaries, the time linear in the events."""
+    n = len(users)
+    perm = np.empty(n, dtype=np.int32 if n < 2**31 else np.int64)
+    next_at = offsets[:-1].copy()  # [U] where each user's next event goes
+    for start in range(0, n, _CHUNK_EVENTS):
+        codes = users[start:start + _CHUNK_EVENTS]
+        order = _order_by_code(codes, len(offsets) - 1)
+        grouped = codes[order]
+        del codes
+        heads = np.flatnonzero(np.concatenate([[True], grouped[1:] != grouped[:-1]]))
+        sizes = np.diff(np.append(heads, len(grouped)))
+        rank = np.arange(len(grouped)) - np.repeat(heads, sizes)  # among its user's in the chunk
+        head_users = grouped[heads]
+        perm[next_at[grouped] + rank] = order + start
+        next_at[head_users] += sizes
+    return perm
+
+
+def _order_by_code(codes: np.ndarray, num_codes: int) -> np.ndarray:
+    """[k] int64 the stable order of ``codes`` [k] (integers in ``0..num_codes-1``): a
+    least-significant-digit radix sort over :data:`_DIGIT_BITS`-bit digits, each pass numpy's
+    stable sort of uint16 keys (itself a radix sort: linear time), one pass per digit that
+    ``num_codes - 1`` has."""
+    mask = (1 << _DIGIT_BITS) - 1
+    order = None
+    shift = 0
+    while True:
+        keys = codes if order is None else codes[order]
+        step = np.argsort(((keys >> shift) & mask).astype(np.uint16), kind="stable")
+        order = step if order is None else order[step]
+        shift += _DIGIT_BITS
+        if max(num_codes - 1, 0) >> shift == 0:
+            return order
+
+
+def _sort_users_by_time(perm: np.ndarray, offsets: np.ndarray, ts: np.ndarray,
+                        fractions: np.ndarray | None, report, user_ids) -> None:
+    """Sorts each user's events by time (then fraction), stably, in place: ``perm`` [E] lists
+    each user's events in source order, ``ts`` [E] int64 and ``fractions`` [E] float64 (or
+    None) are their times in that order. An event earlier than its user's previous event in
+    the source is out of time order: with ``report``, they are noted (the first, in user
+    order, as the example); only the users that have one are sorted (by chunks of users)."""
+    back = _descents(offsets, ts, fractions)
+    if not len(back):
+        return
+    user_of = np.searchsorted(offsets, back, side="right") - 1
+    if report is not None:
+        j, user = int(back[0]), user_of[0]
+        report.note(OUT_OF_ORDER, f"user {_py(user_ids[user])!r} at time {int(ts[j])} after "
+                    f"{int(ts[j - 1])}", len(back))
+    for chunk in _chunks(np.unique(user_of), offsets):
+        lengths = offsets[chunk + 1] - offsets[chunk]
+        local_user = np.repeat(np.arange(len(chunk), dtype=np.int64), lengths)
+        starts = np.repeat(offsets[chunk] - np.concatenate([[0], np.cumsum(lengths)[:-1]]), lengths)
+        idx = starts + np.arange(len(local_user))
+        keys = (ts[idx], local_user) if fractions is None else \
+            (fractions[idx], ts[idx], local_user)
+        take = idx[np.lexsort(keys)]  # stable: ties keep source order
+        del keys
+        perm[idx] = perm[take]
+        ts[idx] = ts[take]
+        if fractions is not None:
+            fractions[idx] = fractions[take]
+
+
+def _descents(offsets: np.ndarray, ts: np.ndarray, fractions: np.ndarray | None) -> np.ndarray:
+    """[k] int64 the positions i of the events earlier in time (then fraction) than event
+    i - 1 of the same user (``offsets``: where each user's events start), found in chunks."""
+    n = len(ts)
+    found = []
+    for start in range(1, n, _GATHER_EVENTS):
+        stop = min(start + _GATHER_EVENTS, n)
+        now, before = ts[start:stop], ts[start - 1:stop - 1]
+        earlier = now < before
+        if fractions is not None:
+            earlier |= (now == before) & (fractions[start:stop] < fractions[start - 1:stop - 1])
+        found.append(np.flatnonzero(earlier) + start)
+    back = np.concatenate(found) if found else np.zeros(0, np.int64)
+    if len(back):  # the first event of a user follows another user's
+        back = back[offsets[np.searchsorted(offsets, back, side="right") - 1] != back]
+    return back
 
 
 def _count(codes: np.ndarray, size: int) -> np.ndarray:
@@ -149,44 +234,6 @@ def _gather(values, perm: np.ndarray, dtype) -> np.ndarray:
         stop = start + _GATHER_EVENTS
         out[start:stop] = values[perm[start:stop]].astype(dtype, copy=False)
     return out
-
-
-def _note_out_of_order(report, perm: np.ndarray, offsets: np.ndarray, ts: np.ndarray,
-                       fractions: np.ndarray | None, user_ids: np.ndarray) -> None:
-    """Notes the events earlier in time than their user's previous event in the source.
-
-    Each user's events in source order are its source positions sorted. ``perm`` lists them by
-    user in time order: a user whose positions there increase has its events in time order in
-    the source, and no event out of order. For the others, sorting their positions (as one
-    sort of (user, position) keys, per chunk of users) gives the source order to compare."""
-    n = len(perm)
-    descent = np.flatnonzero(perm[1:] < perm[:-1]) + 1  # a later event that came earlier
-    if not len(descent):
-        return
-    users = np.unique(np.searchsorted(offsets, descent, side="right") - 1)
-    back_total, example = 0, None
-    for chunk in _chunks(users, offsets):
-        lengths = offsets[chunk + 1] - offsets[chunk]
-        local_user = np.repeat(np.arange(len(chunk), dtype=np.int64), lengths)
-        starts = np.repeat(offsets[chunk] - np.concatenate([[0], np.cumsum(lengths)[:-1]]), lengths)
-        key = local_user * n + perm[starts + np.arange(len(local_user))]
-        key.sort(kind="stable")
-        src = key % n
-        st = ts[src]
-        earlier = st[1:] < st[:-1]
-        if fractions is not None:
-            sf = fractions[src]
-            earlier |= (st[1:] == st[:-1]) & (sf[1:] < sf[:-1])
-        back = earlier & (local_user[1:] == local_user[:-1])
-        count = int(back.sum())
-        if count:
-            back_total += count
-            if example is None:
-                j = int(np.argmax(back)) + 1
-                user = user_ids[chunk[local_user[j]]]
-                example = f"user {_py(user)!r} at time {int(st[j])} after {int(st[j - 1])}"
-    if back_total:
-        report.note(OUT_OF_ORDER, example, back_total)
 
 
 def _chunks(users: np.ndarray, offsets: np.ndarray):

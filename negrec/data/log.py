@@ -2,12 +2,12 @@
 
 Every data source (MovieLens, KuaiRand, generic CSV/Parquet, the simulator) becomes an
 :class:`EventLog`; everything downstream (splits, the collator, training, evaluation) reads
-only this.
+only this. Its item metadata and load report: :mod:`negrec.data.log_meta`; writing and opening
+it as an event store, and pickling an opened one by reference: :mod:`negrec.data.log_store`.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import zipfile
 from dataclasses import dataclass, field
@@ -16,139 +16,19 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from negrec.data import store
 from negrec.data.csr import DUPLICATE_EVENTS, build_csr
 from negrec.data.feedback import FEEDBACK_TYPES, Feedback
+from negrec.data.log_meta import ItemMeta, LoadReport
+from negrec.data.log_meta import raw_array as _raw_array
+from negrec.data.log_store import StoredLog
 from negrec.data.rows import EventRows, count_per_row
 from negrec.errors import UserError
-from negrec.files import json_safe
 
 __all__ = ["DUPLICATE_EVENTS", "EventLog", "ItemMeta", "LoadReport"]
 
-@dataclass
-class LoadReport:
-    """What a loader or filter did to the raw rows: nothing is dropped silently."""
-
-    source: str = ""
-    rows_read: int = 0
-    rows_kept: int = 0
-    dropped: dict[str, int] = field(default_factory=dict)  # reason -> count
-    repaired: dict[str, int] = field(default_factory=dict)  # reason -> count
-    examples: dict[str, str] = field(default_factory=dict)  # reason -> first example
-    # kept as they are but worth knowing (e.g. duplicate events): reason -> count
-    notes: dict[str, int] = field(default_factory=dict)
-
-    def drop(self, reason: str, example: str = "", count: int = 1) -> None:
-        self.dropped[reason] = self.dropped.get(reason, 0) + count
-        if example and reason not in self.examples:
-            self.examples[reason] = example
-
-    def repair(self, reason: str, example: str = "", count: int = 1) -> None:
-        self.repaired[reason] = self.repaired.get(reason, 0) + count
-        if example and reason not in self.examples:
-            self.examples[reason] = example
-
-    def note(self, reason: str, example: str = "", count: int = 1) -> None:
-        self.notes[reason] = self.notes.get(reason, 0) + count
-        if example and reason not in self.examples:
-            self.examples[reason] = example
-
-    def summary(self) -> str:
-        parts = [f"{self.source}: read {self.rows_read} rows, kept {self.rows_kept}"]
-        for reason, n in self.dropped.items():
-            ex = f" (e.g. {self.examples[reason]})" if reason in self.examples else ""
-            parts.append(f"dropped {n}: {reason}{ex}")
-        for reason, n in self.repaired.items():
-            ex = f" (e.g. {self.examples[reason]})" if reason in self.examples else ""
-            parts.append(f"repaired {n}: {reason}{ex}")
-        for reason, n in self.notes.items():
-            ex = f" (e.g. {self.examples[reason]})" if reason in self.examples else ""
-            parts.append(f"noted {n}: {reason}{ex}")
-        return "; ".join(parts)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
 
 @dataclass
-class ItemMeta:
-    """Item metadata, indexed by dense item id 0..V-1.
-
-    ``cluster`` is the content cluster/category of each item (-1 when unknown), with names in
-    ``cluster_names``; ``creator`` likewise (``None`` when the source has no creators).
-    """
-
-    raw_ids: np.ndarray  # [V] raw item ids (int64 or str)
-    cluster: np.ndarray  # [V] int32
-    cluster_names: list[str]
-    creator: np.ndarray | None = None  # [V] int32
-    creator_names: list[str] | None = None
-    titles: list[str] | None = None
-
-    def __post_init__(self) -> None:
-        v = len(self.raw_ids)
-        self.cluster = np.asarray(self.cluster, dtype=np.int32)
-        if self.cluster.shape != (v,):
-            raise ValueError(f"ItemMeta.cluster must have shape [{v}] (one per item); got "
-                             f"{list(self.cluster.shape)}")
-        if v and (self.cluster.min() < -1 or self.cluster.max() >= len(self.cluster_names)):
-            raise ValueError(f"ItemMeta.cluster values must be -1 or < len(cluster_names) = "
-                             f"{len(self.cluster_names)}; got range [{self.cluster.min()}, "
-                             f"{self.cluster.max()}]")
-        if self.creator is not None:
-            self.creator = np.asarray(self.creator, dtype=np.int32)
-            if self.creator.shape != (v,):
-                raise ValueError(f"ItemMeta.creator must have shape [{v}]; got "
-                                 f"{list(self.creator.shape)}")
-
-    @property
-    def num_items(self) -> int:
-        return len(self.raw_ids)
-
-    @property
-    def has_creators(self) -> bool:
-        return self.creator is not None
-
-    @classmethod
-    def anonymous(cls, raw_ids: np.ndarray) -> "ItemMeta":
-        """Metadata for items with no known cluster or creator."""
-        return cls(raw_ids=np.asarray(raw_ids), cluster=np.full(len(raw_ids), -1, np.int32),
-                   cluster_names=[])
-
-
-def _raw_array(values: Iterable) -> np.ndarray:
-    arr = np.asarray(values)
-    if arr.dtype.kind in "iu":
-        return arr.astype(np.int64)
-    return arr.astype(str)
-
-
-@dataclass(frozen=True)
-class _StoredChecks:
-    """What an event store recorded when it was written, valid for exactly the arrays it was
-    opened with: the ranges of item ids and feedback codes (the store's arrays were validated
-    then) and the statistics of :meth:`EventLog.stats`."""
-
-    arrays: tuple  # (offsets, items, feedback) as opened
-    num_items: int
-    items: tuple[int, int]
-    feedback: tuple[int, int]
-    stats: dict
-
-    @classmethod
-    def of(cls, log: "EventLog", manifest: dict) -> "_StoredChecks":
-        checked = manifest["checked"]
-        return cls((log.offsets, log.items, log.feedback), log.item_meta.num_items,
-                   tuple(checked["items"]), tuple(checked["feedback"]), manifest["stats"])
-
-    def covers(self, log: "EventLog") -> bool:
-        offsets, items, feedback = self.arrays
-        return (log.offsets is offsets and log.items is items and log.feedback is feedback
-                and log.item_meta.num_items == self.num_items)
-
-
-@dataclass
-class EventLog:
+class EventLog(StoredLog):
     """Events of U users over V items, grouped by user and sorted by time (CSR layout).
 
     Arrays (E events):
@@ -404,73 +284,7 @@ class EventLog:
                         user_ids=self.user_ids[users], item_meta=self.item_meta,
                         source=self.source, report=self.report)
 
-    # ---- persistence --------------------------------------------------------------------
-    def save_store(self, out: str | Path, *, overwrite: bool = False) -> Path:
-        """Writes the log as an event store in the folder ``out`` (:mod:`negrec.data.store`):
-        its arrays as ``.npy`` files, a manifest with the source, report, item metadata, the
-        checked ranges and statistics, and hashes. Open it with :meth:`open`."""
-        self.validate()
-        meta = self.item_meta
-        arrays = {"offsets": self.offsets, "items": self.items, "timestamps": self.timestamps,
-                  "feedback": self.feedback, "user_ids": self.user_ids,
-                  "item_raw_ids": _raw_array(meta.raw_ids), "item_cluster": meta.cluster}
-        if self.strength is not None:
-            arrays["strength"] = self.strength
-        if meta.creator is not None:
-            arrays["item_creator"] = meta.creator
-        e = self.num_events
-        info = {
-            "source": self.source,
-            "report": None if self.report is None else self.report.to_dict(),
-            "item_meta": {"cluster_names": list(meta.cluster_names),
-                          "creator_names": None if meta.creator_names is None else list(meta.creator_names),
-                          "titles": None if meta.titles is None else list(meta.titles)},
-            "checked": {"items": [int(self.items.min()), int(self.items.max())] if e else [0, 0],
-                        "feedback": [int(self.feedback.min()), int(self.feedback.max())] if e
-                        else [1, 1]},
-            "stats": json_safe(self._array_stats()),
-        }
-        return store.write_store(out, arrays, info, overwrite=overwrite)
-
-    @classmethod
-    def open(cls, path: str | Path, *, verify: bool = False) -> "EventLog":
-        """The log of the event store ``path`` (written by :meth:`save_store` /
-        ``negrec data convert``), its arrays memory-mapped read-only: opening reads the
-        manifest and the arrays' headers, not the events (time and memory do not grow with
-        them; processes that open one store share its pages). The manifest and the files'
-        sizes, dtypes and shapes are checked against each other; ``verify`` also hashes every
-        byte (:func:`negrec.data.store.verify`) and checks every invariant on the events.
-
-        The arrays are read-only: selections make new arrays; the parts of a split
-        (:mod:`negrec.data.split`) are views that share them."""
-        path = Path(path)
-        if verify:
-            store.verify(path)
-        arrays, manifest = store.read_store(path)
-        names = manifest["item_meta"]
-        meta = ItemMeta(raw_ids=arrays["item_raw_ids"], cluster=arrays["item_cluster"],
-                        cluster_names=names["cluster_names"], creator=arrays.get("item_creator"),
-                        creator_names=names["creator_names"], titles=names["titles"])
-        report = LoadReport(**manifest["report"]) if manifest["report"] else None
-        log = object.__new__(cls)  # the dataclass's __init__, with the store's checks first
-        for name, value in (("offsets", arrays["offsets"]), ("items", arrays["items"]),
-                            ("timestamps", arrays["timestamps"]), ("feedback", arrays["feedback"]),
-                            ("user_ids", arrays["user_ids"]), ("item_meta", meta),
-                            ("strength", arrays.get("strength")), ("source", manifest["source"]),
-                            ("report", report)):
-            setattr(log, name, value)
-        log._stored = None
-        log._normalise_arrays()
-        if not verify:
-            log._stored = _StoredChecks.of(log, manifest)
-        try:
-            log.validate()
-        except ValueError as exc:
-            raise store.StoreError(f"{path}: {exc}") from None
-        if verify:
-            log._stored = _StoredChecks.of(log, manifest)
-        return log
-
+    # ---- the .npz file (the event store: negrec.data.log_store) -------------------------
     def save(self, path: str | Path) -> Path:
         """Saves to a compressed-free .npz (fast to write and to load)."""
         path = Path(path)

@@ -88,6 +88,13 @@ class EventLogView(EventLog):
     feedback = property(lambda self: self._array("feedback"), _refuse)
     strength = property(lambda self: self._array("strength"), _refuse)
 
+    def __getstate__(self) -> dict:
+        """What identifies the view (its rows' bounds, O(users)) and the arrays it shares (an
+        event store's by reference); not the arrays it made from them."""
+        state = super().__getstate__()
+        state["_made"] = {}
+        return state
+
     def __repr__(self) -> str:
         return (f"EventLogView(users={self.num_users}, events={self.num_events}, "
                 f"items={self.num_items}, source={self.source!r})")

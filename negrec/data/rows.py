@@ -16,6 +16,8 @@ from typing import Callable, Iterator
 
 import numpy as np
 
+from negrec.data import store
+
 __all__ = ["EventRows", "count_per_row", "gather_rows", "row_chunks"]
 
 #: Events per chunk when reading rows of events.
@@ -23,7 +25,7 @@ CHUNK_EVENTS = 1 << 20
 
 
 @dataclass(frozen=True)
-class EventRows:
+class EventRows(store.HoldsMappedArrays):
     """Row r's events are ``items[starts[r]:stops[r]]`` (and the same slice of ``timestamps``,
     ``feedback``, ``strength``), in time order. ``starts`` / ``stops`` [R] int64; ``items``
     [N] int64, ``timestamps`` [N] int64, ``feedback`` [N] int8, ``strength`` [N] float32 or

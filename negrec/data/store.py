@@ -12,17 +12,25 @@ On open, the manifest is checked against its content hash and every array file a
 recorded size, dtype and shape (cheap); :func:`verify` (``negrec data verify DIR``,
 ``EventLog.open(DIR, verify=True)``) also hashes every byte of every file.
 
+The arrays of an opened store pickle by reference (:func:`reference`): the store's folder, the
+array's name and the manifest's content hash, mapped again where they are unpickled, so that a
+DataLoader worker started with ``spawn`` or ``forkserver`` (or any process a log is sent to)
+shares the store's pages instead of receiving a private copy of its events.
+
 This module knows files, not event logs (``negrec.data.log`` builds the EventLog), so that the
 two do not import each other.
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import os
 import shutil
 import tempfile
+import weakref
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +38,8 @@ import numpy as np
 
 from negrec.errors import UserError
 
-__all__ = ["FORMAT", "MANIFEST", "StoreError", "read_store", "verify", "write_store"]
+__all__ = ["FORMAT", "MANIFEST", "HoldsMappedArrays", "MappedArray", "StoreError", "read_store",
+           "reference", "verify", "write_store"]
 
 FORMAT, VERSION = "negrec-event-store", 1
 MANIFEST = "manifest.json"
@@ -140,8 +149,9 @@ def _manifest(folder: Path) -> dict[str, Any]:
 def read_store(folder: str | Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """(arrays memory-mapped read-only, manifest) of the store ``folder``: reads the manifest
     and each array's header, and checks them against each other and the file sizes (time and
-    memory independent of the number of events)."""
-    folder = Path(folder)
+    memory independent of the number of events). The arrays are plain read-only ndarrays
+    (views of the maps) that pickle by reference (:func:`reference`)."""
+    folder = Path(folder).resolve()  # (a reference must hold wherever it is unpickled)
     manifest = _manifest(folder)
     arrays = {}
     for name, rec in manifest["arrays"].items():
@@ -159,8 +169,86 @@ def read_store(folder: str | Path) -> tuple[dict[str, np.ndarray], dict[str, Any
         if array.dtype.str != rec["dtype"] or list(array.shape) != rec["shape"]:
             raise StoreError(f"{path}: holds {array.dtype.str} {list(array.shape)}, the manifest "
                              f"says {rec['dtype']} {rec['shape']}; convert the data again")
-        arrays[name] = array
+        arrays[name] = _register(np.asarray(array), MappedArray(str(folder), name,
+                                                                 manifest["content_hash"]))
     return arrays, manifest
+
+
+# ---- pickling the mapped arrays by reference ---------------------------------------------------
+
+@dataclass(frozen=True)
+class MappedArray:
+    """A reference to the whole array ``name`` of the store ``folder`` (absolute) whose
+    manifest has ``content_hash``: unpickled, it is that array mapped again (the same array
+    object for every reference to it in the process, while one is alive), or a
+    :class:`StoreError` when the store is gone or was written again since."""
+
+    folder: str
+    name: str
+    content_hash: str
+
+    def __reduce__(self):
+        return _remap, (self.folder, self.name, self.content_hash)
+
+
+#: id of a mapped array -> (a weak reference to it, its MappedArray)
+_MAPPED: dict[int, tuple[weakref.ref, MappedArray]] = {}
+#: (folder, content hash, name) -> the array mapped last, while it is alive
+_REMAPPED: "weakref.WeakValueDictionary[tuple[str, str, str], np.ndarray]" = \
+    weakref.WeakValueDictionary()
+
+
+def _register(array: np.ndarray, ref: MappedArray) -> np.ndarray:
+    key = id(array)
+    _MAPPED[key] = (weakref.ref(array, lambda _, key=key: _MAPPED.pop(key, None)), ref)
+    _REMAPPED[(ref.folder, ref.content_hash, ref.name)] = array
+    return array
+
+
+def reference(value):
+    """``value``, or the :class:`MappedArray` that pickles as it when it is a whole array of an
+    opened store (a part, a copy or any other value is itself): what an object that holds
+    such arrays pickles in their place (its ``__getstate__``)."""
+    if isinstance(value, np.ndarray):
+        entry = _MAPPED.get(id(value))
+        if entry is not None and entry[0]() is value:
+            return entry[1]
+    return value
+
+
+class HoldsMappedArrays:
+    """A base for objects whose fields may be a store's mapped arrays (an opened EventLog, its
+    item metadata, a split's rows): pickled, those arrays go by reference (:func:`reference`),
+    the other fields by value; copied (``copy.copy``, ``copy.deepcopy``), every field is
+    copied as for any object."""
+
+    def __getstate__(self) -> dict:
+        return {name: reference(value) for name, value in self.__dict__.items()}
+
+    def __copy__(self):
+        new = object.__new__(type(self))
+        new.__dict__.update(self.__dict__)
+        return new
+
+    def __deepcopy__(self, memo: dict):
+        new = object.__new__(type(self))
+        memo[id(self)] = new
+        new.__dict__.update({name: copy.deepcopy(value, memo)
+                             for name, value in self.__dict__.items()})
+        return new
+
+
+def _remap(folder: str, name: str, content_hash: str) -> np.ndarray:
+    """The array a :class:`MappedArray` refers to, mapped (again)."""
+    array = _REMAPPED.get((folder, content_hash, name))
+    if array is not None:
+        return array
+    arrays, manifest = read_store(folder)
+    if manifest["content_hash"] != content_hash:
+        raise StoreError(f"{folder}: the event store was written again since this log was "
+                         f"pickled (content hash {manifest['content_hash']}, was {content_hash}); "
+                         "open it again")
+    return arrays[name]
 
 
 def verify(folder: str | Path) -> dict[str, Any]:

@@ -46,7 +46,8 @@ def test_select_events_and_users(small_log):
 @pytest.mark.parametrize("with_fractions", [False, True])
 def test_build_csr_in_chunks_drops_each_input_and_equals_one_sort(monkeypatch, with_fractions):
     """build_csr_from gives the arrays of one stable sort by (user, time, fraction) and the same
-    report notes whatever its chunk sizes, and drops every array the source held."""
+    report notes whatever its chunk sizes and the digits of its radix sort by user, and drops
+    every array the source held."""
     from negrec.data import LoadReport, csr
 
     rng = np.random.default_rng(0)
@@ -67,6 +68,7 @@ def test_build_csr_in_chunks_drops_each_input_and_equals_one_sort(monkeypatch, w
                           fractions=source["fractions"], report=whole_report, user_ids=ids)
     monkeypatch.setattr(csr, "_GATHER_EVENTS", 7)
     monkeypatch.setattr(csr, "_CHUNK_EVENTS", 5)
+    monkeypatch.setattr(csr, "_DIGIT_BITS", 2)  # 37 users: three passes of the radix sort
     handed = csr.SourceEvents(**{k: None if v is None else v.copy() for k, v in source.items()})
     chunked_report = LoadReport()
     chunked = csr.build_csr_from(handed, users, report=chunked_report, user_ids=ids)

@@ -40,7 +40,8 @@ class IdColumn:
     """The ids of the kept events, block by block.
 
     Text ids (generic tables): each block's distinct texts and a code per kept event; the ids
-    are int64 when every kept text is a canonical integer, else the texts. Integer ids
+    are int64 when every kept text is a canonical integer (a text with trailing NULs, which
+    are dropped as numpy strings drop them, is none), else the texts. Integer ids
     (MovieLens, KuaiRand: already read as canonical integers): each block's distinct values.
     The blocks' distinct ids are merged (:data:`MERGE_IDS`) into the distinct ids found so far,
     in the order they are first seen, and the blocks' codes renumbered into them.
@@ -55,6 +56,8 @@ class IdColumn:
         # wait, into _known once merged
         self._codes: list[np.ndarray] = []
         self._width = 1  # a numpy string array of the texts: its longest, trailing NULs included
+        # a kept text ended in NUL characters: no canonical integer, so the ids are texts
+        self._trailing_nul = False
 
     def add(self, distinct, codes: np.ndarray) -> None:
         """``codes`` [k] (into ``distinct``) of the kept events of a block; only the distinct
@@ -66,7 +69,9 @@ class IdColumn:
             ids = distinct.take(pa.array(used))
             if len(ids):
                 self._width = max(self._width, pc.max(pc.utf8_length(ids)).as_py())
-            ids = _numpy_text(ids)
+            stripped = _numpy_text(ids)
+            self._trailing_nul |= stripped is not ids
+            ids = stripped
         else:
             ids = pa.array(np.asarray(distinct[used], dtype=np.int64))
         self._waiting.append((len(self._codes), ids))
@@ -98,7 +103,7 @@ class IdColumn:
         uniq = self._known if self._known is not None else \
             pa.array([], pa.string() if self.text else pa.int64())
         if self.text:
-            ints = read_table_ids(uniq)
+            ints = None if self._trailing_nul else read_table_ids(uniq)
             if ints is None:
                 order = pc.sort_indices(uniq).to_numpy()
                 ids = np.array(uniq.take(pa.array(order)).to_pylist(), dtype=f"<U{self._width}")

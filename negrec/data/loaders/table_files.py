@@ -13,9 +13,10 @@ from typing import Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from negrec.data.loaders.columns import Column, Failures, TypedColumn, strip_texts
+from negrec.data.loaders.columns import Column, Failures, TypedColumn, _plain, strip_texts
 from negrec.data.loaders.errors import BadRowPolicy, BadRows, DataFormatError
 from negrec.data.loaders.memory import release_free_memory
 from negrec.data.loaders.rows import BadRow
@@ -146,13 +147,21 @@ def _parquet_blocks(path: Path, needed: Sequence[str], kinds: Mapping[str, str],
         raise FileNotFoundError(f"{path}: file not found")
     try:
         # pre_buffer would read every column chunk of the file ahead (its whole size resident)
-        parquet = pq.ParquetFile(path, pre_buffer=False)
-        names = parquet.schema_arrow.names
+        schema = pq.ParquetFile(path, pre_buffer=False).schema_arrow
     except Exception as exc:
         raise _unreadable_parquet(path, exc) from None
+    names = schema.names
     missing = [c for c in needed if c not in names]
     if missing:
         raise DataFormatError(f"{path}: missing column {missing[0]!r}; the file has {names}")
+    # ids and labels read as the file stores them (distinct texts and a code per row), not as
+    # a string per row that would then be encoded again
+    as_dictionary = [c for c in dict.fromkeys(needed)
+                     if kinds[c] == "dict" and _is_text(schema.field(c).type)]
+    try:
+        parquet = pq.ParquetFile(path, pre_buffer=False, read_dictionary=as_dictionary)
+    except Exception as exc:
+        raise _unreadable_parquet(path, exc) from None
     policy = BadRowPolicy(path, on_bad_rows, report)
     batches = parquet.iter_batches(batch_size=PARQUET_BATCH_ROWS, columns=list(dict.fromkeys(needed)))
     first = 1
@@ -172,8 +181,18 @@ def _parquet_blocks(path: Path, needed: Sequence[str], kinds: Mapping[str, str],
         release_free_memory()  # what reading the batch left free (see .memory)
 
 
+def _is_text(typ: pa.DataType) -> bool:
+    """A string type, or a dictionary of strings."""
+    if pa.types.is_dictionary(typ):
+        typ = typ.value_type
+    return pa.types.is_string(typ) or pa.types.is_large_string(typ) \
+        or pa.types.is_string_view(typ)
+
+
 def _parquet_column(array: pa.Array, kind: str) -> Column:
     if pa.types.is_dictionary(array.type):
+        if kind == "dict" and _is_text(array.type):
+            return _dictionary_column(array)
         array = array.dictionary_decode()
     if pa.types.is_string(array.type) or pa.types.is_large_string(array.type) \
             or pa.types.is_string_view(array.type):
@@ -182,3 +201,24 @@ def _parquet_column(array: pa.Array, kind: str) -> Column:
     if kind == "dict":  # ids and labels are texts: str() of each value
         return TypedColumn(array).as_text()
     return TypedColumn(array)
+
+
+def _dictionary_column(array: pa.DictionaryArray) -> Column:
+    """A dictionary array of strings as texts and a code per row (a null: the text ``""``).
+    A Parquet reader hands every batch its row group's whole dictionary: one larger than the
+    batch is cut to the texts the batch uses, so that the work per batch stays within its rows.
+    (A text that a dictionary held twice would be read twice, with the same outcome: the readers
+    and checks give each row the outcome of its text.)"""
+    texts, indices = array.dictionary, array.indices
+    if len(texts) > len(indices):
+        used = indices.dictionary_encode()  # (nulls stay null)
+        texts, indices = texts.take(used.dictionary), used.indices
+    texts = _plain(texts)
+    if texts.null_count:
+        texts = texts.fill_null("")
+    if indices.null_count:
+        empty = pc.index(texts, "").as_py()
+        if empty < 0:
+            texts, empty = pa.concat_arrays([texts, pa.array([""], pa.string())]), len(texts)
+        indices = indices.fill_null(empty)
+    return Column(texts, indices.to_numpy(zero_copy_only=False).astype(np.int32, copy=False))

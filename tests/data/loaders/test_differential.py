@@ -338,6 +338,23 @@ def test_undecodable_bytes_after_a_bad_row(tmp_path, small_blocks, bad_line, byt
     compare_outcomes("load_table", path, on_bad_rows=on_bad_rows)
 
 
+@pytest.mark.parametrize("column", ["user", "item"])
+def test_an_id_with_trailing_nul_characters_is_a_text(tmp_path, small_blocks, column):
+    """``"1\\x00"`` is no canonical integer: the ids are texts (numpy strings, which drop
+    trailing NULs), not int64, even when every id without its NULs is an integer (found by
+    test_generated_csv_tables: the kept item ids "1\\x00" and "1")."""
+    rows = [("7", "1\x00", 1), ("7", "2", 2), ("8", "1", 3)]
+    if column == "user":
+        rows = [(item, user, t) for user, item, t in rows]
+    path = tmp_path / "e.csv"
+    path.write_bytes(("user,item,timestamp,feedback\n" + "".join(
+        f"{u},{i},{t},positive\n" for u, i, t in rows)).encode())
+    compare_outcomes("load_table", path)
+    log = table.load_table(path)
+    ids = log.user_ids if column == "user" else log.item_meta.raw_ids
+    assert ids.dtype.kind == "U" and ids.tolist() == ["1", "2"]
+
+
 def test_the_oracle_is_not_the_package():
     """The differential tests compare two implementations, not one with itself."""
     from negrec.data.loaders import load_table

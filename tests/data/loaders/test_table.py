@@ -94,3 +94,36 @@ def test_partial_feedback_map(tmp_path):
     log = load_table(ev, columns=cols, feedback_values={"like": "positive", "*": "neutral"})
     assert log.feedback.tolist() == [Feedback.POSITIVE, Feedback.NEUTRAL, Feedback.NEUTRAL,
                                      Feedback.DISLIKE, Feedback.NEUTRAL]
+
+
+@pytest.mark.parametrize("stored", ["plain", "dictionary"])
+def test_parquet_ids_and_labels_read_as_dictionaries_load_as_plain_strings(tmp_path, monkeypatch,
+                                                                           stored):
+    """String ids and labels are read from Parquet as dictionaries (the row group's whole
+    dictionary, cut to a small batch's texts here): nulls and empty texts are one empty id, and
+    the log and report equal those of the row-by-row reading of the same texts."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from negrec.data.loaders import table_files
+
+    users = ["u2", None, "", "u1", "u2", "u3", None, "u1"]
+    labels = ["skip", "positive", "dislike", None, "like", "positive", "skip", "neutral"]
+    columns = {"user": pa.array(users, pa.string()), "item": pa.array([1, 2, 3, 4, 5, 6, 7, 8]),
+               "timestamp": pa.array([5, 4, 3, 2, 1, 0, 9, 8]),
+               "feedback": pa.array(labels, pa.string())}
+    if stored == "dictionary":
+        columns = {k: v.dictionary_encode() if v.type == pa.string() else v
+                   for k, v in columns.items()}
+    pq.write_table(pa.table(columns), tmp_path / "e.parquet", row_group_size=8)
+    monkeypatch.setattr(table_files, "PARQUET_BATCH_ROWS", 3)
+    log = load_table(tmp_path / "e.parquet", on_bad_rows="skip",
+                     feedback_values={"like": "positive"})
+    # kept: u2@5 skip, u1@2 -> None label (dropped), u2@1 like, u3@0 positive, u1@8 neutral
+    assert log.user_ids.tolist() == ["u1", "u2", "u3"]
+    assert log.item_meta.raw_ids[log.items].tolist() == [8, 5, 1, 6]
+    assert log.feedback.tolist() == [Feedback.NEUTRAL, Feedback.POSITIVE, Feedback.SKIP,
+                                      Feedback.POSITIVE]
+    assert log.report.rows_read == 8 and log.report.rows_kept == 4
+    assert log.report.dropped == {"empty user or item id": 3, "unknown feedback label": 1}
+    assert log.report.examples["empty user or item id"] == "line 2: user='', item='2'"
