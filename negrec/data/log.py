@@ -20,7 +20,7 @@ from negrec.data.csr import DUPLICATE_EVENTS, build_csr
 from negrec.data.feedback import FEEDBACK_TYPES, Feedback
 from negrec.data.log_meta import ItemMeta, LoadReport
 from negrec.data.log_meta import raw_array as _raw_array
-from negrec.data.log_store import StoredLog
+from negrec.data.log_store import StoredLog, _StoredChecks
 from negrec.data.rows import EventRows, count_per_row
 from negrec.errors import UserError
 

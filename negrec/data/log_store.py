@@ -87,7 +87,7 @@ class StoredLog(store.HoldsMappedArrays):
         return store.write_store(out, arrays, info, overwrite=overwrite)
 
     @classmethod
-    def open(cls, path: str | Path, *, verify: bool = False) -> "EventLog":
+    def open(cls, path: str | Path, *, verify: bool = False) -> "StoredLog":  # an EventLog
         """The log of the event store ``path`` (written by :meth:`save_store` /
         ``negrec data convert``), its arrays memory-mapped read-only: opening reads the
         manifest and the arrays' headers, not the events (time and memory do not grow with
