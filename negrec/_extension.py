@@ -14,7 +14,9 @@ Three outcomes, never a crash and never a silent fallback for a broken build:
   could crash the interpreter: torch's C++ ABI is not stable across releases.)
 
 It is loaded when this module is first imported: by ``negrec.ops``, the collator, the samplers
-or ``negrec.build_info()``; ``import negrec`` alone (and reading data) does not.
+or ``negrec.build_info()``; ``import negrec`` alone (and reading data) does not. This module
+imports torch first, whose libraries ``negrec._C`` links against: a process that imports
+``negrec._C`` itself must have imported torch (or this module) before.
 """
 
 from __future__ import annotations

@@ -65,6 +65,7 @@ def test_unconstructed_alias_table_raises_instead_of_crashing(native, tmp_path):
     (it used to segfault in sample() and read garbage in len() / probabilities())."""
     out = assert_clean_exit(run_python(f"""
         import copy, pickle
+        import torch  # (negrec._C links against torch's libraries)
         import negrec._C as C
         A = C.AliasTable
         for call in {UNCONSTRUCTED_CALLS!r}:

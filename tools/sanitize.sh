@@ -84,7 +84,7 @@ rm -f "$LOGDIR"/asan.* "$LOGDIR"/ubsan.*
 say "checking the instrumented extension loads"
 LD_PRELOAD="$PRELOAD" ASAN_OPTIONS="$ASAN_OPTIONS:log_path=$LOGDIR/asan" \
   UBSAN_OPTIONS="$UBSAN_OPTIONS:log_path=$LOGDIR/ubsan" \
-  "$PY" -c "import negrec, negrec._C as C; assert C.SANITIZE == 'address,undefined', C.SANITIZE; print('negrec._C', C.__file__, 'sanitizers:', C.SANITIZE)"
+  "$PY" -c "import negrec._extension, negrec._C as C; assert C.SANITIZE == 'address,undefined', C.SANITIZE; print('negrec._C', C.__file__, 'sanitizers:', C.SANITIZE)"
 
 say "native tests under ASan+UBSan (leaks off in the Python process)"
 # torch.compile tests are left out: they compile and load inductor C++ (not negrec code),
