@@ -39,6 +39,7 @@ class ModelConfig:
     cluster_input: bool | None = None  # add the item's cluster embedding; null: on when the items have clusters
     creator_input: bool | None = None  # add the item's creator embedding; null: on when the items have creators
     tied: bool = True  # score with the input item table (else a separate output table)
+    chrono_init: bool = False  # gru: update-gate biases spread the units' memory log-uniformly over 1..max_len events (docs/generalization.md: better offline, worse in the closed loop)
 
     def __post_init__(self) -> None:
         from negrec.models.registry import model_class

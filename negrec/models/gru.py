@@ -32,6 +32,26 @@ class GRURec(SequentialRecommender):
         self.output = None if config.tied else nn.Embedding(num_items, config.dim)
         if self.output is not None:
             nn.init.normal_(self.output.weight, std=1.0 / math.sqrt(config.dim))
+        if config.chrono_init:
+            self._chrono_init(config.max_len)
+
+    def _chrono_init(self, horizon: int) -> None:
+        """Chrono initialisation (after Tallec & Ollivier, 2018, with log-uniform time scales):
+        unit j's update gate starts at sigmoid(log T_j), T_j log-uniform in [1, horizon - 1],
+        so the unit keeps T_j / (1 + T_j) of its state per event, a memory of about 1 + T_j
+        events. The units span every scale equally, from those that follow the last event
+        (what a response to a dislike needs) to those that average the whole history (what
+        a user's taste needs; PyTorch's default initialisation starts every unit at about one
+        event). PyTorch's GRU keeps z of the old state, h' = (1 - z) n + z h; the gates' rows
+        are ordered r, z, n."""
+        H = self.config.dim
+        top = math.log(max(horizon - 1, 1))
+        with torch.no_grad():
+            for layer in range(self.config.num_layers):
+                b_ih = getattr(self.gru, f"bias_ih_l{layer}")
+                b_hh = getattr(self.gru, f"bias_hh_l{layer}")
+                b_ih[H:2 * H] = torch.empty(H).uniform_(0.0, top)  # log T_j
+                b_hh[H:2 * H] = 0.0
 
     def encode(self, items: Tensor, feedback: Tensor, mask: Tensor) -> Tensor:
         B, L = items.shape

@@ -4,8 +4,9 @@ The rules (module docstring of :mod:`negrec.data.loaders`): one record per physi
 file's line numbers in every message, unclosed quotes as bad rows that hide nothing, byte-order
 marks, encodings. A :class:`TextFile` reads its header with the csv module, then the rest in
 blocks of whole lines (:class:`~negrec.data.loaders.text_records.Block`). A block whose lines
-are all plain (no quote character, no lone carriage return, no NUL, fields within the csv
-module's size limit, the same number of fields on every non-blank line) is parsed by
+are all plain (no lone carriage return, no NUL, fields within the csv module's size limit,
+the same number of fields on every non-blank line, and every record on one line: quoted
+fields are fine when none runs over a line end) is parsed by
 ``pyarrow.csv``, which then splits fields exactly as ``csv.reader`` does (:mod:`.text_arrow`);
 any other block is read record by record with ``csv.reader`` over its numbered physical lines
 (:mod:`.text_records`), which reads on past the block as far as an open quote runs. Line
