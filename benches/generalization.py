@@ -18,7 +18,10 @@ objectives with the package defaults (only the data, the objective and the seed 
 
 Per world it prints NDCG@10 vs most-popular, input_ntr's dislike exposure@10 vs positive_only
 and vs input_only, input_ntr's NDCG@10 vs positive_only, and each objective's counterfactual
-responsiveness (dislike vs positive branch, content cluster) minus the control's. Every
+responsiveness (dislike vs positive branch, content cluster) minus the control's, and on the
+simulated worlds each model's closed-loop dislike rate (simulated users consume its top-10
+slates; ``--loop-users``) with input_ntr's against positive_only's: offline metrics and the
+loop can disagree (docs/generalization.md, chrono initialisation). Every
 interval is a two-stage bootstrap over training seeds and then users / histories
 (``negrec.eval.stats.hierarchical_ci``). Simulated worlds branch histories made by each model
 with simulated users; ml-100k branches the users' training histories at the model's top-1.
@@ -30,7 +33,8 @@ with simulated users; ml-100k branches the users' training histories at the mode
 before changing it; the headline figures use none). Appends to
 bench_results/generalization.csv; the last line is
 ``worlds_beating_popularity=... worlds_ntr_beats_cluster_popularity=...
-worlds_ntr_lowers_dislike_exposure=... worlds_responsive_beyond_control=...``.
+worlds_ntr_lowers_dislike_exposure=... worlds_responsive_beyond_control=...
+worlds_ntr_fewer_closed_loop_dislikes=...``.
 """
 
 from __future__ import annotations
@@ -51,12 +55,13 @@ import numpy as np
 
 import negrec
 from negrec.data.split import Split, leave_last_out
+from negrec.eval.closed_loop import closed_loop
 from negrec.eval.counterfactual import log_histories, responsiveness, simulated_histories
 from negrec.eval.metrics import evaluate
 from negrec.eval.recommender import from_checkpoint, from_model
 from negrec.eval.stats import Estimate, hierarchical_ci, ratio_of_means
 from negrec.experiments.data import load_data
-from negrec.experiments.measure import HISTORY_SEED_OFFSET
+from negrec.experiments.measure import HISTORY_SEED_OFFSET, LOOP_SEED_OFFSET
 from negrec.experiments.training import train_and_evaluate
 from negrec.models.cluster_popularity import ClusterPopularity
 from negrec.models.popularity import MostPopular
@@ -71,6 +76,7 @@ REPO = Path(__file__).resolve().parents[1]
 ML100K = Path(os.environ.get("NEGREC_ML100K", REPO.parent / "shared" / "data" / "ml-100k"))
 CONTROL = "control"  # input_ntr trained on permuted feedback
 WORLDS = ("ml-100k", *PRESETS)
+LOOP_WARMUP, LOOP_STEPS = 20, 30  # closed loop: logged events per user, then model-driven steps
 
 
 @dataclasses.dataclass
@@ -123,8 +129,16 @@ def measure(world: World, name: str, seed: int, args, out: Path) -> dict:
     held = world.split.valid if args.split == "valid" else world.split.test
     test = evaluate(from_checkpoint(ck), held, ks=(10,), bootstrap=0)
     sims = similarity(world, ck.model, ck.objective.inputs, ck.item_meta, args.histories, seed)
+    loop = None
+    if world.simulator is not None and args.loop_users > 0:
+        # simulated users consume the model's top-10 slates (the same users for every model of
+        # one seed, so models are compared user by user); per-user dislike rate [U]
+        loop = closed_loop(from_model(ck.model, ck.objective.inputs), world.simulator,
+                           num_users=args.loop_users, steps=LOOP_STEPS,
+                           warmup_events=LOOP_WARMUP, seed=LOOP_SEED_OFFSET + seed,
+                           bootstrap=0).per_user["dislike_rate"]
     return {"ndcg": test.per_user["ndcg@10"], "dexp": test.per_user["dislike_exposure@10"],
-            "sim": sims, "best_epoch": metrics["train"]["best_epoch"],
+            "sim": sims, "loop": loop, "best_epoch": metrics["train"]["best_epoch"],
             "steps": metrics["train"]["steps"], "seconds": time.perf_counter() - t0}
 
 
@@ -177,6 +191,10 @@ def summarize(world: World, runs: dict, pop: dict, cpop: dict, resamples: int
                 f"{np.mean([r['dexp'].mean() for r in rs]):.4f}  responsiveness {pct(resp)}")
         rows += [(name, "ndcg10_vs_popular", vs_pop), (name, "ndcg10_vs_cluster_popularity", vs_cpop),
                  (name, "responsiveness", resp)]
+        if rs[0]["loop"] is not None:
+            rate = ci(np.mean, [(r["loop"],) for r in rs])
+            line += f"  closed-loop dislike rate {100 * rate.mean:.2f}% [{100 * rate.ci_low:.2f}, {100 * rate.ci_high:.2f}]"
+            rows.append((name, "closed_loop_dislike_rate", rate))
         if name != CONTROL and ctl:
             beyond = ci(lambda a, b, c, d: ratio_of_means(a, b) - ratio_of_means(c, d),
                         [(r["sim"]["dislike"], r["sim"]["positive"]) for r in rs], ctl)
@@ -196,6 +214,11 @@ def summarize(world: World, runs: dict, pop: dict, cpop: dict, resamples: int
             rows.append(("input_ntr", f"dislike_exposure_vs_{base}", rel))
             verdict[f"dexp_below_{base}"] = rel.ci_high < 0
             lines.append(f"  input_ntr dislike exposure@10 vs {base}: {pct(rel)}")
+        if "positive_only" in runs and ntr[0]["loop"] is not None:
+            loop = ci(ratio_of_means, [(a["loop"], b["loop"]) for a, b in zip(ntr, runs["positive_only"])])
+            rows.append(("input_ntr", "closed_loop_dislike_rate_vs_positive_only", loop))
+            verdict["loop_below_positive_only"] = loop.ci_high < 0
+            lines.append(f"  input_ntr closed-loop dislike rate vs positive_only: {pct(loop)}")
         if "positive_only" in runs:
             nd = ci(diff_of_means, [(a["ndcg"], b["ndcg"]) for a, b in zip(ntr, runs["positive_only"])])
             rows.append(("input_ntr", "ndcg10_minus_positive_only", nd))
@@ -224,6 +247,9 @@ def main() -> None:
                     help="override for one objective only (the control follows input_ntr)")
     ap.add_argument("--no-control", action="store_true",
                     help="skip the placebo control (for tuning runs that do not measure it)")
+    ap.add_argument("--loop-users", type=int,
+                    help="simulated users of each model's closed loop (20 logged events, then "
+                         f"{LOOP_STEPS} steps of its top-10 slates; default 300, quick 100; 0: off)")
     ap.add_argument("--bootstrap", type=int, default=1000)
     ap.add_argument("--split", choices=["test", "valid"], default="test",
                     help="held-out events to report (choose settings on valid, report test)")
@@ -250,6 +276,8 @@ def main() -> None:
         sys.exit(f"MovieLens-100K not found at {ML100K}; set NEGREC_ML100K or leave it out of --worlds")
     seeds = list(range(args.seeds or (2 if args.quick else 3)))
     args.histories = args.histories or (200 if args.quick else 500)
+    if args.loop_users is None:
+        args.loop_users = 100 if args.quick else 300
     users = args.sim_users_factor or (0.4 if args.quick else 0.8)
     objectives = [o for o in args.objectives.split(",") if o]
     bad = [o for o in objectives if o not in OBJECTIVES]
@@ -260,7 +288,7 @@ def main() -> None:
 
     t_start = time.perf_counter()
     counts = {"beats_popular": 0, "beats_cluster_popularity": 0, "ntr_lowers": 0,
-              "beyond_control": 0}
+              "beyond_control": 0, "loop_below": 0}
     all_rows = []
     for wname in worlds:
         world = make_world(wname, users, args.sim_events, args.holdout)
@@ -284,6 +312,8 @@ def main() -> None:
                 print(f"  seed {seed} {name:15s} NDCG@10 {r['ndcg'].mean():.4f}  dislike exp.@10 "
                       f"{r['dexp'].mean():.4f}  responsiveness "
                       f"{100 * ratio_of_means(r['sim']['dislike'], r['sim']['positive']):+.1f}%  "
+                      + (f"closed-loop dislikes {100 * r['loop'].mean():.2f}%  "
+                         if r["loop"] is not None else "") +
                       f"(best epoch {r['best_epoch']}, {r['steps']} steps, {r['seconds']:.0f} s)",
                       flush=True)
         lines, verdict, rows = summarize(world, runs, pop, cpop, args.bootstrap)
@@ -297,6 +327,7 @@ def main() -> None:
                                         ("dexp_below_positive_only", "dexp_below_input_only",
                                          "ndcg_not_lower")))
         counts["beyond_control"] += int(verdict.get("beyond_control", {}).get("input_ntr", False))
+        counts["loop_below"] += int(verdict.get("loop_below_positive_only", False))
         all_rows += [(wname, *row) for row in rows]
 
     args.csv.parent.mkdir(parents=True, exist_ok=True)
@@ -314,7 +345,8 @@ def main() -> None:
     print(f"worlds={len(worlds)} worlds_beating_popularity={counts['beats_popular']} "
           f"worlds_ntr_beats_cluster_popularity={counts['beats_cluster_popularity']} "
           f"worlds_ntr_lowers_dislike_exposure={counts['ntr_lowers']} "
-          f"worlds_responsive_beyond_control={counts['beyond_control']}")
+          f"worlds_responsive_beyond_control={counts['beyond_control']} "
+          f"worlds_ntr_fewer_closed_loop_dislikes={counts['loop_below']}")
 
 
 def settings_tag(args, world: World, name: str) -> str:
