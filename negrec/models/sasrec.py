@@ -50,6 +50,9 @@ class SASRec(SequentialRecommender):
         if config.dim % config.num_heads:
             raise UserError(f"model.dim ({config.dim}) must be divisible by num_heads "
                             f"({config.num_heads})")
+        if config.chrono_init:
+            raise UserError("model.chrono_init initialises a GRU's update gates; "
+                            "model.kind 'sasrec' has none (set chrono_init false or kind gru)")
 
     def __init__(self, config: ModelConfig, num_items: int, item_cluster=None, item_creator=None):
         super().__init__()

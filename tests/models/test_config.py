@@ -15,6 +15,13 @@ def test_config_validation():
     ModelConfig(kind="gru", dim=10, num_heads=3)  # heads are sasrec's: the GRU does not check them
 
 
+def test_chrono_init_is_refused_for_a_model_without_update_gates():
+    # it would otherwise be accepted and silently do nothing
+    with pytest.raises(ValueError, match="model.chrono_init initialises a GRU's update gates"):
+        ModelConfig(kind="sasrec", chrono_init=True)
+    ModelConfig(kind="gru", chrono_init=True)
+
+
 def test_every_model_module_registers_its_kind():
     from negrec.models import SequentialRecommender
     from negrec.models.registry import model_class
