@@ -62,7 +62,8 @@ class DemoConfig:
     w_skip: float = 0.25  # input_ntr's NTR weight on skips
     # input_ntr's NTR weight on dislikes and whether the term trains its candidates: the
     # demo's sampled-softmax configuration keeps the settings it was measured with (5, trained);
-    # the package defaults (10, a fixed reference) measured worse here (docs/generalization.md)
+    # w 10 (trained, the package default, or a fixed reference) cost ranking quality here
+    # (docs/generalization.md, "The demo's headline and the dislike weight")
     w_dislike: float = 5.0
     ntr_trains_candidates: bool = True
     histories: int = 1000  # counterfactual simulations (the paper: 2,000)

@@ -39,8 +39,8 @@ class LossConfig:
     (``negrec config loss``). ``ntr_negatives``: the not-to-recommend term's ``p`` is the
     disliked (skipped) item's probability among itself and K' items drawn uniformly for the
     batch, without logQ correction, so its pull does not vanish as the catalogue grows; those
-    K' items are a fixed reference unless ``ntr_trains_candidates`` (docs/objectives.md,
-    docs/generalization.md)."""
+    K' items' embeddings are trained by the term too (``ntr_trains_candidates``; false: they
+    are a fixed reference) (docs/objectives.md, docs/generalization.md)."""
 
     mode: str = "full"  # full (softmax over all items), sampled (num_negatives shared negatives, logQ) or in_batch
     sampler: str = "popularity"  # sampled mode: uniform or popularity (count^alpha)
@@ -48,7 +48,7 @@ class LossConfig:
     alpha: float = 0.75  # popularity sampler: exponent of the counts
     temperature: float = 1.0  # logits are divided by it
     ntr_negatives: int = 128  # K': uniform candidates of the not-to-recommend term (0: the softmax term's)
-    ntr_trains_candidates: bool = False  # the not-to-recommend term's gradient reaches its own K' candidates' embeddings (false: only the disliked item's and the state's)
+    ntr_trains_candidates: bool = True  # the not-to-recommend term's gradient reaches its own K' candidates' embeddings (false: only the disliked item's and the state's)
 
     def __post_init__(self) -> None:
         if self.mode not in ("full", "sampled", "in_batch"):

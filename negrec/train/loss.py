@@ -35,11 +35,13 @@ def batch_loss(model: SequentialRecommender, batch: Batch, config: LossConfig,
     it ranks against typical items of the catalogue. That ``p`` does not shrink with the
     catalogue (with the full softmax over V items it is about K'/V times smaller), so the
     term's pull ``w p`` keeps its scale on any data; it stays bounded by ``w`` and fades once
-    the item scores below a typical random item (docs/objectives.md). Those candidates are a
-    reference the item is ranked against, not items the term trains: their embeddings get no
-    gradient from it (``loss.ntr_trains_candidates = false``). Trained, each disliked target
-    would raise K' random items, mostly unpopular ones, which flattens the popularity the
-    positives teach and costs ranking quality (docs/generalization.md measures it).
+    the item scores below a typical random item (docs/objectives.md). By default the term
+    trains those candidates too (gradient ``-w p q_j`` on candidate j, q_j its share among
+    them): each disliked target raises K' random, mostly unpopular items, which flattens the
+    popularity the positives teach (a ranking cost on MovieLens) and widens what the model
+    shows (fewer dislikes when simulated users consume its slates). With
+    ``loss.ntr_trains_candidates = false`` they are a fixed reference and get no gradient from
+    the term (docs/generalization.md measures both).
 
     ``low_precision`` (e.g. bfloat16 on CUDA) casts the op's inputs; otherwise they are
     float32. The caller divides by the (global) weight sum, which makes the mean exact across
