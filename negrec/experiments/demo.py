@@ -66,6 +66,7 @@ class DemoConfig:
     # (docs/generalization.md, "The demo's headline and the dislike weight")
     w_dislike: float = 5.0
     ntr_trains_candidates: bool = True
+    ntr_sampler: str = "uniform"  # the NTR candidates the demo was measured with (before stop 28)
     histories: int = 1000  # counterfactual simulations (the paper: 2,000)
     history_steps: int = 49  # items consumed before the branch (k - 1; the paper: k = 50)
     loop_users: int = 1000
@@ -103,7 +104,8 @@ class DemoConfig:
                               num_heads=2, dropout=0.1, max_len=50, cluster_input=True,
                               creator_input=True),
             loss=LossConfig(mode="sampled", sampler="uniform", num_negatives=128,
-                            ntr_trains_candidates=self.ntr_trains_candidates),
+                            ntr_trains_candidates=self.ntr_trains_candidates,
+                            ntr_sampler=self.ntr_sampler),
             optim=OptimConfig(lr=2e-3, warmup_steps=20), placebo=placebo,
             epochs=self.epochs, batch_size=self.batch_size, seed=seed,
             early_stopping_patience=0, progress=self.progress, tensorboard=False)

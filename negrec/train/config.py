@@ -33,12 +33,16 @@ __all__ = ["LossConfig", "OptimConfig", "TrainConfig", "apply_overrides", "load_
            "resume_adjustable_keys"]
 
 
+CANDIDATE_SAMPLERS = ("uniform", "popularity")  # loss.sampler, loss.ntr_sampler
+
+
 @dataclass
 class LossConfig:
     """How candidates are formed for the fused loss; each field's meaning is on its line
     (``negrec config loss``). ``ntr_negatives``: the not-to-recommend term's ``p`` is the
-    disliked (skipped) item's probability among itself and K' items drawn uniformly for the
-    batch, without logQ correction, so its pull does not vanish as the catalogue grows; those
+    disliked (skipped) item's probability among itself and K' items drawn for the batch
+    (uniformly, or by popularity: ``ntr_sampler``), without logQ correction, so its pull does
+    not vanish as the catalogue grows; those
     K' items' embeddings are trained by the term too (``ntr_trains_candidates``; false: they
     are a fixed reference) (docs/objectives.md, docs/generalization.md)."""
 
@@ -49,12 +53,15 @@ class LossConfig:
     temperature: float = 1.0  # logits are divided by it
     ntr_negatives: int = 128  # K': uniform candidates of the not-to-recommend term (0: the softmax term's)
     ntr_trains_candidates: bool = True  # the not-to-recommend term's gradient reaches its own K' candidates' embeddings (false: only the disliked item's and the state's)
+    ntr_sampler: str = "popularity"  # how the K' candidates are drawn: popularity (count^alpha) or uniform; either way uncorrected
 
     def __post_init__(self) -> None:
         if self.mode not in ("full", "sampled", "in_batch"):
             raise UserError(f"loss.mode must be full, sampled or in_batch; got {self.mode!r}")
-        if self.sampler not in ("uniform", "popularity"):
-            raise UserError(f"loss.sampler must be uniform or popularity; got {self.sampler!r}")
+        for name in ("sampler", "ntr_sampler"):
+            if getattr(self, name) not in CANDIDATE_SAMPLERS:
+                raise UserError(f"loss.{name} must be {' or '.join(CANDIDATE_SAMPLERS)}; got "
+                                f"{getattr(self, name)!r}")
         _check_range("loss.num_negatives", self.num_negatives, "> 0", self.num_negatives > 0)
         _check_range("loss.alpha", self.alpha, ">= 0", math.isfinite(self.alpha) and self.alpha >= 0)
         _check_range("loss.temperature", self.temperature, "> 0",

@@ -76,7 +76,7 @@ OBJECTIVES: dict[str, ObjectiveSpec] = {spec.name: spec for spec in (
 
 #: The weight of each feedback type's term when the configuration does not give one (the
 #: reasons: docs/objectives.md). Feedback types an objective has no term for ignore theirs.
-DEFAULT_WEIGHTS: dict[str, float] = {"positive": 1.0, "dislike": 10.0, "skip": 1.0}
+DEFAULT_WEIGHTS: dict[str, float] = {"positive": 1.0, "dislike": 20.0, "skip": 1.0}
 
 _FEEDBACK_NAMES = tuple(f.label for f in FEEDBACK_TYPES)
 

@@ -33,7 +33,7 @@ from negrec.data.batch import Batch
 from negrec.data.collate import Collator
 from negrec.data.feedback import Feedback
 from negrec.data.log import EventLog
-from negrec.data.samplers import UniformSampler, make_sampler
+from negrec.data.samplers import make_sampler
 from negrec.errors import UserError
 from negrec.files import atomic_torch_save
 from negrec.models.base import SequentialRecommender
@@ -224,12 +224,15 @@ class Trainer:
         return [t.weight for t in self.model.row_tables() if t.sparse]
 
     def _ntr_sampler(self):
-        """The not-to-recommend term's own uniform candidates (None: it shares the softmax
-        term's, or the objective has no such term); see :mod:`negrec.train.loss`."""
-        k = self.config.loss.ntr_negatives
-        if k == 0 or not self.objective.trains_ntr:
+        """The not-to-recommend term's own candidates, drawn uniformly or by popularity
+        (``loss.ntr_sampler``; None: it shares the softmax term's, or the objective has no
+        such term); see :mod:`negrec.train.loss`."""
+        cfg = self.config.loss
+        if cfg.ntr_negatives == 0 or not self.objective.trains_ntr:
             return None
-        return UniformSampler(self.log.num_items, k)
+        counts = self.log.item_counts() if cfg.ntr_sampler == "popularity" else None
+        return make_sampler(cfg.ntr_sampler, num_items=self.log.num_items,
+                            num_negatives=cfg.ntr_negatives, counts=counts, alpha=cfg.alpha)
 
     # ---- checkpoints ---------------------------------------------------------------------
     def _train_state(self) -> dict:

@@ -30,4 +30,4 @@ def test_metrics_json_is_strict_json_with_null_for_undefined_figures(tmp_path):
     assert stored["test"]["dislike_exposure@10"] is None
     assert stored["test"]["ndcg@10"] == pytest.approx(metrics["test"]["ndcg@10"])
     assert stored["objective"] == {"name": "input_ntr",
-                                   "weights": {"positive": 1.0, "dislike": 10.0, "skip": 1.0}}
+                                   "weights": {"positive": 1.0, "dislike": 20.0, "skip": 1.0}}

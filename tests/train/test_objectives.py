@@ -47,7 +47,7 @@ def test_the_terms_are_declared_per_feedback_type():
 
 
 def test_weights_default_per_feedback_type_and_are_checked():
-    assert Objective().weights == DEFAULT_WEIGHTS == {"positive": 1.0, "dislike": 10.0, "skip": 1.0}
+    assert Objective().weights == DEFAULT_WEIGHTS == {"positive": 1.0, "dislike": 20.0, "skip": 1.0}
     assert Objective("input_ntr", {"dislike": 50}).weights == {"positive": 1.0, "dislike": 50.0,
                                                                "skip": 1.0}
     with pytest.raises(ValueError, match="unknown feedback type 'dislikes'"):
@@ -56,4 +56,4 @@ def test_weights_default_per_feedback_type_and_are_checked():
         with pytest.raises(ValueError, match="objective weight dislike must be a finite number >= 0"):
             Objective("input_ntr", {"dislike": bad})
     assert Objective("input_ntr", {"neutral": 2.0}).to_dict() == {
-        "name": "input_ntr", "weights": {"positive": 1.0, "dislike": 10.0, "skip": 1.0, "neutral": 2.0}}
+        "name": "input_ntr", "weights": {"positive": 1.0, "dislike": 20.0, "skip": 1.0, "neutral": 2.0}}
