@@ -49,9 +49,9 @@ class LossConfig:
     mode: str = "full"  # full (softmax over all items), sampled (num_negatives shared negatives, logQ) or in_batch
     sampler: str = "popularity"  # sampled mode: uniform or popularity (count^alpha)
     num_negatives: int = 1024  # sampled mode: negatives per batch
-    alpha: float = 0.75  # popularity sampler: exponent of the counts
+    alpha: float = 0.75  # popularity samplers (sampler, ntr_sampler): exponent of the counts
     temperature: float = 1.0  # logits are divided by it
-    ntr_negatives: int = 128  # K': uniform candidates of the not-to-recommend term (0: the softmax term's)
+    ntr_negatives: int = 128  # K': the not-to-recommend term's own candidates per batch (0: the softmax term's)
     ntr_trains_candidates: bool = True  # the not-to-recommend term's gradient reaches its own K' candidates' embeddings (false: only the disliked item's and the state's)
     ntr_sampler: str = "popularity"  # how the K' candidates are drawn: popularity (count^alpha) or uniform; either way uncorrected
 

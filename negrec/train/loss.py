@@ -31,17 +31,19 @@ def batch_loss(model: SequentialRecommender, batch: Batch, config: LossConfig,
     against the softmax term's candidates (all items, or the sampled ``neg_ids`` with logQ
     correction). Rows labelled -1 (the not-to-recommend term) do too, unless the batch carries
     their own candidates ``ntr_neg_ids`` (``loss.ntr_negatives`` > 0): then their ``p`` is the
-    item's probability among itself and those K' uniformly drawn items, uncorrected, i.e. how
-    it ranks against typical items of the catalogue. That ``p`` does not shrink with the
-    catalogue (with the full softmax over V items it is about K'/V times smaller), so the
-    term's pull ``w p`` keeps its scale on any data; it stays bounded by ``w`` and fades once
-    the item scores below a typical random item (docs/objectives.md). By default the term
-    trains those candidates too (gradient ``-w p q_j`` on candidate j, q_j its share among
-    them): each disliked target raises K' random, mostly unpopular items, which flattens the
-    popularity the positives teach (a ranking cost on MovieLens) and widens what the model
-    shows (fewer dislikes when simulated users consume its slates). With
-    ``loss.ntr_trains_candidates = false`` they are a fixed reference and get no gradient from
-    the term (docs/generalization.md measures both).
+    item's probability among itself and those K' items (drawn by popularity, count^alpha, or
+    uniformly: ``loss.ntr_sampler``), uncorrected, i.e. how it ranks against items users
+    typically meet. That ``p`` does not shrink with the catalogue (with the full softmax over
+    V items it is about K'/V times smaller), so the term's pull ``w p`` keeps its scale on any
+    data; it stays bounded by ``w`` and fades once the item scores below those candidates
+    (docs/objectives.md). By default the term trains those candidates too (gradient
+    ``-w p q_j`` on candidate j, q_j its share among them): each disliked target raises them a
+    little, which widens what the model shows (fewer dislikes when simulated users consume its
+    slates). Uniformly drawn candidates are mostly unpopular items, and raising them flattens
+    the popularity the positives teach (a ranking cost, large on a steep popularity curve);
+    popularity-drawn ones keep it. With ``loss.ntr_trains_candidates = false`` they are a
+    fixed reference and get no gradient from the term (docs/generalization.md measures all
+    three).
 
     ``low_precision`` (e.g. bfloat16 on CUDA) casts the op's inputs; otherwise they are
     float32. The caller divides by the (global) weight sum, which makes the mean exact across

@@ -11,7 +11,10 @@ they meant when they were written:
 - ``data.sim_users`` / ``data.sim_events`` / ``data.sim_config`` (an untyped dict) ->
   ``data.sim`` (a :class:`~negrec.sim.SimConfig`: ``num_users`` / ``events_per_user``);
 - ``num_workers: 0`` (removed: batches are collated in this process) is dropped; any other
-  value asks for something negrec no longer does, and is refused.
+  value asks for something negrec no longer does, and is refused;
+- a ``loss`` section with every key negrec wrote before ``loss.ntr_sampler`` existed but not
+  that one (a configuration saved by negrec up to stop 27, whose NTR candidates were drawn
+  uniformly) gets ``ntr_sampler: uniform``; a hand-written partial section gets the default.
 """
 
 from __future__ import annotations
@@ -32,6 +35,10 @@ REMOVED_KEYS = {"num_workers": (0, "batches are collated in this process, by col
 
 #: Old flat objective weights (root keys) -> the feedback type they weigh.
 OLD_WEIGHT_KEYS = {"r": "positive", "w_dislike": "dislike", "w_skip": "skip"}
+#: The loss section's keys as negrec wrote them before loss.ntr_sampler (NTR candidates uniform).
+LOSS_KEYS_BEFORE_NTR_SAMPLER = frozenset({"mode", "sampler", "num_negatives", "alpha",
+                                          "temperature", "ntr_negatives",
+                                          "ntr_trains_candidates"})
 #: Old simulator keys of the data section -> the SimConfig field they set.
 OLD_SIM_KEYS = {"sim_users": "num_users", "sim_events": "events_per_user"}
 
@@ -56,6 +63,9 @@ def migrate_config(values: Any) -> Any:
         out["objective"] = section
     if isinstance(out.get("data"), dict):
         out["data"] = _migrate_data(out["data"])
+    loss = out.get("loss")
+    if isinstance(loss, dict) and set(loss) == LOSS_KEYS_BEFORE_NTR_SAMPLER:
+        out["loss"] = {**loss, "ntr_sampler": "uniform"}
     return out
 
 

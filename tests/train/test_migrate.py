@@ -119,3 +119,19 @@ def test_a_checkpoint_of_the_old_layout_loads_with_its_objective(tmp_path):
     assert stored.objective.weights["dislike"] == 7.0 and stored.data.sim == SimConfig(**sim)
     assert migrate_objective({"name": "input_ntr", "weights": {"dislike": 3.0}}) == {
         "name": "input_ntr", "weights": {"dislike": 3.0}}
+
+
+def test_a_saved_loss_section_from_before_ntr_sampler_keeps_uniform_candidates(tmp_path):
+    """A configuration negrec saved up to stop 27 (every loss key but ntr_sampler) was trained
+    with uniformly drawn NTR candidates; it must load (and resume) as that, while a
+    hand-written partial loss section takes today's default."""
+    saved = TrainConfig().to_dict()
+    del saved["loss"]["ntr_sampler"]
+    path = tmp_path / "stop27.yaml"
+    path.write_text(yaml.safe_dump(saved))
+    assert load_config(path).loss.ntr_sampler == "uniform"
+    partial = tmp_path / "mine.yaml"
+    partial.write_text("loss: {mode: sampled, ntr_negatives: 64}\n")
+    assert load_config(partial).loss.ntr_sampler == TrainConfig().loss.ntr_sampler == "popularity"
+    stated = dict(saved, loss={**saved["loss"], "ntr_sampler": "popularity"})
+    assert migrate_config(stated)["loss"]["ntr_sampler"] == "popularity"
