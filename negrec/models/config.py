@@ -40,6 +40,7 @@ class ModelConfig:
     creator_input: bool | None = None  # add the item's creator embedding; null: on when the items have creators
     tied: bool = True  # score with the input item table (else a separate output table)
     chrono_init: bool = False  # gru: update-gate biases spread the units' memory log-uniformly over 1..max_len events (docs/generalization.md: better offline, worse in the closed loop)
+    chrono_max_memory: int | None = None  # with chrono_init: the longest unit memory, in events (units spread log-uniformly over 1..this); null: max_len - 1
 
     def __post_init__(self) -> None:
         from negrec.models.registry import model_class
@@ -51,6 +52,14 @@ class ModelConfig:
         for name in ("dim", "num_layers", "num_heads", "max_len"):
             if getattr(self, name) <= 0:
                 raise UserError(f"model.{name} must be > 0; got {getattr(self, name)}")
+        if self.chrono_max_memory is not None:
+            if not self.chrono_init:
+                raise UserError("model.chrono_max_memory bounds chrono_init's memories; it does "
+                                f"nothing with chrono_init false (got {self.chrono_max_memory}); "
+                                "set chrono_init true or chrono_max_memory null")
+            if not 1 <= self.chrono_max_memory < self.max_len:
+                raise UserError(f"model.chrono_max_memory must be in [1, max_len - 1 = "
+                                f"{self.max_len - 1}] events; got {self.chrono_max_memory}")
         model_class(self.kind).check_config(self)
         if not 0.0 <= self.dropout < 1.0:
             raise UserError(f"model.dropout must be in [0, 1); got {self.dropout}")

@@ -33,11 +33,12 @@ class GRURec(SequentialRecommender):
         if self.output is not None:
             nn.init.normal_(self.output.weight, std=1.0 / math.sqrt(config.dim))
         if config.chrono_init:
-            self._chrono_init(config.max_len)
+            longest = config.chrono_max_memory
+            self._chrono_init(longest if longest is not None else config.max_len - 1)
 
-    def _chrono_init(self, horizon: int) -> None:
+    def _chrono_init(self, longest: int) -> None:
         """Chrono initialisation (after Tallec & Ollivier, 2018, with log-uniform time scales):
-        unit j's update gate starts at sigmoid(log T_j), T_j log-uniform in [1, horizon - 1],
+        unit j's update gate starts at sigmoid(log T_j), T_j log-uniform in [1, longest],
         so the unit keeps T_j / (1 + T_j) of its state per event, a memory of about 1 + T_j
         events. The units span every scale equally, from those that follow the last event
         (what a response to a dislike needs) to those that average the whole history (what
@@ -45,7 +46,7 @@ class GRURec(SequentialRecommender):
         event). PyTorch's GRU keeps z of the old state, h' = (1 - z) n + z h; the gates' rows
         are ordered r, z, n."""
         H = self.config.dim
-        top = math.log(max(horizon - 1, 1))
+        top = math.log(max(longest, 1))
         with torch.no_grad():
             for layer in range(self.config.num_layers):
                 b_ih = getattr(self.gru, f"bias_ih_l{layer}")

@@ -46,3 +46,14 @@ def test_metadata_inputs_are_decided_by_the_items():
     assert ModelConfig(cluster_input=False).for_items(clusters, creators).cluster_input is False
     with pytest.raises(ValueError, match="model.creator_input is true but the data's items have no creators"):
         ModelConfig(creator_input=True).for_items(clusters, None)
+
+
+@pytest.mark.parametrize("settings, message", [
+    (dict(chrono_max_memory=10), "does nothing with chrono_init false"),
+    (dict(chrono_init=True, chrono_max_memory=0), r"must be in \[1, max_len - 1 = 49\] events; got 0"),
+    (dict(chrono_init=True, chrono_max_memory=50), r"must be in \[1, max_len - 1 = 49\] events; got 50"),
+])
+def test_chrono_max_memory_is_refused_where_it_would_do_nothing_or_too_much(settings, message):
+    with pytest.raises(ValueError, match=message):
+        ModelConfig(kind="gru", max_len=50, **settings)
+    ModelConfig(kind="gru", max_len=50, chrono_init=True, chrono_max_memory=49)

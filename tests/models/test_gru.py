@@ -66,3 +66,13 @@ def test_chrono_init_remembers_the_start_of_a_long_history():
     for seed in range(3):
         with_chrono, without = _first_event_influence(True, seed), _first_event_influence(False, seed)
         assert with_chrono > 2e-3 and without < 1e-5, (seed, with_chrono, without)
+
+
+def test_chrono_max_memory_bounds_the_longest_time_scale():
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(kind="gru", dim=64, max_len=50, chrono_init=True,
+                                    chrono_max_memory=12), 30)
+    b_ih, _ = _gate_biases(model)
+    # log T, T in [1, 12]: no unit starts with a memory longer than 12 events
+    assert b_ih.min() >= 0 and b_ih.max() <= torch.log(torch.tensor(12.0)) + 1e-6
+    assert b_ih.max() > torch.log(torch.tensor(9.0))
