@@ -39,7 +39,7 @@ class ModelConfig:
     cluster_input: bool | None = None  # add the item's cluster embedding; null: on when the items have clusters
     creator_input: bool | None = None  # add the item's creator embedding; null: on when the items have creators
     tied: bool = True  # score with the input item table (else a separate output table)
-    chrono_init: bool = False  # gru: update-gate biases spread the units' memory log-uniformly over 1..max_len events (docs/generalization.md: better offline, worse in the closed loop)
+    chrono_init: bool = False  # gru: update-gate biases spread the units' memory log-uniformly over 1..chrono_max_memory events (docs/generalization.md: better offline, worse in the closed loop)
     chrono_max_memory: int | None = None  # with chrono_init: the longest unit memory, in events (units spread log-uniformly over 1..this); null: max_len - 1
 
     def __post_init__(self) -> None:

@@ -33,8 +33,7 @@ class GRURec(SequentialRecommender):
         if self.output is not None:
             nn.init.normal_(self.output.weight, std=1.0 / math.sqrt(config.dim))
         if config.chrono_init:
-            longest = config.chrono_max_memory
-            self._chrono_init(longest if longest is not None else config.max_len - 1)
+            self._chrono_init(config.chrono_max_memory or config.max_len - 1)  # 0 is refused
 
     def _chrono_init(self, longest: int) -> None:
         """Chrono initialisation (after Tallec & Ollivier, 2018, with log-uniform time scales):
