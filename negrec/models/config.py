@@ -3,6 +3,7 @@ kind (:mod:`negrec.models.registry`)."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
@@ -41,6 +42,7 @@ class ModelConfig:
     tied: bool = True  # score with the input item table (else a separate output table)
     chrono_init: bool = False  # gru: update-gate biases spread the units' memory log-uniformly over 1..chrono_max_memory events (docs/generalization.md: better offline, worse in the closed loop)
     chrono_max_memory: int | None = None  # with chrono_init: the longest unit memory, in events (units spread log-uniformly over 1..this); null: max_len - 1
+    feedback_gain_rate: float | None = None  # how fast the feedback-code gains learn: gain = 1 + rate * (stored - 1), the stored value starting at 1; null: sqrt(dim), the item embeddings' rate (1: a plain parameter, as before 2026-12-03)
 
     def __post_init__(self) -> None:
         from negrec.models.registry import model_class
@@ -60,6 +62,10 @@ class ModelConfig:
             if not 1 <= self.chrono_max_memory < self.max_len:
                 raise UserError(f"model.chrono_max_memory must be in [1, max_len - 1 = "
                                 f"{self.max_len - 1}] events; got {self.chrono_max_memory}")
+        if self.feedback_gain_rate is not None and not (math.isfinite(self.feedback_gain_rate)
+                                                        and self.feedback_gain_rate > 0):
+            raise UserError(f"model.feedback_gain_rate must be a finite number > 0 (or null: "
+                            f"sqrt(dim)); got {self.feedback_gain_rate}")
         model_class(self.kind).check_config(self)
         if not 0.0 <= self.dropout < 1.0:
             raise UserError(f"model.dropout must be in [0, 1); got {self.dropout}")

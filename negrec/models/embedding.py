@@ -54,6 +54,8 @@ class EventEmbedding(nn.Module):
         # instead of having to learn that sign flip as an interaction deep in the network.
         self.feedback_gain = (nn.Parameter(torch.ones(NUM_FEEDBACK_CODES, d))
                               if config.feedback_input else None)
+        self.gain_rate = (math.sqrt(d) if config.feedback_gain_rate is None
+                          else float(config.feedback_gain_rate))
         self.cluster = self.creator = None
         if config.cluster_input:
             if item_cluster is None:
@@ -89,6 +91,19 @@ class EventEmbedding(nn.Module):
             x = x + self.creator(self.item_to_creator[items])
         return x
 
+    def gains(self) -> Tensor:
+        """[C, D] the feedback codes' gains: ``1 + rate * (feedback_gain - 1)`` (the stored
+        parameter starts at 1). Adam moves a stored value by about ``lr`` per step whatever
+        its gradient's scale, so with rate 1 flipping a gain's sign (1 -> -1, what a disliked
+        item as evidence against its direction needs) takes at least ``2 / lr`` steps (1,000
+        at lr 2e-3: most of a short run's training). With rate sqrt(D) the gains move at the item
+        embeddings' rate relative to their size (items are stored at std 1/sqrt(D) and used
+        times sqrt(D)). The gains still start at exactly 1, so an untrained model stays blind
+        to feedback."""
+        if self.gain_rate == 1.0:
+            return self.feedback_gain  # the parameterisation of checkpoints saved before the rate
+        return 1 + self.gain_rate * (self.feedback_gain - 1)
+
     def row_tables(self) -> list[nn.Embedding]:
         """The tables with a row per item, cluster or creator (the padding row included)."""
         return [t for t in (self.item, self.cluster, self.creator) if t is not None]
@@ -107,7 +122,7 @@ class EventEmbedding(nn.Module):
             # the gradient rows of repeated codes in a thread-dependent order on the CPU (so
             # two identical runs could differ in the last bits); embedding's backward sums them
             # in index order. The forward values are the same.
-            x = x * F.embedding(feedback.long(), self.feedback_gain)
+            x = x * F.embedding(feedback.long(), self.gains())
         # recency: number of real events after this one (0 = most recent)
         recency = (mask.flip(1).long().cumsum(1).flip(1) - 1).clamp(min=0)
         x = x + self.position(recency)

@@ -34,7 +34,7 @@ from negrec.errors import UserError
 from negrec.models.base import SequentialRecommender
 from negrec.models.config import ModelConfig
 from negrec.models.registry import build_model
-from negrec.train.migrate import migrate_objective
+from negrec.train.migrate import migrate_model, migrate_objective
 from negrec.train.objectives import Objective
 
 __all__ = ["FORMAT", "LoadedCheckpoint", "UnverifiedCheckpointWarning", "check_weights_match",
@@ -283,7 +283,7 @@ def _build(state: dict, path: Path, device: str | torch.device = "cpu") -> Seque
     """The model the stored configuration describes, untrained, on ``device`` (``"meta"``:
     shapes only, no memory)."""
     try:
-        mcfg = ModelConfig(**state["model_config"])
+        mcfg = ModelConfig(**migrate_model(state["model_config"]))
     except (TypeError, ValueError) as exc:
         raise UserError(f"{path}: checkpoint field model_config is invalid ({exc})") from None
     meta = state["item_meta"]

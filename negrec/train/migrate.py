@@ -14,7 +14,10 @@ they meant when they were written:
   value asks for something negrec no longer does, and is refused;
 - a ``loss`` section with every key negrec wrote before ``loss.ntr_sampler`` existed but not
   that one (a configuration saved by negrec up to stop 27, whose NTR candidates were drawn
-  uniformly) gets ``ntr_sampler: uniform``; a hand-written partial section gets the default.
+  uniformly) gets ``ntr_sampler: uniform``; a hand-written partial section gets the default;
+- a ``model`` section (or a checkpoint's ``model_config``) with every key of one of the layouts
+  negrec wrote before ``model.feedback_gain_rate`` existed but not that one (the feedback gains
+  were plain parameters) gets ``feedback_gain_rate: 1.0``, which computes what it computed then.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from typing import Any
 
 from negrec.errors import UserError
 
-__all__ = ["REMOVED_KEYS", "migrate_config", "migrate_objective", "migrate_override"]
+__all__ = ["REMOVED_KEYS", "migrate_config", "migrate_model", "migrate_objective", "migrate_override"]
 
 # Keys that no longer exist, with the value that asks for what negrec now always does: old
 # config files and checkpoints that hold exactly that value still load (nothing they ask for
@@ -39,6 +42,14 @@ OLD_WEIGHT_KEYS = {"r": "positive", "w_dislike": "dislike", "w_skip": "skip"}
 LOSS_KEYS_BEFORE_NTR_SAMPLER = frozenset({"mode", "sampler", "num_negatives", "alpha",
                                           "temperature", "ntr_negatives",
                                           "ntr_trains_candidates"})
+#: The model section's keys in each layout negrec wrote before model.feedback_gain_rate (whose
+#: feedback gains were plain parameters, i.e. rate 1): before chrono_init, with it, and with
+#: chrono_max_memory too.
+_MODEL_KEYS_BASE = ("kind", "dim", "num_layers", "num_heads", "dropout", "max_len",
+                    "feedback_input", "cluster_input", "creator_input", "tied")
+MODEL_LAYOUTS_BEFORE_GAIN_RATE = (frozenset(_MODEL_KEYS_BASE),
+                                  frozenset(_MODEL_KEYS_BASE + ("chrono_init",)),
+                                  frozenset(_MODEL_KEYS_BASE + ("chrono_init", "chrono_max_memory")))
 #: Old simulator keys of the data section -> the SimConfig field they set.
 OLD_SIM_KEYS = {"sim_users": "num_users", "sim_events": "events_per_user"}
 
@@ -66,7 +77,17 @@ def migrate_config(values: Any) -> Any:
     loss = out.get("loss")
     if isinstance(loss, dict) and set(loss) == LOSS_KEYS_BEFORE_NTR_SAMPLER:
         out["loss"] = {**loss, "ntr_sampler": "uniform"}
+    if isinstance(out.get("model"), dict):
+        out["model"] = migrate_model(out["model"])
     return out
+
+
+def migrate_model(section: dict) -> dict:
+    """A model section (or a checkpoint's ``model_config``) in today's layout (a new dict): one
+    written whole before ``feedback_gain_rate`` existed keeps the rate it was trained with (1)."""
+    if frozenset(section) in MODEL_LAYOUTS_BEFORE_GAIN_RATE:
+        return {**section, "feedback_gain_rate": 1.0}
+    return dict(section)
 
 
 def migrate_objective(stored: dict) -> dict:

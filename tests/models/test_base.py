@@ -142,3 +142,27 @@ def test_item_embeddings_are_the_table_rows_with_the_same_gradients(kind, tied):
     assert all(isinstance(t, torch.nn.Embedding) for t in m.row_tables())
     touched = {id(p) for n, p in m.named_parameters() if n in got_grads}
     assert touched and touched <= {id(t.weight) for t in m.row_tables()}
+
+
+@pytest.mark.parametrize("rate", [1.0, 8.0, None])
+def test_feedback_gains_start_at_one_and_move_at_their_rate(rate):
+    """The gains are ``1 + rate * (stored - 1)``: exactly 1 before training whatever the rate
+    (an untrained model stays blind to feedback), and one Adam step moves them ``rate`` times
+    as far as a plain parameter (null: sqrt(dim), the item embeddings' rate)."""
+    items, fb, mask = histories()
+    fb_other = torch.where(mask, torch.full_like(fb, 4), fb)
+    moved = {}
+    for r in (1.0, rate):
+        torch.manual_seed(0)
+        model = build_model(ModelConfig(kind="gru", dim=16, dropout=0.0, max_len=8,
+                                        feedback_gain_rate=r), V)
+        assert torch.equal(model.embed.gains(), torch.ones_like(model.embed.gains()))
+        torch.testing.assert_close(model.encode(items, fb, mask), model.encode(items, fb_other, mask))
+        # eps negligible: Adam's first step is then lr * sign(grad) for any gradient scale
+        opt = torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-30)
+        model.encode(items, fb, mask).square().sum().backward()
+        opt.step()
+        moved[r] = (model.embed.gains() - 1).detach()
+    expected = 4.0 if rate is None else rate  # sqrt(dim 16)
+    assert moved[1.0].abs().max() > 0
+    torch.testing.assert_close(moved[rate], expected * moved[1.0], rtol=1e-6, atol=0)

@@ -57,3 +57,12 @@ def test_chrono_max_memory_is_refused_where_it_would_do_nothing_or_too_much(sett
     with pytest.raises(ValueError, match=message):
         ModelConfig(kind="gru", max_len=50, **settings)
     ModelConfig(kind="gru", max_len=50, chrono_init=True, chrono_max_memory=49)
+
+
+@pytest.mark.parametrize("rate", [0.0, -1.0, float("nan"), float("inf")])
+def test_feedback_gain_rate_must_be_a_positive_number(rate):
+    with pytest.raises(ValueError, match=r"model.feedback_gain_rate must be a finite number > 0 "
+                                         r"\(or null: sqrt\(dim\)\); got"):
+        ModelConfig(feedback_gain_rate=rate)
+    ModelConfig(feedback_gain_rate=None)
+    ModelConfig(feedback_gain_rate=0.5)

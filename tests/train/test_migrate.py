@@ -135,3 +135,53 @@ def test_a_saved_loss_section_from_before_ntr_sampler_keeps_uniform_candidates(t
     assert load_config(partial).loss.ntr_sampler == TrainConfig().loss.ntr_sampler == "popularity"
     stated = dict(saved, loss={**saved["loss"], "ntr_sampler": "popularity"})
     assert migrate_config(stated)["loss"]["ntr_sampler"] == "popularity"
+
+
+@pytest.mark.parametrize("dropped", [(), ("chrono_max_memory",),
+                                     ("chrono_init", "chrono_max_memory")])
+def test_a_model_saved_before_feedback_gain_rate_keeps_plain_gains(tmp_path, dropped):
+    """Every layout of the model section negrec wrote before ``model.feedback_gain_rate`` was
+    trained with plain gains (rate 1), in a config file, a checkpoint's stored configuration and
+    its ``model_config``; a hand-written partial section gets today's default."""
+    from negrec.data import leave_one_out
+    from negrec.models import ModelConfig
+    from negrec.sim import Simulator
+    from negrec.train import Trainer, load_checkpoint
+    from negrec.train.checkpoint import payload_checksum
+    from negrec.train.resume import stored_config
+
+    old = [k for k in ("feedback_gain_rate",) + dropped]
+    saved = TrainConfig().to_dict()
+    for key in old:
+        del saved["model"][key]
+    path = tmp_path / "old.yaml"
+    path.write_text(yaml.safe_dump(saved))
+    assert load_config(path).model.feedback_gain_rate == 1.0
+    partial = tmp_path / "mine.yaml"
+    partial.write_text("model: {dim: 32}\n")
+    assert load_config(partial).model.feedback_gain_rate == TrainConfig().model.feedback_gain_rate
+
+    cfg = TrainConfig(model=ModelConfig(dim=8, max_len=8, feedback_gain_rate=1.0),
+                      objective="input_ntr", epochs=1, progress=False, tensorboard=False,
+                      eval_every=0)
+    cfg.data.sim = SimConfig(num_items=60, num_clusters=6, num_creators=8, num_users=30,
+                             events_per_user=10)
+    log, _ = Simulator(cfg.data.sim).generate()
+    Trainer(cfg, leave_one_out(log).train, tmp_path / "run").fit()
+    state = torch.load(tmp_path / "run" / "best.pt", weights_only=True)
+    with torch.no_grad():  # gains away from 1, so that a changed rate would change the model
+        state["model"]["embed.feedback_gain"].uniform_(-1.0, 2.0)
+    reference = load_checkpoint(_resaved(state, tmp_path / "new.pt", payload_checksum)).model
+    for section in (state["model_config"], state["config"]["model"]):
+        for key in old:
+            del section[key]
+    ck = load_checkpoint(_resaved(state, tmp_path / "old.pt", payload_checksum))
+    assert ck.model.config.feedback_gain_rate == 1.0
+    assert stored_config(ck).model.feedback_gain_rate == 1.0
+    torch.testing.assert_close(ck.model.embed.gains(), reference.embed.gains(), rtol=0, atol=0)
+
+
+def _resaved(state, path, checksum):
+    state["checksum"] = checksum(state)
+    torch.save(state, path)
+    return path
