@@ -147,10 +147,9 @@ def test_a_model_saved_before_feedback_gain_rate_keeps_plain_gains(tmp_path, dro
     from negrec.models import ModelConfig
     from negrec.sim import Simulator
     from negrec.train import Trainer, load_checkpoint
-    from negrec.train.checkpoint import payload_checksum
     from negrec.train.resume import stored_config
 
-    old = [k for k in ("feedback_gain_rate",) + dropped]
+    old = ("feedback_gain_rate",) + dropped
     saved = TrainConfig().to_dict()
     for key in old:
         del saved["model"][key]
@@ -171,17 +170,20 @@ def test_a_model_saved_before_feedback_gain_rate_keeps_plain_gains(tmp_path, dro
     state = torch.load(tmp_path / "run" / "best.pt", weights_only=True)
     with torch.no_grad():  # gains away from 1, so that a changed rate would change the model
         state["model"]["embed.feedback_gain"].uniform_(-1.0, 2.0)
-    reference = load_checkpoint(_resaved(state, tmp_path / "new.pt", payload_checksum)).model
+    reference = load_checkpoint(_resaved(state, tmp_path / "new.pt")).model
     for section in (state["model_config"], state["config"]["model"]):
         for key in old:
             del section[key]
-    ck = load_checkpoint(_resaved(state, tmp_path / "old.pt", payload_checksum))
+    ck = load_checkpoint(_resaved(state, tmp_path / "old.pt"))
     assert ck.model.config.feedback_gain_rate == 1.0
     assert stored_config(ck).model.feedback_gain_rate == 1.0
     torch.testing.assert_close(ck.model.embed.gains(), reference.embed.gains(), rtol=0, atol=0)
 
 
-def _resaved(state, path, checksum):
-    state["checksum"] = checksum(state)
+def _resaved(state, path):
+    """``state`` saved at ``path`` with its checksum recomputed (as negrec writes it)."""
+    from negrec.train.checkpoint import payload_checksum
+
+    state["checksum"] = payload_checksum(state)
     torch.save(state, path)
     return path
