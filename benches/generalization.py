@@ -40,11 +40,13 @@ worlds_ntr_fewer_closed_loop_dislikes=...``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import dataclasses
 import hashlib
 import json
 import datetime as dt
+import fcntl
 import os
 import platform
 import sys
@@ -120,11 +122,12 @@ def measure(world: World, name: str, seed: int, args, out: Path) -> dict:
     # shuffled with the seed), stored as a placebo so `negrec responsiveness --control` takes it
     config = dataclasses.replace(config, placebo=name == CONTROL)
     t0 = time.perf_counter()
-    if args.reuse and (out / "metrics.json").exists():  # a finished run of the same settings
-        metrics = json.loads((out / "metrics.json").read_text())
-    else:
-        metrics = train_and_evaluate(config, out, split=world.split, ks=(10,), bootstrap=0,
-                                     overwrite=True)
+    with run_lock(out):
+        if args.reuse and (out / "metrics.json").exists():  # a finished run of the same settings
+            metrics = json.loads((out / "metrics.json").read_text())
+        else:
+            metrics = train_and_evaluate(config, out, split=world.split, ks=(10,), bootstrap=0,
+                                         overwrite=True)
     ck = load_checkpoint(out / "best.pt")
     held = world.split.valid if args.split == "valid" else world.split.test
     test = evaluate(from_checkpoint(ck), held, ks=(10,), bootstrap=0)
@@ -140,6 +143,22 @@ def measure(world: World, name: str, seed: int, args, out: Path) -> dict:
     return {"ndcg": test.per_user["ndcg@10"], "dexp": test.per_user["dislike_exposure@10"],
             "sim": sims, "loop": loop, "best_epoch": metrics["train"]["best_epoch"],
             "steps": metrics["train"]["steps"], "seconds": time.perf_counter() - t0}
+
+
+@contextlib.contextmanager
+def run_lock(out: Path):
+    """Holds an exclusive lock on run folder ``out`` (a ``.lock`` file beside it), so two bench
+    processes whose --worlds overlap in one --out never train the same run at once (they did
+    once, and the run's checkpoint was a mix of both); the second waits, then reuses the run
+    with --reuse."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out.parent / f"{out.name}.lock", "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(f"  waiting for another process training {out}", flush=True)
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
 
 
 def similarity(world: World, model, inputs, meta, histories: int, seed: int) -> dict:
@@ -259,8 +278,10 @@ def main() -> None:
                          "leave-one-out, which the dislike-exposure intervals need)")
     ap.add_argument("--reuse", action="store_true",
                     help="reuse finished runs of identical settings found under --out")
-    ap.add_argument("--tag", default="", help="extra text that distinguishes runs under --out "
-                    "(e.g. settings changed outside --set)")
+    ap.add_argument("--tag", default="",
+                    help="extra text that distinguishes runs under --out (run folders are named "
+                         "by a hash of the resolved configuration: a change of code that no "
+                         "setting names needs a tag)")
     ap.add_argument("--out", type=Path, default=Path("bench_results/generalization_runs"))
     ap.add_argument("--csv", type=Path, default=Path("bench_results/generalization.csv"))
     args = ap.parse_args()
@@ -350,12 +371,14 @@ def main() -> None:
 
 
 def settings_tag(args, world: World, name: str) -> str:
-    """A short hash of everything that makes two runs of one model differ."""
+    """A short hash of the run's resolved training configuration (every default included, so
+    a changed default gives new run folders; the seed is the folder's), the holdout and --tag.
+    Changes of code that no configuration names are not seen: --tag them."""
     objective = "input_ntr" if name == CONTROL else name
-    text = repr((sorted(overrides_for(args, objective)), args.holdout, repr(world.spec),
-                 args.tag))
+    config = dataclasses.replace(run_config(world, objective, 0, overrides_for(args, objective)),
+                                 placebo=name == CONTROL)
+    text = json.dumps([config.to_dict(), args.holdout, args.tag], sort_keys=True, default=repr)
     return hashlib.sha1(text.encode()).hexdigest()[:8]
-
 
 if __name__ == "__main__":
     main()

@@ -1,0 +1,81 @@
+"""benches/generalization.py's run folders: named by the resolved configuration, one process
+at a time."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import importlib.util
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[2] / "benches" / "generalization.py"
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("generalization_bench", BENCH)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up there
+    try:
+        spec.loader.exec_module(module)
+        yield module
+    finally:
+        del sys.modules[spec.name]
+
+
+def world(bench):
+    from negrec.sim import preset
+    from negrec.train.data_spec import DataSpec
+
+    spec = DataSpec(source="simulated", sim=preset("default", num_users=50, events_per_user=20))
+    return bench.World("default", spec, None, None)
+
+
+def args(*sets: str, tag: str = "") -> argparse.Namespace:
+    return argparse.Namespace(set=list(sets), set_for=[], holdout=5, tag=tag)
+
+
+def test_run_folders_are_named_by_the_resolved_configuration(bench, monkeypatch):
+    w = world(bench)
+    tag = bench.settings_tag(args(), w, "input_ntr")
+    # the same configuration, spelt out or left to the default, is the same run
+    assert bench.settings_tag(args("model.dropout=0.2"), w, "input_ntr") == tag
+    assert bench.settings_tag(args("model.dropout=0.3"), w, "input_ntr") != tag
+    assert bench.settings_tag(args(tag="x"), w, "input_ntr") != tag
+    # the control is input_ntr's configuration trained on permuted feedback: another run
+    assert bench.settings_tag(args(), w, bench.CONTROL) != tag
+    # a changed default (here: of the dropout) is a changed run, so --reuse never takes a run
+    # trained with the old default for one of the new
+    resolved = bench.run_config
+
+    def new_default(world, objective, seed, overrides):
+        config = resolved(world, objective, seed, overrides)
+        return dataclasses.replace(config, model=dataclasses.replace(config.model, dropout=0.5))
+
+    monkeypatch.setattr(bench, "run_config", new_default)
+    assert bench.settings_tag(args(), w, "input_ntr") != tag
+
+
+def test_a_run_folder_is_trained_by_one_process_at_a_time(bench, tmp_path, capsys):
+    out = tmp_path / "default" / "seed0" / "input_ntr-0"
+    order: list[str] = []
+    second_started = threading.Event()
+
+    def second():
+        second_started.set()
+        with bench.run_lock(out):
+            order.append("second")
+
+    with bench.run_lock(out):
+        thread = threading.Thread(target=second)
+        thread.start()
+        second_started.wait(5)
+        thread.join(0.5)  # it must still be waiting for the lock
+        order.append("first done")
+    thread.join(5)
+    assert order == ["first done", "second"]
+    assert "waiting for another process training" in capsys.readouterr().out
