@@ -380,5 +380,6 @@ def settings_tag(args, world: World, name: str) -> str:
     text = json.dumps([config.to_dict(), args.holdout, args.tag], sort_keys=True, default=repr)
     return hashlib.sha1(text.encode()).hexdigest()[:8]
 
+
 if __name__ == "__main__":
     main()

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from negrec.models import ModelConfig
+
 BENCH = Path(__file__).resolve().parents[2] / "benches" / "generalization.py"
 
 
@@ -43,8 +45,9 @@ def test_run_folders_are_named_by_the_resolved_configuration(bench, monkeypatch)
     w = world(bench)
     tag = bench.settings_tag(args(), w, "input_ntr")
     # the same configuration, spelt out or left to the default, is the same run
-    assert bench.settings_tag(args("model.dropout=0.2"), w, "input_ntr") == tag
-    assert bench.settings_tag(args("model.dropout=0.3"), w, "input_ntr") != tag
+    dropout = ModelConfig().dropout
+    assert bench.settings_tag(args(f"model.dropout={dropout}"), w, "input_ntr") == tag
+    assert bench.settings_tag(args(f"model.dropout={dropout / 2}"), w, "input_ntr") != tag
     assert bench.settings_tag(args(tag="x"), w, "input_ntr") != tag
     # the control is input_ntr's configuration trained on permuted feedback: another run
     assert bench.settings_tag(args(), w, bench.CONTROL) != tag
@@ -54,7 +57,8 @@ def test_run_folders_are_named_by_the_resolved_configuration(bench, monkeypatch)
 
     def new_default(world, objective, seed, overrides):
         config = resolved(world, objective, seed, overrides)
-        return dataclasses.replace(config, model=dataclasses.replace(config.model, dropout=0.5))
+        return dataclasses.replace(config, model=dataclasses.replace(config.model,
+                                                                     dropout=dropout / 2))
 
     monkeypatch.setattr(bench, "run_config", new_default)
     assert bench.settings_tag(args(), w, "input_ntr") != tag
