@@ -102,10 +102,15 @@ def make_world(name: str, users_factor: float, events: int, holdout: int) -> Wor
     return World(name, spec, leave_last_out(log, holdout), sim)
 
 
-def run_config(world: World, objective: str, seed: int, overrides: list[str]) -> TrainConfig:
-    """What `negrec train --data ... --objective O --seed S` would run (plus --set's)."""
-    cfg = TrainConfig(data=world.spec, objective=objective, seed=seed)
-    return apply_overrides(cfg, overrides + ["progress=false", "tensorboard=false"])
+def run_config(world: World, name: str, seed: int, args) -> TrainConfig:
+    """What `negrec train --data ... --objective O --seed S` would run for model ``name`` (plus
+    --set's). The control is what `negrec train --placebo` trains: input_ntr on the training
+    events' feedback codes shuffled with the seed, stored as a placebo so `negrec
+    responsiveness --control` takes it."""
+    objective = "input_ntr" if name == CONTROL else name
+    cfg = TrainConfig(data=world.spec, objective=objective, seed=seed, placebo=name == CONTROL)
+    return apply_overrides(cfg, overrides_for(args, objective) +
+                           ["progress=false", "tensorboard=false"])
 
 
 def overrides_for(args, objective: str) -> list[str]:
@@ -116,11 +121,7 @@ def overrides_for(args, objective: str) -> list[str]:
 
 def measure(world: World, name: str, seed: int, args, out: Path) -> dict:
     """Train one model (or the control) and return its per-user / per-history figures."""
-    objective = "input_ntr" if name == CONTROL else name
-    config = run_config(world, objective, seed, overrides_for(args, objective))
-    # the control: what `negrec train --placebo` trains (feedback codes of the training events
-    # shuffled with the seed), stored as a placebo so `negrec responsiveness --control` takes it
-    config = dataclasses.replace(config, placebo=name == CONTROL)
+    config = run_config(world, name, seed, args)
     t0 = time.perf_counter()
     with run_lock(out):
         if args.reuse and (out / "metrics.json").exists():  # a finished run of the same settings
@@ -374,10 +375,8 @@ def settings_tag(args, world: World, name: str) -> str:
     """A short hash of the run's resolved training configuration (every default included, so
     a changed default gives new run folders; the seed is the folder's), the holdout and --tag.
     Changes of code that no configuration names are not seen: --tag them."""
-    objective = "input_ntr" if name == CONTROL else name
-    config = dataclasses.replace(run_config(world, objective, 0, overrides_for(args, objective)),
-                                 placebo=name == CONTROL)
-    text = json.dumps([config.to_dict(), args.holdout, args.tag], sort_keys=True, default=repr)
+    text = json.dumps([run_config(world, name, 0, args).to_dict(), args.holdout, args.tag],
+                      sort_keys=True, default=repr)
     return hashlib.sha1(text.encode()).hexdigest()[:8]
 
 

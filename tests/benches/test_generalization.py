@@ -55,8 +55,8 @@ def test_run_folders_are_named_by_the_resolved_configuration(bench, monkeypatch)
     # trained with the old default for one of the new
     resolved = bench.run_config
 
-    def new_default(world, objective, seed, overrides):
-        config = resolved(world, objective, seed, overrides)
+    def new_default(world, name, seed, args):
+        config = resolved(world, name, seed, args)
         return dataclasses.replace(config, model=dataclasses.replace(config.model,
                                                                      dropout=dropout / 2))
 
