@@ -305,7 +305,8 @@ def main() -> None:
     bad = [o for o in objectives if o not in OBJECTIVES]
     if bad:
         ap.error(f"--objectives: unknown {bad}; expected some of {list(OBJECTIVES)}")
-    print(f"worlds {worlds}; seeds {seeds}; objectives {objectives} + control; overrides "
+    control = "no control" if args.no_control else "+ control"
+    print(f"worlds {worlds}; seeds {seeds}; objectives {objectives} {control}; overrides "
           f"{args.set or 'none'}", flush=True)
 
     t_start = time.perf_counter()

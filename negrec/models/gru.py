@@ -32,6 +32,14 @@ class GRURec(SequentialRecommender):
         self.output = None if config.tied else nn.Embedding(num_items, config.dim)
         if self.output is not None:
             nn.init.normal_(self.output.weight, std=1.0 / math.sqrt(config.dim))
+        # the long-run taste (null: on): a map of the running mean of the event embeddings,
+        # starting at zero so that an untrained model is the plain GRU (and blind to feedback).
+        # The GRU, as PyTorch initialises it, keeps about half its state per event, so a taste
+        # spread over 50 events must otherwise be learnt against its forgetting
+        self.taste = nn.Linear(config.dim, config.dim) if config.history_mean is not False else None
+        if self.taste is not None:
+            nn.init.zeros_(self.taste.weight)
+            nn.init.zeros_(self.taste.bias)
         if config.chrono_init:
             self._chrono_init(config.chrono_max_memory or config.max_len - 1)  # 0 is refused
 
@@ -72,7 +80,14 @@ class GRURec(SequentialRecommender):
         # ... and back to where they came from
         scatter = torch.empty_like(gather).scatter_(1, gather, pos.expand(B, L))
         out = torch.gather(out, 1, scatter[..., None].expand(B, L, out.shape[-1]))
-        return self.ln(self.proj(self.drop(out)))
+        out = self.drop(out)
+        if self.taste is not None:
+            # causal running mean over each row's real events (padding embeds to zero, so the
+            # cumulative sums ignore it on either padding side); at padding positions it is
+            # the mean so far, which nothing reads
+            count = mask.to(x.dtype).cumsum(1).clamp(min=1).unsqueeze(-1)
+            out = out + self.taste(x.cumsum(1) / count)
+        return self.ln(self.proj(out))
 
     def item_table(self) -> Tensor:
         if self.output is not None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from negrec.models import ModelConfig, model_kinds
+from negrec.models import ModelConfig, build_model, model_kinds
 
 
 def test_config_validation():
@@ -20,6 +20,15 @@ def test_chrono_init_is_refused_for_a_model_without_update_gates():
     with pytest.raises(ValueError, match="model.chrono_init initialises a GRU's update gates"):
         ModelConfig(kind="sasrec", chrono_init=True)
     ModelConfig(kind="gru", chrono_init=True)
+
+
+def test_history_mean_is_on_for_a_gru_and_refused_where_asked_for_a_transformer():
+    with pytest.raises(ValueError, match="model.history_mean adds a running mean to a GRU's state"):
+        ModelConfig(kind="sasrec", history_mean=True)
+    # the default (null) is on for a GRU and off for a transformer, which attends over the history
+    assert build_model(ModelConfig(kind="gru", dim=8, max_len=8), 20).taste is not None
+    assert build_model(ModelConfig(kind="gru", dim=8, max_len=8, history_mean=False), 20).taste is None
+    assert not hasattr(build_model(ModelConfig(kind="sasrec", dim=8, max_len=8), 20), "taste")
 
 
 def test_every_model_module_registers_its_kind():
