@@ -119,11 +119,14 @@ def overrides_for(args, objective: str) -> list[str]:
     return list(args.set) + own
 
 
-def measure(world: World, name: str, seed: int, args, out: Path) -> dict:
-    """Train one model (or the control) and return its per-user / per-history figures."""
+def measure(world: World, name: str, seed: int, args, out: Path, wait: bool = True) -> dict | None:
+    """Train one model (or the control) and return its per-user / per-history figures; None,
+    without ``wait``, when another process is training that run."""
     config = run_config(world, name, seed, args)
     t0 = time.perf_counter()
-    with run_lock(out):
+    with run_lock(out, wait) as held:
+        if not held:
+            return None
         if args.reuse and (out / "metrics.json").exists():  # a finished run of the same settings
             metrics = json.loads((out / "metrics.json").read_text())
         else:
@@ -147,19 +150,41 @@ def measure(world: World, name: str, seed: int, args, out: Path) -> dict:
 
 
 @contextlib.contextmanager
-def run_lock(out: Path):
+def run_lock(out: Path, wait: bool = True):
     """Holds an exclusive lock on run folder ``out`` (a ``.lock`` file beside it), so two bench
     processes whose --worlds overlap in one --out never train the same run at once (they did
-    once, and the run's checkpoint was a mix of both); the second waits, then reuses the run
-    with --reuse."""
+    once, and the run's checkpoint was a mix of both). Yields whether the lock is held: with
+    ``wait`` it always is (after waiting for the other process, whose run --reuse then
+    reuses); without, it yields False at once when another process holds it."""
     out.parent.mkdir(parents=True, exist_ok=True)
     with open(out.parent / f"{out.name}.lock", "w") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
+            if not wait:
+                yield False
+                return
             print(f"  waiting for another process training {out}", flush=True)
             fcntl.flock(handle, fcntl.LOCK_EX)
-        yield
+        yield True
+
+
+def measure_all(jobs: list, attempt) -> dict:
+    """``{job: attempt(job, wait)}`` for every job. ``attempt(job, False)`` returns None when
+    another process is training that run; such runs are measured after all the others, then
+    waiting for them. Two processes sharing an --out (say, one per half of the worlds, and a
+    third joining either) thus train different runs side by side instead of queueing behind
+    each other's locks in the same order."""
+    results, busy = {}, []
+    for job in jobs:
+        result = attempt(job, False)
+        if result is None:
+            busy.append(job)
+        else:
+            results[job] = result
+    for job in busy:
+        results[job] = attempt(job, True)
+    return results
 
 
 def similarity(world: World, model, inputs, meta, histories: int, seed: int) -> dict:
@@ -327,18 +352,29 @@ def main() -> None:
         ce = evaluate(from_model(by_cluster, by_cluster.inputs), held, ks=(10,), bootstrap=0)
         cpop = {"ndcg": ce.per_user["ndcg@10"], "dexp": ce.per_user["dislike_exposure@10"]}
         runs: dict[str, list[dict]] = {o: [] for o in objectives + ([] if args.no_control else [CONTROL])}
-        for seed in seeds:
-            for name in runs:  # interleaved: every model of one seed, then the next seed
-                r = measure(world, name, seed, args, args.out / wname / f"seed{seed}" /
-                            f"{name}-{settings_tag(args, world, name)}")
-                runs[name].append(r)
-                print(f"  seed {seed} {name:15s} NDCG@10 {r['ndcg'].mean():.4f}  dislike exp.@10 "
-                      f"{r['dexp'].mean():.4f}  responsiveness "
-                      f"{100 * ratio_of_means(r['sim']['dislike'], r['sim']['positive']):+.1f}%  "
-                      + (f"closed-loop dislikes {100 * r['loop'].mean():.2f}%  "
-                         if r["loop"] is not None else "") +
-                      f"(best epoch {r['best_epoch']}, {r['steps']} steps, {r['seconds']:.0f} s)",
+
+        def attempt(job, wait):
+            seed, name = job
+            r = measure(world, name, seed, args, args.out / wname / f"seed{seed}" /
+                        f"{name}-{settings_tag(args, world, name)}", wait)
+            if r is None:
+                print(f"  seed {seed} {name:15s} another process is training it: measured last",
                       flush=True)
+                return None
+            print(f"  seed {seed} {name:15s} NDCG@10 {r['ndcg'].mean():.4f}  dislike exp.@10 "
+                  f"{r['dexp'].mean():.4f}  responsiveness "
+                  f"{100 * ratio_of_means(r['sim']['dislike'], r['sim']['positive']):+.1f}%  "
+                  + (f"closed-loop dislikes {100 * r['loop'].mean():.2f}%  "
+                     if r["loop"] is not None else "") +
+                  f"(best epoch {r['best_epoch']}, {r['steps']} steps, {r['seconds']:.0f} s)",
+                  flush=True)
+            return r
+
+        # interleaved: every model of one seed, then the next seed; runs[name] in seed order
+        # (models are compared seed by seed)
+        done = measure_all([(seed, name) for seed in seeds for name in runs], attempt)
+        for name in runs:
+            runs[name] = [done[(seed, name)] for seed in seeds]
         lines, verdict, rows = summarize(world, runs, pop, cpop, args.bootstrap)
         print(f"-- {wname} (intervals: 95%, over seeds and users/histories)")
         print("\n".join(lines), flush=True)

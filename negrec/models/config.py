@@ -26,8 +26,9 @@ class ModelConfig:
     causal transformer, ``"gru"``); ``cluster_input`` / ``creator_input`` left ``None`` are
     resolved by :meth:`for_items` when the model is built.
 
-    The defaults (a one-layer GRU, metadata inputs where the data has them) were chosen by
-    measurement across MovieLens-100K and several simulated worlds (docs/generalization.md).
+    The defaults (a one-layer GRU with a running mean of the history beside its state, metadata
+    inputs where the data has them) were chosen by measurement across MovieLens-100K and several
+    simulated worlds (docs/generalization.md).
     """
 
     kind: str = field(default="gru", metadata={"help": "the model", "choices": _kinds})

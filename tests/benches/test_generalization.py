@@ -83,3 +83,38 @@ def test_a_run_folder_is_trained_by_one_process_at_a_time(bench, tmp_path, capsy
     thread.join(5)
     assert order == ["first done", "second"]
     assert "waiting for another process training" in capsys.readouterr().out
+
+
+def test_a_busy_run_is_left_for_later_instead_of_waited_for(bench, tmp_path, capsys):
+    out = tmp_path / "default" / "seed0" / "input_ntr-0"
+    with bench.run_lock(out) as held:
+        assert held
+        seen = []
+
+        def other_process():
+            with bench.run_lock(out, wait=False) as other_holds:
+                seen.append(other_holds)
+
+        thread = threading.Thread(target=other_process)
+        thread.start()
+        thread.join(5)
+        assert seen == [False]  # told at once that another process holds it, without waiting
+    assert "waiting" not in capsys.readouterr().out
+    with bench.run_lock(out, wait=False) as held:  # free again
+        assert held
+
+
+def test_measure_all_measures_busy_runs_last_and_waits_for_them(bench):
+    busy = {(0, "input_only")}  # another process is training this one
+    calls = []
+
+    def attempt(job, wait):
+        calls.append((job, wait))
+        return None if job in busy and not wait else f"figures of {job}"
+
+    jobs = [(0, "positive_only"), (0, "input_only"), (0, "input_ntr"), (1, "positive_only")]
+    results = bench.measure_all(jobs, attempt)
+    assert results == {job: f"figures of {job}" for job in jobs}
+    assert calls == [((0, "positive_only"), False), ((0, "input_only"), False),
+                     ((0, "input_ntr"), False), ((1, "positive_only"), False),
+                     ((0, "input_only"), True)]
