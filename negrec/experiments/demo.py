@@ -67,10 +67,6 @@ class DemoConfig:
     w_dislike: float = 5.0
     ntr_trains_candidates: bool = True
     ntr_sampler: str = "uniform"  # the NTR candidates the demo was measured with (before stop 28)
-    # the GRU without the running mean of the history (the package default since 2026-12-03):
-    # the demo's headline was measured without it (docs/generalization.md, "The user's long-run
-    # taste")
-    history_mean: bool = False
     histories: int = 1000  # counterfactual simulations (the paper: 2,000)
     history_steps: int = 49  # items consumed before the branch (k - 1; the paper: k = 50)
     loop_users: int = 1000
@@ -106,7 +102,7 @@ class DemoConfig:
                                 {"skip": self.w_skip, "dislike": self.w_dislike}),
             model=ModelConfig(kind=self.model, dim=self.dim, num_layers=self.num_layers,
                               num_heads=2, dropout=0.1, max_len=50, cluster_input=True,
-                              creator_input=True, history_mean=self.history_mean),
+                              creator_input=True),
             loss=LossConfig(mode="sampled", sampler="uniform", num_negatives=128,
                             ntr_trains_candidates=self.ntr_trains_candidates,
                             ntr_sampler=self.ntr_sampler),

@@ -26,9 +26,8 @@ class ModelConfig:
     causal transformer, ``"gru"``); ``cluster_input`` / ``creator_input`` left ``None`` are
     resolved by :meth:`for_items` when the model is built.
 
-    The defaults (a one-layer GRU with a running mean of the history beside its state, metadata
-    inputs where the data has them) were chosen by measurement across MovieLens-100K and several
-    simulated worlds (docs/generalization.md).
+    The defaults (a one-layer GRU, metadata inputs where the data has them) were chosen by
+    measurement across MovieLens-100K and several simulated worlds (docs/generalization.md).
     """
 
     kind: str = field(default="gru", metadata={"help": "the model", "choices": _kinds})
@@ -43,7 +42,7 @@ class ModelConfig:
     tied: bool = True  # score with the input item table (else a separate output table)
     chrono_init: bool = False  # gru: update-gate biases spread the units' memory log-uniformly over 1..chrono_max_memory events (docs/generalization.md: better offline, worse in the closed loop)
     chrono_max_memory: int | None = None  # with chrono_init: the longest unit memory, in events (units spread log-uniformly over 1..this); null: max_len - 1
-    history_mean: bool | None = None  # gru: add a learnt map (starting at zero) of the running mean of the history's event embeddings (the user's long-run taste) to the state; null: on for a GRU, off for kinds that attend over the whole history (sasrec) (docs/generalization.md)
+    history_mean: bool = False  # gru: add a learnt map (starting at zero) of the running mean of the history's event embeddings (the user's long-run taste) to the state (docs/generalization.md: better on mild tastes, worse in the closed loop on three worlds)
     feedback_gain_rate: float | None = None  # how fast the feedback-code gains learn: gain = 1 + rate * (stored - 1), the stored value starting at 1; null: sqrt(dim), the item embeddings' rate (1: a plain parameter, as before 2026-12-03)
 
     def __post_init__(self) -> None:

@@ -32,11 +32,11 @@ class GRURec(SequentialRecommender):
         self.output = None if config.tied else nn.Embedding(num_items, config.dim)
         if self.output is not None:
             nn.init.normal_(self.output.weight, std=1.0 / math.sqrt(config.dim))
-        # the long-run taste (null: on): a map of the running mean of the event embeddings,
-        # starting at zero so that an untrained model is the plain GRU (and blind to feedback).
-        # The GRU, as PyTorch initialises it, keeps about half its state per event, so a taste
-        # spread over 50 events must otherwise be learnt against its forgetting
-        self.taste = nn.Linear(config.dim, config.dim) if config.history_mean is not False else None
+        # the long-run taste: a map of the running mean of the event embeddings, starting at
+        # zero so that an untrained model is the plain GRU (and blind to feedback). The GRU, as
+        # PyTorch initialises it, keeps about half its state per event, so a taste spread over
+        # 50 events must otherwise be learnt against its forgetting
+        self.taste = nn.Linear(config.dim, config.dim) if config.history_mean else None
         if self.taste is not None:
             nn.init.zeros_(self.taste.weight)
             nn.init.zeros_(self.taste.bias)

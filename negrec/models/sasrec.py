@@ -56,7 +56,7 @@ class SASRec(SequentialRecommender):
         if config.history_mean:
             raise UserError("model.history_mean adds a running mean to a GRU's state; model.kind "
                             "'sasrec' attends over the whole history already (set history_mean "
-                            "null or false, or kind gru)")
+                            "false or kind gru)")
 
     def __init__(self, config: ModelConfig, num_items: int, item_cluster=None, item_creator=None):
         super().__init__()

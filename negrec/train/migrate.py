@@ -17,10 +17,7 @@ they meant when they were written:
   uniformly) gets ``ntr_sampler: uniform``; a hand-written partial section gets the default;
 - a ``model`` section (or a checkpoint's ``model_config``) with every key of one of the layouts
   negrec wrote before ``model.feedback_gain_rate`` existed but not that one (the feedback gains
-  were plain parameters) gets ``feedback_gain_rate: 1.0``, which computes what it computed then;
-  one with every key of a layout negrec wrote before ``model.history_mean`` existed (that one
-  included) gets ``history_mean: false``: its GRU had no running mean, and retraining it gives
-  the model it was.
+  were plain parameters) gets ``feedback_gain_rate: 1.0``, which computes what it computed then.
 """
 
 from __future__ import annotations
@@ -53,10 +50,6 @@ _MODEL_KEYS_BASE = ("kind", "dim", "num_layers", "num_heads", "dropout", "max_le
 MODEL_LAYOUTS_BEFORE_GAIN_RATE = (frozenset(_MODEL_KEYS_BASE),
                                   frozenset(_MODEL_KEYS_BASE + ("chrono_init",)),
                                   frozenset(_MODEL_KEYS_BASE + ("chrono_init", "chrono_max_memory")))
-#: The model section's keys as negrec wrote them from model.feedback_gain_rate until
-#: model.history_mean (the GRU without the running mean of the history).
-MODEL_LAYOUT_BEFORE_HISTORY_MEAN = frozenset(_MODEL_KEYS_BASE + ("chrono_init", "chrono_max_memory",
-                                                                 "feedback_gain_rate"))
 #: Old simulator keys of the data section -> the SimConfig field they set.
 OLD_SIM_KEYS = {"sim_users": "num_users", "sim_events": "events_per_user"}
 
@@ -91,16 +84,10 @@ def migrate_config(values: Any) -> Any:
 
 def migrate_model(section: dict) -> dict:
     """A model section (or a checkpoint's ``model_config``) in today's layout (a new dict): one
-    written whole before ``feedback_gain_rate`` existed keeps the rate it was trained with (1),
-    and one written whole before ``history_mean`` existed keeps its GRU without the mean. A
-    hand-written partial section gets today's defaults."""
-    out = dict(section)
-    keys = frozenset(section)
-    if keys in MODEL_LAYOUTS_BEFORE_GAIN_RATE:
-        out["feedback_gain_rate"] = 1.0
-    if keys in MODEL_LAYOUTS_BEFORE_GAIN_RATE or keys == MODEL_LAYOUT_BEFORE_HISTORY_MEAN:
-        out["history_mean"] = False
-    return out
+    written whole before ``feedback_gain_rate`` existed keeps the rate it was trained with (1)."""
+    if frozenset(section) in MODEL_LAYOUTS_BEFORE_GAIN_RATE:
+        return {**section, "feedback_gain_rate": 1.0}
+    return dict(section)
 
 
 def migrate_objective(stored: dict) -> dict:

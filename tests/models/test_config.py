@@ -22,13 +22,11 @@ def test_chrono_init_is_refused_for_a_model_without_update_gates():
     ModelConfig(kind="gru", chrono_init=True)
 
 
-def test_history_mean_is_on_for_a_gru_and_refused_where_asked_for_a_transformer():
+def test_history_mean_is_opt_in_for_a_gru_and_refused_for_a_transformer():
     with pytest.raises(ValueError, match="model.history_mean adds a running mean to a GRU's state"):
         ModelConfig(kind="sasrec", history_mean=True)
-    # the default (null) is on for a GRU and off for a transformer, which attends over the history
-    assert build_model(ModelConfig(kind="gru", dim=8, max_len=8), 20).taste is not None
-    assert build_model(ModelConfig(kind="gru", dim=8, max_len=8, history_mean=False), 20).taste is None
-    assert not hasattr(build_model(ModelConfig(kind="sasrec", dim=8, max_len=8), 20), "taste")
+    assert build_model(ModelConfig(kind="gru", dim=8, max_len=8, history_mean=True), 20).taste is not None
+    assert build_model(ModelConfig(kind="gru", dim=8, max_len=8), 20).taste is None  # the default
 
 
 def test_every_model_module_registers_its_kind():

@@ -143,11 +143,13 @@ def test_a_model_saved_before_feedback_gain_rate_keeps_plain_gains(tmp_path, dro
     """Every layout of the model section negrec wrote before ``model.feedback_gain_rate`` was
     trained with plain gains (rate 1), in a config file, a checkpoint's stored configuration and
     its ``model_config``; a hand-written partial section gets today's default."""
+    from negrec.data import leave_one_out
     from negrec.models import ModelConfig
-    from negrec.train import load_checkpoint
+    from negrec.sim import Simulator
+    from negrec.train import Trainer, load_checkpoint
     from negrec.train.resume import stored_config
 
-    old = ("history_mean", "feedback_gain_rate") + dropped
+    old = ("history_mean", "feedback_gain_rate") + dropped  # history_mean came later
     saved = TrainConfig().to_dict()
     for key in old:
         del saved["model"][key]
@@ -158,8 +160,14 @@ def test_a_model_saved_before_feedback_gain_rate_keeps_plain_gains(tmp_path, dro
     partial.write_text("model: {dim: 32}\n")
     assert load_config(partial).model.feedback_gain_rate == TrainConfig().model.feedback_gain_rate
 
-    state = _trained_state(tmp_path, ModelConfig(dim=8, max_len=8, feedback_gain_rate=1.0,
-                                                 history_mean=False))
+    cfg = TrainConfig(model=ModelConfig(dim=8, max_len=8, feedback_gain_rate=1.0),
+                      objective="input_ntr", epochs=1, progress=False, tensorboard=False,
+                      eval_every=0)
+    cfg.data.sim = SimConfig(num_items=60, num_clusters=6, num_creators=8, num_users=30,
+                             events_per_user=10)
+    log, _ = Simulator(cfg.data.sim).generate()
+    Trainer(cfg, leave_one_out(log).train, tmp_path / "run").fit()
+    state = torch.load(tmp_path / "run" / "best.pt", weights_only=True)
     with torch.no_grad():  # gains away from 1, so that a changed rate would change the model
         state["model"]["embed.feedback_gain"].uniform_(-1.0, 2.0)
     reference = load_checkpoint(_resaved(state, tmp_path / "new.pt")).model
@@ -170,47 +178,6 @@ def test_a_model_saved_before_feedback_gain_rate_keeps_plain_gains(tmp_path, dro
     assert ck.model.config.feedback_gain_rate == 1.0
     assert stored_config(ck).model.feedback_gain_rate == 1.0
     torch.testing.assert_close(ck.model.embed.gains(), reference.embed.gains(), rtol=0, atol=0)
-
-
-def _trained_state(tmp_path, model_config) -> dict:
-    """The best checkpoint's state of a one-epoch ``input_ntr`` run with ``model_config``."""
-    from negrec.data import leave_one_out
-    from negrec.sim import Simulator
-    from negrec.train import Trainer
-
-    cfg = TrainConfig(model=model_config, objective="input_ntr", epochs=1, progress=False,
-                      tensorboard=False, eval_every=0)
-    cfg.data.sim = SimConfig(num_items=60, num_clusters=6, num_creators=8, num_users=30,
-                             events_per_user=10)
-    log, _ = Simulator(cfg.data.sim).generate()
-    Trainer(cfg, leave_one_out(log).train, tmp_path / "run").fit()
-    return torch.load(tmp_path / "run" / "best.pt", weights_only=True)
-
-
-def test_a_model_saved_before_history_mean_keeps_its_gru_without_the_mean(tmp_path):
-    """The model section negrec wrote from ``feedback_gain_rate`` until ``history_mean`` (a
-    GRU without the running mean) loads as that model, from a config file and a checkpoint;
-    a hand-written partial section gets today's default (the mean, for a GRU)."""
-    from negrec.models import ModelConfig
-    from negrec.train import load_checkpoint
-    from negrec.train.resume import stored_config
-
-    saved = TrainConfig().to_dict()
-    del saved["model"]["history_mean"]
-    path = tmp_path / "old.yaml"
-    path.write_text(yaml.safe_dump(saved))
-    assert load_config(path).model.history_mean is False
-    assert load_config(path).model.feedback_gain_rate == TrainConfig().model.feedback_gain_rate
-    partial = tmp_path / "mine.yaml"
-    partial.write_text("model: {dim: 32, feedback_gain_rate: 4.0}\n")
-    assert load_config(partial).model.history_mean is TrainConfig().model.history_mean is None
-
-    state = _trained_state(tmp_path, ModelConfig(dim=8, max_len=8, history_mean=False))
-    for section in (state["model_config"], state["config"]["model"]):
-        del section["history_mean"]
-    ck = load_checkpoint(_resaved(state, tmp_path / "old.pt"))  # no taste weights to miss
-    assert ck.model.config.history_mean is False and ck.model.taste is None
-    assert stored_config(ck).model.history_mean is False
 
 
 def _resaved(state, path):
