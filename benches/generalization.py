@@ -124,8 +124,8 @@ def measure(world: World, name: str, seed: int, args, out: Path, wait: bool = Tr
     without ``wait``, when another process is training that run."""
     config = run_config(world, name, seed, args)
     t0 = time.perf_counter()
-    with run_lock(out, wait) as held:
-        if not held:
+    with run_lock(out, wait) as locked:
+        if not locked:
             return None
         if args.reuse and (out / "metrics.json").exists():  # a finished run of the same settings
             metrics = json.loads((out / "metrics.json").read_text())

@@ -7,6 +7,8 @@ import torch
 from negrec.models.config import ModelConfig
 from negrec.models.registry import build_model
 
+from .test_base import V, histories
+
 
 def test_an_empty_batch_gives_empty_states_and_zero_gradients():
     # a DDP rank's share of the last batch of an epoch can be empty; packing refused it
@@ -81,25 +83,13 @@ def test_chrono_max_memory_bounds_the_longest_time_scale():
 def _taste_model(history_mean: bool, seed: int = 0):
     torch.manual_seed(seed)
     return build_model(ModelConfig(kind="gru", dim=16, max_len=8, dropout=0.0,
-                                   history_mean=history_mean), 40).eval()
-
-
-def _histories(left: bool):
-    torch.manual_seed(1)
-    lengths = [8, 5, 1, 3]
-    items = torch.full((4, 8), 40)
-    fb = torch.zeros(4, 8, dtype=torch.int8)
-    for b, n in enumerate(lengths):
-        sl = slice(8 - n, 8) if left else slice(0, n)
-        items[b, sl] = torch.randint(0, 40, (n,))
-        fb[b, sl] = torch.randint(1, 5, (n,), dtype=torch.int8)
-    return items, fb, items != 40
+                                   history_mean=history_mean), V).eval()
 
 
 def test_history_mean_starts_as_the_plain_gru():
     # the taste map starts at zero: an untrained model is the plain GRU (same seed, same
     # parameters), so it is as blind to feedback codes as the GRU is
-    items, fb, mask = _histories(left=True)
+    items, fb, mask = histories(left=True)
     with torch.no_grad():
         torch.testing.assert_close(_taste_model(True).encode(items, fb, mask),
                                    _taste_model(False).encode(items, fb, mask))
@@ -109,14 +99,14 @@ def test_history_mean_adds_the_causal_mean_of_the_event_embeddings():
     model = _taste_model(True)
     seen = []
     model.proj.register_forward_hook(lambda m, inp, out: seen.append(inp[0]))
-    items, fb, mask = _histories(left=False)
+    items, fb, mask = histories(left=False)
     with torch.no_grad():
         model.encode(items, fb, mask)  # the taste map at zero: the GRU's outputs alone
         model.taste.weight.copy_(torch.eye(16))  # the identity: the mean itself is added
         model.encode(items, fb, mask)
         x = model.embed(items, fb, mask)
     gru_only, with_taste = seen
-    for row, t in ((0, 7), (1, 3), (1, 4), (2, 0)):  # real events (right padded: 8, 5, 1, 3)
+    for row, t in ((0, 7), (1, 3), (1, 4), (2, 0)):  # real events (right padded: 8, 5, 1, 5)
         torch.testing.assert_close(with_taste[row, t] - gru_only[row, t], x[row, :t + 1].mean(0))
 
 
@@ -125,12 +115,12 @@ def test_history_mean_keeps_causality_and_padding_invariance():
     with torch.no_grad():
         model.taste.weight.normal_()
         model.embed.feedback.weight[1:].normal_()
-    left, right = _histories(left=True), _histories(left=False)
+    left, right = histories(left=True), histories(left=False)
     torch.testing.assert_close(model.last_state(*left), model.last_state(*right), rtol=1e-5, atol=1e-5)
     items, fb, mask = left
     states = model.encode(items, fb, mask)
     items2 = items.clone()
-    items2[0, -1] = (items[0, -1] + 1) % 40  # the last event of row 0
+    items2[0, -1] = (items[0, -1] + 1) % V  # the last event of row 0
     states2 = model.encode(items2, fb, mask)
     torch.testing.assert_close(states[0, :-1], states2[0, :-1], rtol=1e-5, atol=1e-6)
     assert not torch.allclose(states[0, -1], states2[0, -1])
