@@ -55,13 +55,41 @@ def build_optimizer(model: nn.Module, config, update: str) -> torch.optim.Optimi
     switches the model's row tables to sparse gradients."""
     kwargs = dict(lr=config.lr, betas=config.betas, eps=config.eps,
                   weight_decay=config.weight_decay)
+    params = _param_groups(model, config)
     if update == "dense":
-        return torch.optim.AdamW(model.parameters(), **kwargs)
+        return torch.optim.AdamW(params, **kwargs)
     if update != "sparse":
         raise ValueError(f"build_optimizer: update must be dense or sparse; got {update!r}")
     for table in model.row_tables():
         table.sparse = True
-    return LazyAdamW(model.parameters(), **kwargs)
+    return LazyAdamW(params, **kwargs)
+
+
+def _param_groups(model: nn.Module, config) -> list:
+    """The model's parameters as the optimizer takes them. Without weight decay, one group (all
+    parameters in ``model.parameters()`` order: what negrec always built, so older checkpoints'
+    optimizer states still load). With it, up to three groups: the network's weight matrices
+    and its position / feedback-code embeddings (``config.weight_decay``); the row tables
+    (``config.row_weight_decay``, null: ``weight_decay``); and the parameters that are never
+    decayed, biases, norm gains and the feedback-code gains. A gain rests at 1, not 0: decay
+    pulls the stored feedback gain towards 0, i.e. the gain towards ``1 - rate`` (-7 at dim
+    64), which flips every code's sign on its own."""
+    row_decay = config.weight_decay if config.row_weight_decay is None else config.row_weight_decay
+    if config.weight_decay == 0 and row_decay == 0:
+        return list(model.parameters())
+    rows = {id(t.weight) for t in model.row_tables()}
+    network, kept, tables = [], [], []
+    for name, p in model.named_parameters():
+        if id(p) in rows:
+            tables.append(p)
+        elif p.dim() < 2 or name.rsplit(".", 1)[-1] == "feedback_gain":
+            kept.append(p)
+        else:
+            network.append(p)
+    groups = [{"params": network, "weight_decay": config.weight_decay},
+              {"params": kept, "weight_decay": 0.0},
+              {"params": tables, "weight_decay": row_decay}]
+    return [g for g in groups if g["params"]]
 
 
 def build_scheduler(optimizer: torch.optim.Optimizer, config,

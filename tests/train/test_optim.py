@@ -139,3 +139,60 @@ def test_optim_embeddings_must_be_known():
     with pytest.raises(UserError, match="optim.embeddings must be one of auto, dense, sparse; "
                                         "got 'lazy'"):
         OptimConfig(embeddings="lazy")
+
+
+def _decay_step(optim: OptimConfig, update: str):
+    """A GRU (history mean, cluster input), its parameters before, and after one step of
+    ``build_optimizer(model, optim, update)`` on zero gradients: all that moves is decay."""
+    import numpy as np
+
+    from negrec.models import ModelConfig, build_model
+
+    model = build_model(ModelConfig(kind="gru", dim=8, max_len=4, history_mean=True,
+                                    cluster_input=True), 20,
+                        item_cluster=np.arange(20) % 3)
+    with torch.no_grad():  # nonzero everywhere, so a decayed parameter visibly shrinks
+        for p in model.parameters():
+            p.add_(0.5)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    opt = build_optimizer(model, optim, update)
+    opt.zero_grad()
+    sum((p * 0).sum() for p in model.parameters()).backward()
+    opt.step()
+    return model, before
+
+
+@pytest.mark.parametrize("update", ["dense", "sparse"])
+def test_weight_decay_never_pulls_the_feedback_gains_biases_or_norms_towards_zero(update):
+    # a decayed stored feedback gain pulled the gain 1 + 8 (g - 1) towards -7 (stop 34)
+    model, before = _decay_step(OptimConfig(lr=0.1, weight_decay=0.5), update)
+    for name, p in model.named_parameters():
+        kept = p.dim() < 2 or name.endswith("feedback_gain")
+        factor = 1.0 if kept else 1 - 0.1 * 0.5
+        torch.testing.assert_close(p.detach(), before[name] * factor, msg=name)
+    assert any(n.endswith("feedback_gain") for n in before)
+
+
+def test_row_weight_decay_applies_to_the_row_tables_only():
+    model, before = _decay_step(OptimConfig(lr=0.1, row_weight_decay=2.0), "dense")
+    rows = {id(t.weight) for t in model.row_tables()}
+    assert len(rows) == 2  # items and clusters
+    for name, p in model.named_parameters():
+        factor = 1 - 0.1 * 2.0 if id(p) in rows else 1.0
+        torch.testing.assert_close(p.detach(), before[name] * factor, msg=name)
+
+
+def test_without_weight_decay_the_optimizer_has_one_group_of_every_parameter_in_order():
+    # the layout of the optimizer states saved by earlier versions (resume loads them)
+    from negrec.models import ModelConfig, build_model
+
+    model = build_model(ModelConfig(dim=8, max_len=4), 20)
+    for optim in (OptimConfig(), OptimConfig(weight_decay=0.0, row_weight_decay=0.0)):
+        opt = build_optimizer(model, optim, "dense")
+        assert len(opt.param_groups) == 1
+        assert opt.param_groups[0]["params"] == list(model.parameters())
+
+
+def test_row_weight_decay_must_be_finite_and_not_negative():
+    with pytest.raises(UserError, match="optim.row_weight_decay"):
+        OptimConfig(row_weight_decay=-1.0)
