@@ -80,7 +80,7 @@ class OptimConfig:
 
     lr: float = 2e-3  # AdamW learning rate (after warm-up)
     weight_decay: float = 0.0  # AdamW weight decay of the network's weights (never of biases, norm gains or the feedback-code gains)
-    row_weight_decay: float | None = None  # AdamW weight decay of the item, cluster and creator tables; null: weight_decay
+    row_weight_decay: float | None = None  # AdamW weight decay of the item, cluster and creator tables (and an untied output table); null: weight_decay
     betas: tuple[float, float] = (0.9, 0.98)  # AdamW betas
     eps: float = 1e-8  # AdamW epsilon
     grad_clip: float = 1.0  # clip the gradient norm to this (0: off)
@@ -98,7 +98,7 @@ class OptimConfig:
         _check_range("optim.weight_decay", self.weight_decay, ">= 0",
                      math.isfinite(self.weight_decay) and self.weight_decay >= 0)
         if self.row_weight_decay is not None:
-            _check_range("optim.row_weight_decay", self.row_weight_decay, ">= 0 (or null)",
+            _check_range("optim.row_weight_decay", self.row_weight_decay, ">= 0 or null",
                          math.isfinite(self.row_weight_decay) and self.row_weight_decay >= 0)
         self.betas = tuple(self.betas)
         _check_range("optim.betas", list(self.betas), "two numbers in [0, 1)",

@@ -141,9 +141,21 @@ def test_optim_embeddings_must_be_known():
         OptimConfig(embeddings="lazy")
 
 
+
+# the parameters of _decay_step's GRU, by how weight decay must treat them
+_KEPT = {"embed.feedback_gain", "gru.bias_ih_l0", "gru.bias_hh_l0", "proj.bias", "ln.weight",
+         "ln.bias", "taste.bias"}  # never decayed: gains rest at 1, biases and norms by convention
+_NETWORK = {"embed.position.weight", "embed.feedback.weight", "gru.weight_ih_l0",
+            "gru.weight_hh_l0", "proj.weight", "taste.weight"}  # optim.weight_decay
+_ROWS = {"embed.item.weight": 20, "embed.cluster.weight": 3}  # optim.row_weight_decay: the rows
+# a batch of every item looks up (sparse updates leave the padding rows alone)
+
+
 def _decay_step(optim: OptimConfig, update: str):
-    """A GRU (history mean, cluster input), its parameters before, and after one step of
-    ``build_optimizer(model, optim, update)`` on zero gradients: all that moves is decay."""
+    """A GRU (history mean, cluster input) after one step of ``build_optimizer(model, optim,
+    update)`` on a batch of every item whose loss is multiplied by 0 (zero gradients, sparse
+    ones for the row tables with ``sparse``: all that moves is decay), and its parameters
+    before the step."""
     import numpy as np
 
     from negrec.models import ModelConfig, build_model
@@ -151,35 +163,48 @@ def _decay_step(optim: OptimConfig, update: str):
     model = build_model(ModelConfig(kind="gru", dim=8, max_len=4, history_mean=True,
                                     cluster_input=True), 20,
                         item_cluster=np.arange(20) % 3)
+    assert set(dict(model.named_parameters())) == _KEPT | _NETWORK | set(_ROWS)
     with torch.no_grad():  # nonzero everywhere, so a decayed parameter visibly shrinks
         for p in model.parameters():
             p.add_(0.5)
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     opt = build_optimizer(model, optim, update)
+    items = torch.arange(20).view(5, 4)
+    feedback = torch.ones(5, 4, dtype=torch.int8)
+    mask = torch.ones(5, 4, dtype=torch.bool)
     opt.zero_grad()
-    sum((p * 0).sum() for p in model.parameters()).backward()
+    ((model.encode(items, feedback, mask).sum() + model.item_table().sum()) * 0).backward()
+    if update == "sparse":
+        assert model.embed.item.weight.grad.is_sparse
     opt.step()
     return model, before
+
+
+def _assert_decayed(model, before, factor):
+    """Each parameter is ``factor(name)`` times what it was (its looked-up rows, for a row
+    table)."""
+    for name, p in model.named_parameters():
+        rows = _ROWS.get(name, len(p))
+        torch.testing.assert_close(p.detach()[:rows], before[name][:rows] * factor(name),
+                                   msg=name)
 
 
 @pytest.mark.parametrize("update", ["dense", "sparse"])
 def test_weight_decay_never_pulls_the_feedback_gains_biases_or_norms_towards_zero(update):
     # a decayed stored feedback gain pulled the gain 1 + 8 (g - 1) towards -7 (stop 34)
     model, before = _decay_step(OptimConfig(lr=0.1, weight_decay=0.5), update)
-    for name, p in model.named_parameters():
-        kept = p.dim() < 2 or name.endswith("feedback_gain")
-        factor = 1.0 if kept else 1 - 0.1 * 0.5
-        torch.testing.assert_close(p.detach(), before[name] * factor, msg=name)
-    assert any(n.endswith("feedback_gain") for n in before)
+    _assert_decayed(model, before, lambda name: 1.0 if name in _KEPT else 1 - 0.1 * 0.5)
 
 
 def test_row_weight_decay_applies_to_the_row_tables_only():
     model, before = _decay_step(OptimConfig(lr=0.1, row_weight_decay=2.0), "dense")
-    rows = {id(t.weight) for t in model.row_tables()}
-    assert len(rows) == 2  # items and clusters
-    for name, p in model.named_parameters():
-        factor = 1 - 0.1 * 2.0 if id(p) in rows else 1.0
-        torch.testing.assert_close(p.detach(), before[name] * factor, msg=name)
+    _assert_decayed(model, before, lambda name: 1 - 0.1 * 2.0 if name in _ROWS else 1.0)
+
+
+def test_weight_decay_without_row_weight_decay_leaves_the_row_tables_alone():
+    model, before = _decay_step(OptimConfig(lr=0.1, weight_decay=0.5, row_weight_decay=0.0),
+                                "sparse")
+    _assert_decayed(model, before, lambda name: 1 - 0.1 * 0.5 if name in _NETWORK else 1.0)
 
 
 def test_without_weight_decay_the_optimizer_has_one_group_of_every_parameter_in_order():
@@ -187,12 +212,15 @@ def test_without_weight_decay_the_optimizer_has_one_group_of_every_parameter_in_
     from negrec.models import ModelConfig, build_model
 
     model = build_model(ModelConfig(dim=8, max_len=4), 20)
+    expected = list(model.parameters())
     for optim in (OptimConfig(), OptimConfig(weight_decay=0.0, row_weight_decay=0.0)):
         opt = build_optimizer(model, optim, "dense")
         assert len(opt.param_groups) == 1
-        assert opt.param_groups[0]["params"] == list(model.parameters())
+        params = opt.param_groups[0]["params"]
+        assert len(params) == len(expected) and all(a is b for a, b in zip(params, expected))
 
 
-def test_row_weight_decay_must_be_finite_and_not_negative():
-    with pytest.raises(UserError, match="optim.row_weight_decay"):
-        OptimConfig(row_weight_decay=-1.0)
+@pytest.mark.parametrize("value", [-1.0, float("nan"), float("inf")])
+def test_row_weight_decay_must_be_finite_and_not_negative(value):
+    with pytest.raises(UserError, match="optim.row_weight_decay must be >= 0"):
+        OptimConfig(row_weight_decay=value)
