@@ -141,7 +141,6 @@ def test_optim_embeddings_must_be_known():
         OptimConfig(embeddings="lazy")
 
 
-
 # the parameters of _decay_step's GRU, by how weight decay must treat them
 _KEPT = {"embed.feedback_gain", "gru.bias_ih_l0", "gru.bias_hh_l0", "proj.bias", "ln.weight",
          "ln.bias", "taste.bias"}  # never decayed: gains rest at 1, biases and norms by convention
