@@ -5,8 +5,11 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
+from negrec.data.feedback import Feedback
+from negrec.errors import UserError
 from negrec.models.base import SequentialRecommender
 from negrec.models.config import ModelConfig
 from negrec.models.embedding import EventEmbedding
@@ -40,6 +43,22 @@ class GRURec(SequentialRecommender):
         if self.taste is not None:
             nn.init.zeros_(self.taste.weight)
             nn.init.zeros_(self.taste.bias)
+        # the count prior (``model.count_prior``): a score per item that every user shares
+        # (popularity, mostly) and, per cluster, the log share of the history's positive events
+        # and of its skipped / disliked events, each times a learnt scale (sign free). Both
+        # start at zero, so an untrained model scores as without them. The per-item score is
+        # stored divided by dim and the scales by sqrt(dim): Adam moves a stored value by
+        # about lr per step, and an item's score <state, row> moves by up to about dim * lr
+        # per step through its row (the state's entries are about 1 after the layer norm)
+        self.item_score = self.count_scale = None
+        if config.count_prior:
+            if self.embed.cluster is None:
+                raise UserError("model.count_prior needs item clusters (item metadata with a "
+                                "cluster per item, and model.cluster_input not false)")
+            self.item_score = nn.Embedding(num_items, 1)
+            nn.init.zeros_(self.item_score.weight)
+            self.count_scale = nn.Parameter(torch.zeros(2))
+        self.item_score_rate, self.count_scale_rate = float(config.dim), math.sqrt(config.dim)
         if config.chrono_init:
             self._chrono_init(config.chrono_max_memory or config.max_len - 1)  # 0 is refused
 
@@ -87,17 +106,60 @@ class GRURec(SequentialRecommender):
             # the mean so far, which nothing reads
             count = mask.to(x.dtype).cumsum(1).clamp(min=1).unsqueeze(-1)
             out = out + self.taste(x.cumsum(1) / count)
-        return self.ln(self.proj(out))
+        states = self.ln(self.proj(out))
+        if self.count_scale is not None:
+            states = torch.cat([states, self._count_state(items, feedback, mask, states.dtype)], -1)
+        return states
+
+    def _count_state(self, items: Tensor, feedback: Tensor, mask: Tensor,
+                     dtype: torch.dtype) -> Tensor:
+        """[B, L, 1 + 2C] the count prior's part of the states: 1 (meets the item's score),
+        then ``a * log((n_t(c) + 1) / (n_t + C))`` over the C cluster rows for the positive
+        events 0..t (every real event for a model without feedback codes) and ``b * log(...)``
+        the same for the skipped and disliked ones (none without codes); shares smoothed by
+        one pseudo-event per cluster, so an empty history gives the uniform share."""
+        C = self.embed.cluster.num_embeddings  # the clusters and the unknown / padding row
+        clusters = F.one_hot(self.embed.item_to_cluster[items], C).to(dtype)  # [B, L, C]
+        codes = feedback.long()
+        if self.config.feedback_input:
+            kinds = (mask & (codes == Feedback.POSITIVE),
+                     mask & ((codes == Feedback.SKIP) | (codes == Feedback.DISLIKE)))
+        else:
+            kinds = (mask, torch.zeros_like(mask))
+        scale = self.count_scale.to(dtype) * self.count_scale_rate
+        parts = [clusters.new_ones(*items.shape, 1)]
+        for j, counted in enumerate(kinds):
+            counted = counted.to(dtype).unsqueeze(-1)
+            per_cluster, total = (clusters * counted).cumsum(1), counted.cumsum(1)
+            parts.append(torch.log((per_cluster + 1) / (total + C)) * scale[j])
+        return torch.cat(parts, -1)
+
+    def _count_rows(self, ids: Tensor, dtype: torch.dtype) -> Tensor:
+        """[..., 1 + 2C] the count prior's part of the items' rows: the item's score, then its
+        cluster's one-hot twice (meeting the two shares of :meth:`_count_state`)."""
+        C = self.embed.cluster.num_embeddings
+        onehot = F.one_hot(self.embed.item_to_cluster[ids], C).to(dtype)
+        return torch.cat([self.item_score(ids).to(dtype) * self.item_score_rate, onehot, onehot],
+                         -1)
 
     def item_table(self) -> Tensor:
         if self.output is not None:
-            return self.output.weight
-        return self.embed.table(self.num_items)
+            table = self.output.weight
+        else:
+            table = self.embed.table(self.num_items)
+        if self.count_scale is not None:  # [V, D + 1 + 2C]
+            ids = torch.arange(self.num_items, device=table.device)
+            table = torch.cat([table, self._count_rows(ids, table.dtype)], 1)
+        return table
 
     def item_rows(self, rows: Tensor) -> Tensor:
         if self.output is not None:
-            return self.output(rows)
-        return self.embed.item_repr(rows)
+            emb = self.output(rows)
+        else:
+            emb = self.embed.item_repr(rows)
+        if self.count_scale is not None:
+            emb = torch.cat([emb, self._count_rows(rows, emb.dtype)], -1)
+        return emb
 
     def row_tables(self) -> list[nn.Embedding]:
-        return self.embed.row_tables() + ([self.output] if self.output is not None else [])
+        return self.embed.row_tables() + [t for t in (self.output, self.item_score) if t is not None]

@@ -57,6 +57,9 @@ class SASRec(SequentialRecommender):
             raise UserError("model.history_mean adds a running mean to a GRU's state; model.kind "
                             "'sasrec' attends over the whole history already (set history_mean "
                             "false or kind gru)")
+        if config.count_prior:
+            raise UserError("model.count_prior is implemented for model.kind 'gru' only (set "
+                            "count_prior false or kind gru)")
 
     def __init__(self, config: ModelConfig, num_items: int, item_cluster=None, item_creator=None):
         super().__init__()

@@ -124,3 +124,119 @@ def test_history_mean_keeps_causality_and_padding_invariance():
     states2 = model.encode(items2, fb, mask)
     torch.testing.assert_close(states[0, :-1], states2[0, :-1], rtol=1e-5, atol=1e-6)
     assert not torch.allclose(states[0, -1], states2[0, -1])
+
+
+
+def _prior_model(count_prior: bool, tied: bool = True, seed: int = 0, codes: bool = True):
+    import numpy as np
+
+    torch.manual_seed(seed)
+    return build_model(ModelConfig(kind="gru", dim=16, max_len=8, dropout=0.0, tied=tied,
+                                   cluster_input=True, feedback_input=codes,
+                                   count_prior=count_prior), V,
+                       item_cluster=np.arange(V) % 5).eval()
+
+
+def test_count_prior_starts_at_zero_and_scores_as_the_plain_gru():
+    # the prior's scales and item scores start at zero: an untrained model ranks exactly as
+    # without it (same seed, same parameters), so it is as blind to feedback codes
+    items, fb, mask = histories(left=True)
+    for tied in (True, False):
+        with_prior, plain = _prior_model(True, tied), _prior_model(False, tied)
+        states = with_prior.last_state(items, fb, mask)
+        width = 16 + 1 + 2 * 6  # D, the item score, two shares over 5 clusters + the padding row
+        assert states.shape == (4, width) and with_prior.item_table().shape == (V, width)
+        torch.testing.assert_close(states[:, :16], plain.last_state(items, fb, mask))
+        torch.testing.assert_close(with_prior.item_table()[:, :16], plain.item_table())
+        torch.testing.assert_close(with_prior.score(states, torch.arange(V)),
+                                   plain.score(plain.last_state(items, fb, mask), torch.arange(V)))
+        assert torch.equal(with_prior.topk(items, fb, mask, 5)[1], plain.topk(items, fb, mask, 5)[1])
+
+
+def test_count_prior_scores_the_log_shares_of_the_history_per_cluster():
+    import math
+
+    model = _prior_model(True)
+    items, fb, mask = histories(left=False)
+    with torch.no_grad():
+        model.count_scale.copy_(torch.tensor([0.5, -0.25]))  # stored / sqrt(dim) = 4
+        model.item_score.weight[7] = 0.125  # stored / dim = 16: a score of 2
+    states = model.encode(items, fb, mask)
+    table = model.item_table()
+    C = 6
+    for row, t in ((0, 7), (1, 4), (2, 0), (3, 2)):  # real events (right padded: 8, 5, 1, 5)
+        seen = items[row, :t + 1] % 5
+        codes = fb[row, :t + 1]
+        for item in (7, 13):
+            c = item % 5
+            pos = int(((seen == c) & (codes == 1)).sum()), int((codes == 1).sum())
+            bad = int(((seen == c) & (codes >= 3)).sum()), int((codes >= 3).sum())
+            want = (2.0 if item == 7 else 0.0) + 0.5 * 4 * math.log((pos[0] + 1) / (pos[1] + C)) \
+                - 0.25 * 4 * math.log((bad[0] + 1) / (bad[1] + C))
+            got = states[row, t, 16:] @ table[item, 16:]
+            torch.testing.assert_close(got, torch.tensor(want), rtol=1e-5, atol=1e-5)
+
+
+def test_count_prior_keeps_causality_and_padding_invariance():
+    model = _prior_model(True)
+    with torch.no_grad():
+        model.count_scale.normal_()
+    left, right = histories(left=True), histories(left=False)
+    torch.testing.assert_close(model.last_state(*left), model.last_state(*right), rtol=1e-5, atol=1e-5)
+    items, fb, mask = left
+    states = model.encode(items, fb, mask)
+    fb2 = fb.clone()
+    fb2[0, -1] = 1 if fb[0, -1] != 1 else 4  # the last event of row 0 changes its code
+    states2 = model.encode(items, fb2, mask)
+    torch.testing.assert_close(states[0, :-1], states2[0, :-1])
+    assert not torch.allclose(states[0, -1, 16:], states2[0, -1, 16:])
+
+
+def test_count_prior_without_feedback_codes_counts_every_event():
+    model = _prior_model(True, codes=False)
+    with torch.no_grad():
+        model.count_scale.copy_(torch.tensor([1.0, 1.0]))
+    items, fb, mask = histories(left=True)
+    a = model.encode(items, fb, mask)
+    b = model.encode(items, torch.ones_like(fb) * mask, mask)  # every event positive
+    torch.testing.assert_close(a, b)
+
+
+def test_count_prior_is_a_row_table_the_loss_trains():
+    # the item scores have a row per item (what a sparse update restricts) and the training
+    # loss, full or sampled softmax, reaches them and the scales through the fused op
+    from negrec.data.batch import Batch
+    from negrec.train.config import LossConfig
+    from negrec.train.loss import batch_loss
+
+    model = _prior_model(True).train()
+    assert any(t is model.item_score for t in model.row_tables())
+    items, fb, mask = histories(left=True)
+    targets = (items + 1) % V
+    labels = torch.where(mask, torch.ones_like(fb), torch.zeros_like(fb))
+    labels[0, 2] = -1  # one not-to-recommend target
+    neg = torch.tensor([0, 5, 9, 11])
+    batch = Batch(users=torch.arange(4), input_items=items, input_feedback=fb, mask=mask,
+                  lengths=mask.sum(1), target_items=targets, target_labels=labels,
+                  target_weights=mask.float(), neg_ids=neg, neg_logq=torch.zeros(4),
+                  target_logq=torch.zeros_like(mask, dtype=torch.float))
+    for mode in ("full", "sampled"):
+        model.zero_grad(set_to_none=True)
+        batch_loss(model, batch, LossConfig(mode=mode, num_negatives=4, ntr_negatives=0)).total.backward()
+        grad = model.item_score.weight.grad
+        assert grad is not None and torch.count_nonzero(grad) > 0, mode
+        assert torch.count_nonzero(model.count_scale.grad) == 2, mode
+        if mode == "sampled":  # only the targets' and the candidates' scores are touched
+            touched = set(torch.nonzero(grad[:, 0]).flatten().tolist())
+            assert touched <= set(targets[labels != 0].tolist()) | set(neg.tolist())
+
+
+def test_count_prior_refuses_sasrec_and_items_without_clusters():
+    import pytest
+
+    from negrec.errors import UserError
+
+    with pytest.raises(UserError, match="count_prior is implemented for model.kind 'gru' only"):
+        ModelConfig(kind="sasrec", count_prior=True)
+    with pytest.raises(UserError, match="count_prior needs item clusters"):
+        build_model(ModelConfig(kind="gru", dim=8, max_len=8, count_prior=True), V)
