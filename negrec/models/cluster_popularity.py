@@ -30,7 +30,17 @@ from negrec.models.base import SequentialRecommender
 from negrec.models.config import ModelConfig
 from negrec.models.inputs import ModelInputs
 
-__all__ = ["ClusterPopularity"]
+__all__ = ["ClusterPopularity", "history_cluster_shares"]
+
+
+def history_cluster_shares(clusters: Tensor, counted: Tensor, prior: Tensor) -> Tensor:
+    """[B, L, C] the smoothed share of each cluster among the counted events 0..t of each
+    history: ``(n_t(c) + C prior(c)) / (n_t + C)``, from ``clusters`` [B, L, C] (each event's
+    cluster one-hot, float), ``counted`` [B, L] bool (the events that count) and ``prior`` [C]
+    (C pseudo-events spread by it; an empty history gives the prior)."""
+    counted = counted.to(clusters.dtype).unsqueeze(-1)
+    C = clusters.shape[-1]
+    return ((clusters * counted).cumsum(1) + C * prior) / (counted.cumsum(1) + C)
 
 
 class ClusterPopularity(SequentialRecommender):
@@ -69,14 +79,11 @@ class ClusterPopularity(SequentialRecommender):
 
     def encode(self, items: Tensor, feedback: Tensor, mask: Tensor) -> Tensor:
         """[B, L] histories -> [B, L, 1 + C] states (position t counts events 0..t)."""
-        liked = (mask & (feedback.long() == int(Feedback.POSITIVE))).float()
+        liked = mask & (feedback.long() == int(Feedback.POSITIVE))
         C = self.num_clusters
         per_event = F.one_hot(self.item_cluster[items], C + 1)[..., :C].float()
-        n_c = (per_event * liked.unsqueeze(-1)).cumsum(1)  # [B, L, C]
-        n = liked.cumsum(1).unsqueeze(-1)  # [B, L, 1]
-        share = (n_c + C * self.prior) / (n + C)
-        lift = torch.log(share / self.prior)
-        return torch.cat([torch.ones_like(n), lift], -1)
+        lift = torch.log(history_cluster_shares(per_event, liked, self.prior) / self.prior)
+        return torch.cat([torch.ones_like(lift[..., :1]), lift], -1)
 
     def item_table(self) -> Tensor:
         return self.table

@@ -11,6 +11,7 @@ from torch import Tensor, nn
 from negrec.data.feedback import Feedback
 from negrec.errors import UserError
 from negrec.models.base import SequentialRecommender
+from negrec.models.cluster_popularity import history_cluster_shares
 from negrec.models.config import ModelConfig
 from negrec.models.embedding import EventEmbedding
 from negrec.models.registry import register_model
@@ -127,16 +128,16 @@ class GRURec(SequentialRecommender):
         else:
             kinds = (mask, torch.zeros_like(mask))
         scale = self.count_scale.to(dtype) * self.count_scale_rate
+        uniform = clusters.new_full((C,), 1.0 / C)
         parts = [clusters.new_ones(*items.shape, 1)]
         for j, counted in enumerate(kinds):
-            counted = counted.to(dtype).unsqueeze(-1)
-            per_cluster, total = (clusters * counted).cumsum(1), counted.cumsum(1)
-            parts.append(torch.log((per_cluster + 1) / (total + C)) * scale[j])
+            parts.append(torch.log(history_cluster_shares(clusters, counted, uniform)) * scale[j])
         return torch.cat(parts, -1)
 
     def _count_rows(self, ids: Tensor, dtype: torch.dtype) -> Tensor:
         """[..., 1 + 2C] the count prior's part of the items' rows: the item's score, then its
-        cluster's one-hot twice (meeting the two shares of :meth:`_count_state`)."""
+        cluster's one-hot twice (meeting the two shares of :meth:`_count_state`). The whole
+        table then holds V x 2C more floats: fine for tens of clusters, not for thousands."""
         C = self.embed.cluster.num_embeddings
         onehot = F.one_hot(self.embed.item_to_cluster[ids], C).to(dtype)
         return torch.cat([self.item_score(ids).to(dtype) * self.item_score_rate, onehot, onehot],

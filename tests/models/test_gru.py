@@ -126,7 +126,6 @@ def test_history_mean_keeps_causality_and_padding_invariance():
     assert not torch.allclose(states[0, -1], states2[0, -1])
 
 
-
 def _prior_model(count_prior: bool, tied: bool = True, seed: int = 0, codes: bool = True):
     import numpy as np
 
