@@ -114,11 +114,12 @@ class GRURec(SequentialRecommender):
 
     def _count_state(self, items: Tensor, feedback: Tensor, mask: Tensor,
                      dtype: torch.dtype) -> Tensor:
-        """[B, L, 1 + 2C] the count prior's part of the states: 1 (meets the item's score),
-        then ``a * log((n_t(c) + 1) / (n_t + C))`` over the C cluster rows for the positive
-        events 0..t (every real event for a model without feedback codes) and ``b * log(...)``
+        """[B, L, 1 + C] the count prior's part of the states: 1 (meets the item's score),
+        then, over the C cluster rows, ``a * log((n_t(c) + 1) / (n_t + C))`` for the positive
+        events 0..t (every real event for a model without feedback codes) plus ``b * log(...)``
         the same for the skipped and disliked ones (none without codes); shares smoothed by
-        one pseudo-event per cluster, so an empty history gives the uniform share."""
+        one pseudo-event per cluster, so an empty history gives the uniform share. The two
+        terms share one block: both meet the same one-hot of the item's cluster."""
         C = self.embed.cluster.num_embeddings  # the clusters and the unknown / padding row
         clusters = F.one_hot(self.embed.item_to_cluster[items], C).to(dtype)  # [B, L, C]
         codes = feedback.long()
@@ -129,26 +130,24 @@ class GRURec(SequentialRecommender):
             kinds = (mask, torch.zeros_like(mask))
         scale = self.count_scale.to(dtype) * self.count_scale_rate
         uniform = clusters.new_full((C,), 1.0 / C)
-        parts = [clusters.new_ones(*items.shape, 1)]
-        for j, counted in enumerate(kinds):
-            parts.append(torch.log(history_cluster_shares(clusters, counted, uniform)) * scale[j])
-        return torch.cat(parts, -1)
+        prior = sum(torch.log(history_cluster_shares(clusters, counted, uniform)) * scale[j]
+                    for j, counted in enumerate(kinds))
+        return torch.cat([clusters.new_ones(*items.shape, 1), prior], -1)
 
     def _count_rows(self, ids: Tensor, dtype: torch.dtype) -> Tensor:
-        """[..., 1 + 2C] the count prior's part of the items' rows: the item's score, then its
-        cluster's one-hot twice (meeting the two shares of :meth:`_count_state`). The whole
-        table then holds V x 2C more floats: fine for tens of clusters, not for thousands."""
+        """[..., 1 + C] the count prior's part of the items' rows: the item's score, then its
+        cluster's one-hot (meeting the shares of :meth:`_count_state`). The whole table then
+        holds V x (1 + C) more floats: fine for tens of clusters, not for thousands."""
         C = self.embed.cluster.num_embeddings
         onehot = F.one_hot(self.embed.item_to_cluster[ids], C).to(dtype)
-        return torch.cat([self.item_score(ids).to(dtype) * self.item_score_rate, onehot, onehot],
-                         -1)
+        return torch.cat([self.item_score(ids).to(dtype) * self.item_score_rate, onehot], -1)
 
     def item_table(self) -> Tensor:
         if self.output is not None:
             table = self.output.weight
         else:
             table = self.embed.table(self.num_items)
-        if self.count_scale is not None:  # [V, D + 1 + 2C]
+        if self.count_scale is not None:  # [V, D + 1 + C]
             ids = torch.arange(self.num_items, device=table.device)
             table = torch.cat([table, self._count_rows(ids, table.dtype)], 1)
         return table

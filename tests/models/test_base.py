@@ -122,7 +122,7 @@ def test_item_embeddings_are_the_table_rows_with_the_same_gradients(kind, tied, 
     if count_prior:  # item scores that are not zero, so that their gradients are compared
         with torch.no_grad():
             m.item_score.weight.normal_()
-    width = m.item_table().shape[1]  # with the count prior, D + 1 + 2C
+    width = m.item_table().shape[1]  # with the count prior, D + 1 + C
     g = torch.Generator().manual_seed(1)
     ids = (torch.randint(0, V, (6, 3), generator=g), torch.randint(0, 10, (25,), generator=g))
     weights = [torch.randn(*i.shape, width, generator=g) for i in ids]

@@ -143,7 +143,7 @@ def test_count_prior_starts_at_zero_and_scores_as_the_plain_gru():
     for tied in (True, False):
         with_prior, plain = _prior_model(True, tied), _prior_model(False, tied)
         states = with_prior.last_state(items, fb, mask)
-        width = 16 + 1 + 2 * 6  # D, the item score, two shares over 5 clusters + the padding row
+        width = 16 + 1 + 6  # D, the item score, the shares over 5 clusters + the padding row
         assert states.shape == (4, width) and with_prior.item_table().shape == (V, width)
         torch.testing.assert_close(states[:, :16], plain.last_state(items, fb, mask))
         torch.testing.assert_close(with_prior.item_table()[:, :16], plain.item_table())
