@@ -118,3 +118,28 @@ def test_measure_all_measures_busy_runs_last_and_waits_for_them(bench):
     assert calls == [((0, "positive_only"), False), ((0, "input_only"), False),
                      ((0, "input_ntr"), False), ((1, "positive_only"), False),
                      ((0, "input_only"), True)]
+
+
+def test_the_summary_counts_the_held_out_dislikes_behind_each_dislike_exposure(bench):
+    # an exposure of a few events is a floor two objectives can share (rare_dislikes: both at
+    # the same 4 of 556 held-out dislikes, "+0.0% [+0.0, +0.0]"); the lines show the counts
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+
+    def run(hits: int) -> dict:
+        dexp = np.zeros(40)
+        dexp[:hits] = 1.0
+        sims = {"dislike": rng.random(30), "positive": rng.random(30) + 1.0}
+        return {"ndcg": rng.random(100), "dexp": dexp, "sim": sims, "loop": None}
+
+    runs = {"positive_only": [run(8), run(6)], "input_only": [run(4), run(4)],
+            "input_ntr": [run(1), run(2)]}
+    base = {"ndcg": rng.random(100), "dexp": np.zeros(40)}
+    lines, verdict, _ = bench.summarize(world(bench), runs, base, base, resamples=50)
+    text = "\n".join(lines)
+    assert "input_ntr       NDCG@10" in text and "(1.5 of 40 held-out dislikes a seed)" in text
+    assert "(7.0 of 40 held-out dislikes a seed)" in text
+    assert "vs positive_only: " in text and "(1.5 vs 7.0 of 40 held-out dislikes in the top 10 a seed)" in text
+    assert "(1.5 vs 4.0 of 40 held-out dislikes in the top 10 a seed)" in text
+    assert set(verdict) >= {"dexp_below_positive_only", "dexp_below_input_only"}
