@@ -4,6 +4,7 @@ installed package."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -21,6 +22,12 @@ def _copy_package(tmp_path: Path, keep_extension: bool, build_torch: str | None)
     src = Path(negrec.__file__).parent
     dst = tmp_path / "negrec"
     shutil.copytree(src, dst, ignore=shutil.ignore_patterns("__pycache__"))
+    # an editable install keeps the compiled extension and its build record in site-packages,
+    # apart from the sources: copy them in beside the sources, as a wheel installs them
+    for module in ("negrec._C", "negrec._build_info"):
+        spec = importlib.util.find_spec(module)
+        if spec is not None and spec.origin and Path(spec.origin).parent != src:
+            shutil.copy2(spec.origin, dst)
     if not keep_extension:
         for f in dst.glob("_C*.so"):
             f.unlink()
@@ -33,10 +40,18 @@ def _copy_package(tmp_path: Path, keep_extension: bool, build_torch: str | None)
     return tmp_path
 
 
+# An editable install (scikit-build-core) puts a finder ahead of sys.path that maps ``negrec``
+# to the source tree, so the copy on PYTHONPATH would never be imported: the subprocesses drop
+# it first. A no-op for a regular install.
+_WITHOUT_EDITABLE_FINDERS = ("import sys; sys.meta_path[:] = [f for f in sys.meta_path if not "
+                             "type(f).__module__.startswith('_editable_skbc_')]\n")
+
+
 def _run(pythonpath: Path, code: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONPATH=str(pythonpath))
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=env,
-                          capture_output=True, text=True, timeout=300, cwd=str(pythonpath))
+    return subprocess.run([sys.executable, "-c", _WITHOUT_EDITABLE_FINDERS + textwrap.dedent(code)],
+                          env=env, capture_output=True, text=True, timeout=300,
+                          cwd=str(pythonpath))
 
 
 def test_extension_is_loaded(native):
