@@ -43,7 +43,7 @@ class ModelConfig:
     chrono_init: bool = False  # gru: update-gate biases spread the units' memory log-uniformly over 1..chrono_max_memory events (docs/generalization.md: better offline, worse in the closed loop)
     chrono_max_memory: int | None = None  # with chrono_init: the longest unit memory, in events (units spread log-uniformly over 1..this); null: max_len - 1
     history_mean: bool = False  # gru: add a learnt map (starting at zero) of the running mean of the history's event embeddings (the user's long-run taste) to the state (docs/generalization.md: better on mild tastes, worse in the closed loop on three worlds)
-    count_prior: bool = False  # gru, items with clusters: add to each item's logit a learnt per-item score and the log shares of the history's positive and of its skipped / disliked events in the item's cluster, times learnt scales starting at 0 (docs/generalization.md, "A count prior inside the model": far better offline, more loop dislikes)
+    count_prior: bool = False  # gru, items with clusters: add to each item's logit a learnt per-item score and the log shares of the history's positive and of its skipped / disliked events in the item's cluster, times learnt scales starting at 0 (docs/generalization.md, "A count prior inside the model": far better offline on the simulated worlds, more loop dislikes; two targets lost on the test events)
     feedback_gain_rate: float | None = None  # how fast the feedback-code gains learn: gain = 1 + rate * (stored - 1), the stored value starting at 1; null: sqrt(dim), the item embeddings' rate (1: a plain parameter, as before 2026-12-03)
 
     def __post_init__(self) -> None:
