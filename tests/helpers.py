@@ -17,6 +17,20 @@ def run_cli(*args: str, cwd: str | Path = "/", timeout: int = 600) -> subprocess
                           timeout=timeout, cwd=cwd)
 
 
+def run_cli_here(capsys, *args: str) -> tuple[int, str, str]:
+    """``negrec ARGS`` through the same entry point in this process (no interpreter start-up:
+    for what does not depend on the process): (exit status, stdout, stderr). ``capsys`` is the
+    test's pytest fixture."""
+    from negrec.cli import main
+
+    try:
+        status = main(list(args))
+    except SystemExit as exc:  # --help, and argparse's usage errors
+        status = exc.code
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err
+
+
 def assert_png(path: Path) -> None:
     """``path`` is a PNG image larger than 100 x 100 pixels."""
     import matplotlib.image

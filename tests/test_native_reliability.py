@@ -149,7 +149,7 @@ def test_tile_config_flips_while_kernels_run_in_threads(native, tmp_path):
     no write past a tile buffer (a glibc abort or a segfault before the fix) and results equal
     those of an undisturbed run."""
     out = assert_clean_exit(run_python("""
-        import sys, threading
+        import sys, threading, time
         sys.path.insert(0, TESTS_DIR)
         import torch
         import negrec._C as C
@@ -177,6 +177,9 @@ def test_tile_config_flips_while_kernels_run_in_threads(native, tmp_path):
                 C._set_cpu_tile_config(*configs[i % len(configs)])
                 C._force_scalar_cpu_kernels(i % 3 == 0)
                 i += 1
+                # a flip every ~0.1 ms is still many within each call (each takes milliseconds)
+                # and leaves the cores to the workers instead of spinning on one of them
+                time.sleep(1e-4)
             C._set_cpu_tile_config(128, 1024)
             C._force_scalar_cpu_kernels(False)
 

@@ -12,7 +12,7 @@ import negrec
 from negrec.cli import main
 from negrec.cli.config_cmd import describe
 from negrec.train.config import TrainConfig, load_config
-from helpers import run_cli
+from helpers import run_cli, run_cli_here
 
 
 def _leaves(cls, prefix=""):
@@ -61,7 +61,7 @@ def test_version(capsys):
     assert capsys.readouterr().out.strip() == f"negrec {negrec.__version__}"
 
 
-def test_train_with_a_time_split_prints_validation_lines_and_evaluates_with_it(tmp_path):
+def test_train_with_a_time_split_prints_validation_lines_and_evaluates_with_it(tmp_path, capsys):
     out = tmp_path / "run"
     proc = run_cli("train", "--data", "simulated", "--sim-users", "150", "--sim-events", "30",
                    "--epochs", "2", "--split", "time", "--out", str(out), "--no-progress",
@@ -73,13 +73,15 @@ def test_train_with_a_time_split_prints_validation_lines_and_evaluates_with_it(t
     m = json.loads((out / "metrics.json").read_text())
     cfg = yaml.safe_load((out / "config.yaml").read_text())
     assert cfg["split"] == "time"
-    proc = run_cli("evaluate", "--checkpoint", str(out / "best.pt"), "--bootstrap", "0")
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    status, out, err = run_cli_here(capsys, "evaluate", "--checkpoint", str(out / "best.pt"),
+                                    "--bootstrap", "0")
+    assert status == 0, err[-2000:]
     # the same held-out events as training's own evaluation: the time split's, not leave-one-out's
-    assert json.loads(proc.stdout)["metrics"]["ndcg@10"] == m["test"]["ndcg@10"]
+    assert json.loads(out)["metrics"]["ndcg@10"] == m["test"]["ndcg@10"]
     assert m["data"]["split"] == "time_split"
 
 
-def test_bad_split_is_refused_before_work():
-    proc = run_cli("train", "--data", "simulated", "--split", "random", "--out", "/tmp/never")
-    assert proc.returncode == 2 and "--split: invalid choice: 'random'" in proc.stderr
+def test_bad_split_is_refused_before_work(capsys):
+    status, _, err = run_cli_here(capsys, "train", "--data", "simulated", "--split", "random",
+                                  "--out", "/tmp/never")
+    assert status == 2 and "--split: invalid choice: 'random'" in err

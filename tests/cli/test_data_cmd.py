@@ -15,21 +15,12 @@ from negrec.data import DataFormatError, load_table
 from negrec.experiments.data import load_data
 from negrec.train.data_spec import DataSpec
 from negrec.train.config import TrainConfig
-from helpers import run_cli
+from helpers import run_cli, run_cli_here
 
 DUPLICATES = "duplicate events (same user, item, time and feedback; all kept)"
 
 
-def cli(capsys, *args):
-    """``negrec ARGS`` through the same entry point, in this process: (status, stdout, stderr)."""
-    from negrec.cli import main
-
-    try:
-        status = main(list(args))
-    except SystemExit as exc:  # --help
-        status = exc.code
-    captured = capsys.readouterr()
-    return status, captured.out, captured.err
+cli = run_cli_here
 
 
 def source_args(*argv: str) -> argparse.Namespace:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 
-from helpers import run_cli
+from helpers import run_cli_here
 
 
-def test_demo_help_and_bad_size():
-    proc = run_cli("demo", "--help")
-    assert proc.returncode == 0 and "--quick" in proc.stdout and "--full-size" in proc.stdout
-    proc = run_cli("demo", "--quick", "--full-size")
-    assert proc.returncode == 2 and "not allowed with argument" in proc.stderr
+def test_demo_help_and_bad_size(capsys):
+    status, out, _ = run_cli_here(capsys, "demo", "--help")
+    assert status == 0 and "--quick" in out and "--full-size" in out
+    status, _, err = run_cli_here(capsys, "demo", "--quick", "--full-size")
+    assert status == 2 and "not allowed with argument" in err

@@ -6,16 +6,16 @@ import json
 
 import pytest
 
-from helpers import run_cli
+from helpers import run_cli, run_cli_here
 
 
 @pytest.mark.parametrize("cmd", ["train", "evaluate", "recommend", "data", "env"])
-def test_help(cmd):
-    proc = run_cli(cmd, "--help")
-    assert proc.returncode == 0 and "usage: negrec" in proc.stdout
+def test_help(cmd, capsys):
+    status, out, _ = run_cli_here(capsys, cmd, "--help")
+    assert status == 0 and "usage: negrec" in out
 
 
-def test_train_evaluate_recommend_end_to_end(tmp_path):
+def test_train_evaluate_recommend_end_to_end(tmp_path, capsys):
     out = tmp_path / "run"
     proc = run_cli("train", "--data", "simulated", "--sim-users", "200", "--sim-events", "30",
                    "--epochs", "2", "--out", str(out), "--no-progress", "--set", "model.dim=16",
@@ -32,17 +32,20 @@ def test_train_evaluate_recommend_end_to_end(tmp_path):
     ev = run_cli("evaluate", "--checkpoint", str(out / "best.pt"), "--bootstrap", "50")
     assert ev.returncode == 0, ev.stderr[-2000:]
     assert json.loads(ev.stdout)["metrics"]["ndcg@10"] == pytest.approx(m["test"]["ndcg@10"])
-    rec = run_cli("recommend", "--checkpoint", str(out / "best.pt"), "--history",
-                  "3:positive,17:dislike", "--k", "4", "--json", "--filter-disliked-creators")
-    assert rec.returncode == 0, rec.stderr[-2000:]
-    recs = json.loads(rec.stdout)["recommendations"]
+    # the rest in this process (the two commands above run as the program, from /)
+    status, rec, err = run_cli_here(capsys, "recommend", "--checkpoint", str(out / "best.pt"),
+                                    "--history", "3:positive,17:dislike", "--k", "4", "--json",
+                                    "--filter-disliked-creators")
+    assert status == 0, err[-2000:]
+    recs = json.loads(rec)["recommendations"]
     assert [r["rank"] for r in recs] == [1, 2, 3, 4] and all(r["item"] not in (3, 17) for r in recs)
-    bad = run_cli("recommend", "--checkpoint", str(out / "best.pt"), "--history", "3:loved")
-    assert bad.returncode == 2 and "unknown feedback 'loved'" in bad.stderr
-    assert bad.stderr.strip().count("\n") == 0
+    status, _, err = run_cli_here(capsys, "recommend", "--checkpoint", str(out / "best.pt"),
+                                  "--history", "3:loved")
+    assert status == 2 and "unknown feedback 'loved'" in err
+    assert err.strip().count("\n") == 0
     # resume of a finished run is a no-op that still evaluates
-    again = run_cli("train", "--out", str(out), "--resume")
-    assert again.returncode == 0, again.stderr[-2000:]
+    status, _, err = run_cli_here(capsys, "train", "--out", str(out), "--resume")
+    assert status == 0, err[-2000:]
 
 
 @pytest.mark.parametrize("args, message", [
@@ -52,7 +55,8 @@ def test_train_evaluate_recommend_end_to_end(tmp_path):
     (["train", "--out", "/tmp/x", "--data", "movielens"], "--path is required"),
     (["train", "--out", "/tmp/x", "--resume"], "nothing to resume"),
 ])
-def test_bad_cli_input_is_one_clear_line(args, message):
-    proc = run_cli(*args)
-    assert proc.returncode == 2, proc.stderr
-    assert message in proc.stderr and "Traceback" not in proc.stderr
+def test_bad_cli_input_is_one_clear_line(args, message, capsys):
+    # in this process: an error that is not turned into the one line would raise here
+    status, _, err = run_cli_here(capsys, *args)
+    assert status == 2, err
+    assert message in err and "Traceback" not in err

@@ -6,10 +6,10 @@ import json
 
 import numpy as np
 
-from helpers import run_cli
+from helpers import run_cli, run_cli_here
 
 
-def test_responsiveness_cli_on_a_log_without_clusters(tmp_path):
+def test_responsiveness_cli_on_a_log_without_clusters(tmp_path, capsys):
     # a CSV log with no metadata: clusters come from item co-occurrence
     rng = np.random.default_rng(0)
     rows = ["user,item,timestamp,feedback"]
@@ -25,9 +25,10 @@ def test_responsiveness_cli_on_a_log_without_clusters(tmp_path):
                    "--epochs", "1", "--out", str(run),
                    "--no-progress", "--set", "model.dim=8", "--set", "model.num_layers=1")
     assert proc.returncode == 0, proc.stderr[-3000:]
-    proc = run_cli("responsiveness", "--checkpoint", str(run / "best.pt"), "--clusters", "3",
-                   "--train-controls", "1", "--bootstrap", "50", "--out", str(tmp_path / "r"))
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    status, _, err = run_cli_here(capsys, "responsiveness", "--checkpoint", str(run / "best.pt"),
+                                  "--clusters", "3", "--train-controls", "1", "--bootstrap", "50",
+                                  "--out", str(tmp_path / "r"))
+    assert status == 0, err[-3000:]
     data = json.loads((tmp_path / "r" / "report.json").read_text())
     entry = data["objectives"]["input_ntr"]
     assert entry["clusters"] == "3 co-occurrence clusters (the data has none)"
@@ -37,7 +38,7 @@ def test_responsiveness_cli_on_a_log_without_clusters(tmp_path):
     assert (tmp_path / "r" / "controls" / "seed0" / "best.pt").exists()
 
 
-def test_responsiveness_cli_measures_a_recommender_factory_on_the_simulator(tmp_path):
+def test_responsiveness_cli_measures_a_recommender_factory_on_the_simulator(tmp_path, capsys):
     (tmp_path / "outside_cli.py").write_text(
         "import numpy as np\n"
         "class Firsts:\n"
@@ -54,10 +55,10 @@ def test_responsiveness_cli_measures_a_recommender_factory_on_the_simulator(tmp_
     data = json.loads((tmp_path / "r" / "report.json").read_text())
     assert list(data["responsiveness"]) == ["firsts", "most_popular"]
     assert data["objectives"]["firsts"]["kind"] == "recommender"
-    proc = run_cli("responsiveness", "--recommender", "no_module_here:make", "--out",
-                   str(tmp_path / "x"), cwd=tmp_path)
-    assert proc.returncode != 0
-    assert "cannot import module 'no_module_here': ModuleNotFoundError" in proc.stderr
+    status, _, err = run_cli_here(capsys, "responsiveness", "--recommender",
+                                  "no_module_here:make", "--out", str(tmp_path / "x"))
+    assert status != 0
+    assert "cannot import module 'no_module_here': ModuleNotFoundError" in err
     proc = run_cli("evaluate", "--recommender", "outside_cli:make", "--k", "5", "--bootstrap",
                    "0", "--data", "simulated", "--sim-users", "40", "--sim-events", "10",
                    cwd=tmp_path)

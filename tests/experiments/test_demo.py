@@ -9,7 +9,7 @@ import pytest
 
 from negrec.experiments.demo import DemoConfig, run_demo
 from negrec.eval.report import markdown_table
-from helpers import run_cli
+from helpers import run_cli_here
 from helpers import assert_png
 
 TINY = DemoConfig(sim_users=150, sim_events=20, epochs=1, dim=16, histories=40, history_steps=6,
@@ -86,16 +86,17 @@ def test_positive_only_cannot_see_dislikes(tiny_demo):
         assert report["responsiveness"]["positive_only"]["mean"] == 0.0
 
 
-def test_responsiveness_cli_on_simulated_checkpoints(tiny_demo, tmp_path):
+def test_responsiveness_cli_on_simulated_checkpoints(tiny_demo, tmp_path, capsys):
     out, _, _ = tiny_demo
     runs = out / "runs"
-    proc = run_cli("responsiveness",
-                   "--checkpoint", *(str(runs / "input_ntr" / f"seed{s}" / "best.pt") for s in (0, 1)),
-                   "--checkpoint", str(runs / "positive_only" / "seed0" / "best.pt"),
-                   "--control", *(str(runs / "control" / f"seed{s}" / "best.pt") for s in (0, 1)),
-                   "--histories", "30", "--steps", "5", "--loop-users", "20", "--loop-steps", "4",
-                   "--bootstrap", "50", "--out", str(tmp_path / "r"))
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    status, stdout, stderr = run_cli_here(
+        capsys, "responsiveness",
+        "--checkpoint", *(str(runs / "input_ntr" / f"seed{s}" / "best.pt") for s in (0, 1)),
+        "--checkpoint", str(runs / "positive_only" / "seed0" / "best.pt"),
+        "--control", *(str(runs / "control" / f"seed{s}" / "best.pt") for s in (0, 1)),
+        "--histories", "30", "--steps", "5", "--loop-users", "20", "--loop-steps", "4",
+        "--bootstrap", "50", "--out", str(tmp_path / "r"))
+    assert status == 0, stderr[-3000:]
     data = json.loads((tmp_path / "r" / "report.json").read_text())
     assert set(data["responsiveness"]) == {"input_ntr", "positive_only"}
     # the two input_ntr checkpoints are one model's two training seeds
@@ -103,18 +104,18 @@ def test_responsiveness_cli_on_simulated_checkpoints(tiny_demo, tmp_path):
     assert data["objectives"]["input_ntr"]["num_histories"] == 60
     assert data["control"]["seeds"] == 2 and "vs_control" in data["objectives"]["positive_only"]
     assert "closed_loop" in data["objectives"]["positive_only"]
-    assert "| input_ntr |" in proc.stdout
+    assert "| input_ntr |" in stdout
     assert_png(tmp_path / "r" / "responsiveness.png")
 
 
-def test_responsiveness_cli_trains_its_placebo_control_and_reuses_it(tiny_demo, tmp_path):
+def test_responsiveness_cli_trains_its_placebo_control_and_reuses_it(tiny_demo, tmp_path, capsys):
     out, _, _ = tiny_demo
     ck = str(out / "runs" / "input_ntr" / "seed0" / "best.pt")
     args = ("responsiveness", "--checkpoint", ck, "--train-controls", "1", "--histories", "10",
             "--steps", "3", "--loop-users", "5", "--loop-steps", "2", "--bootstrap", "20",
             "--out", str(tmp_path / "r"))
-    proc = run_cli(*args)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    status, _, err = run_cli_here(capsys, *args)
+    assert status == 0, err[-3000:]
     control = tmp_path / "r" / "controls" / "seed0" / "best.pt"
     data = json.loads((tmp_path / "r" / "report.json").read_text())
     assert data["control"]["seeds"] == 1 and "vs_control" in data["objectives"]["input_ntr"]
@@ -124,20 +125,21 @@ def test_responsiveness_cli_trains_its_placebo_control_and_reuses_it(tiny_demo, 
     cfg = stored_config(load_checkpoint(control))
     assert cfg.placebo and cfg.objective.name == "input_ntr"
     stamp = control.stat().st_mtime_ns
-    again = run_cli(*args)
-    assert again.returncode == 0, again.stderr[-3000:]
+    status, _, err = run_cli_here(capsys, *args)
+    assert status == 0, err[-3000:]
     assert control.stat().st_mtime_ns == stamp  # the finished control was reused
     # without a control the report says its figures are not evidence
-    none = run_cli(*args[:3], "--train-controls", "0", *args[5:-1], str(tmp_path / "n"))
-    assert none.returncode == 0, none.stderr[-3000:]
-    assert "not evidence" in none.stdout
+    status, out, err = run_cli_here(capsys, *args[:3], "--train-controls", "0", *args[5:-1],
+                                    str(tmp_path / "n"))
+    assert status == 0, err[-3000:]
+    assert "not evidence" in out
     assert "vs_control" not in json.loads((tmp_path / "n" / "report.json").read_text())["objectives"]["input_ntr"]
 
 
-def test_a_control_that_is_not_a_placebo_is_refused(tiny_demo, tmp_path):
+def test_a_control_that_is_not_a_placebo_is_refused(tiny_demo, tmp_path, capsys):
     out, _, _ = tiny_demo
     ck = str(out / "runs" / "input_ntr" / "seed0" / "best.pt")
-    proc = run_cli("responsiveness", "--checkpoint", ck, "--control", ck, "--histories", "5",
-                   "--out", str(tmp_path / "r"))
-    assert proc.returncode == 2
-    assert "was not trained as a placebo" in proc.stderr and "--placebo" in proc.stderr
+    status, _, err = run_cli_here(capsys, "responsiveness", "--checkpoint", ck, "--control", ck,
+                                  "--histories", "5", "--out", str(tmp_path / "r"))
+    assert status == 2
+    assert "was not trained as a placebo" in err and "--placebo" in err

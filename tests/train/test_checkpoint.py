@@ -18,12 +18,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from negrec.cli import main
 from negrec.data import leave_one_out
 from negrec.models import ModelConfig
 from negrec.train.checkpoint import load_checkpoint
 from negrec.sim import SimConfig, Simulator
 from negrec.train import LossConfig, OptimConfig, TrainConfig, Trainer
+
+from helpers import run_cli_here
 
 SIM = dict(num_items=120, num_clusters=6, num_creators=20, num_users=80, events_per_user=20)
 
@@ -69,10 +70,7 @@ def write_1e30_into_the_item_table(path: Path) -> None:
     assert torch.load(path, weights_only=True)["model"]["embed.item.weight"][5, 0] == 1e30
 
 
-def cli(capsys, *args) -> tuple[int, str, str]:
-    code = main(list(args))
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
+cli = run_cli_here
 
 
 def assert_one_line_error(code: int, err: str, *needles: str) -> None:

@@ -125,7 +125,10 @@ def _assert_every_node_succeeded(nodes: list[tuple[int | None, str]]) -> None:
     assert not failed, "\n\n".join(failed)
 
 
-@pytest.fixture(scope="module", params=["dense", "sparse"])
+#: Dense item tables across processes are also what tests/train/test_trainer.py's
+#: test_ddp_two_processes_equal_one checks (torchrun on one node); the two-node job of them is
+#: marked slow (about 30 s here), the sparse one runs with every test command.
+@pytest.fixture(scope="module", params=[pytest.param("dense", marks=pytest.mark.slow), "sparse"])
 def two_node_job(request, tmp_path_factory) -> tuple[Path, str]:
     """The one-process run and the 2-node torchrun job of the same training, in one folder;
     (that folder, the embedding update)."""

@@ -8,6 +8,7 @@ every few blocks."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import tempfile
 from pathlib import Path
@@ -27,12 +28,31 @@ SETTINGS = dict(deadline=None, database=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 
 
-@pytest.fixture(params=[64, 300, 1 << 20], ids=["block64B", "block300B", "block1MiB"])
-def small_blocks(request, monkeypatch):
-    monkeypatch.setattr(text, "BLOCK_BYTES", request.param)
-    monkeypatch.setattr(table_files, "PARQUET_BATCH_ROWS", 3)
-    monkeypatch.setattr(events, "MERGE_IDS", 2)  # the blocks' distinct ids merged often
-    return request.param
+#: Text block sizes: a few lines, a few dozen lines, and the whole file in one block.
+BLOCK_SIZES = [64, 300, 1 << 20]
+
+
+@contextlib.contextmanager
+def blocks_of(block_bytes: int):
+    """Text blocks of ``block_bytes``, Parquet batches of 3 rows, the blocks' distinct ids
+    merged every 2 blocks, while the ``with`` body runs."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(text, "BLOCK_BYTES", block_bytes)
+        patch.setattr(table_files, "PARQUET_BATCH_ROWS", 3)
+        patch.setattr(events, "MERGE_IDS", 2)  # the blocks' distinct ids merged often
+        yield block_bytes
+
+
+@pytest.fixture(params=BLOCK_SIZES, ids=["block64B", "block300B", "block1MiB"])
+def small_blocks(request):
+    """Each block size in turn, for the tests written out by hand."""
+    with blocks_of(request.param):
+        yield request.param
+
+
+#: The generated tests draw the block size with each example (rather than running every
+#: example at every size): the same sizes are covered at a third of the examples.
+block_sizes = st.sampled_from(BLOCK_SIZES)
 
 
 # ---- values --------------------------------------------------------------------------------------
@@ -121,14 +141,15 @@ def csv_table(draw):
 
 
 @settings(max_examples=300, **SETTINGS)
-@given(table_=csv_table(), parser=st.booleans())
-def test_generated_csv_tables(tmp_path, small_blocks, table_, parser):
-    raw, options = table_
-    path = tmp_path / "events.csv"
-    path.write_bytes(raw)
-    if parser:
-        options["timestamp_parser"] = lambda s: int(s) * 2  # ValueError on non-integers
-    compare_outcomes("load_table", path, **options)
+@given(table_=csv_table(), parser=st.booleans(), block=block_sizes)
+def test_generated_csv_tables(tmp_path, table_, parser, block):
+    with blocks_of(block):
+        raw, options = table_
+        path = tmp_path / "events.csv"
+        path.write_bytes(raw)
+        if parser:
+            options["timestamp_parser"] = lambda s: int(s) * 2  # ValueError on non-integers
+        compare_outcomes("load_table", path, **options)
 
 
 def compare_outcomes(name, *args, **kwargs):
@@ -160,15 +181,17 @@ def metadata(draw):
 
 
 @settings(max_examples=150, **SETTINGS)
-@given(table_=csv_table(), meta=metadata(), creator=st.booleans())
-def test_generated_tables_with_item_metadata(tmp_path, small_blocks, table_, meta, creator):
-    raw, options = table_
-    path = tmp_path / "events.csv"
-    path.write_bytes(raw)
-    (tmp_path / "items.csv").write_text(meta.replace(",", options["delimiter"]),
-                                        encoding=options["encoding"], errors="replace")
-    compare_outcomes("load_table", path, items_path=tmp_path / "items.csv",
-                     item_columns=ItemColumns(creator="creator" if creator else None), **options)
+@given(table_=csv_table(), meta=metadata(), creator=st.booleans(), block=block_sizes)
+def test_generated_tables_with_item_metadata(tmp_path, table_, meta, creator, block):
+    with blocks_of(block):
+        raw, options = table_
+        path = tmp_path / "events.csv"
+        path.write_bytes(raw)
+        (tmp_path / "items.csv").write_text(meta.replace(",", options["delimiter"]),
+                                            encoding=options["encoding"], errors="replace")
+        compare_outcomes("load_table", path, items_path=tmp_path / "items.csv",
+                         item_columns=ItemColumns(creator="creator" if creator else None),
+                         **options)
 
 
 # ---- Parquet ---------------------------------------------------------------------------------------
@@ -217,13 +240,14 @@ def parquet_table(draw):
 
 
 @settings(max_examples=200, **SETTINGS)
-@given(t=parquet_table(), skip=st.booleans(), dwell=st.booleans())
-def test_generated_parquet_tables(tmp_path, small_blocks, t, skip, dwell):
-    path = tmp_path / "events.parquet"
-    pq.write_table(t, path, row_group_size=4)
-    compare_outcomes("load_table", path, on_bad_rows="skip" if skip else "error",
-                     columns=ColumnMap(feedback="feedback", dwell="dwell" if dwell else None),
-                     feedback_values={"like": "positive", "*": "neutral"})
+@given(t=parquet_table(), skip=st.booleans(), dwell=st.booleans(), block=block_sizes)
+def test_generated_parquet_tables(tmp_path, t, skip, dwell, block):
+    with blocks_of(block):
+        path = tmp_path / "events.parquet"
+        pq.write_table(t, path, row_group_size=4)
+        compare_outcomes("load_table", path, on_bad_rows="skip" if skip else "error",
+                         columns=ColumnMap(feedback="feedback", dwell="dwell" if dwell else None),
+                         feedback_values={"like": "positive", "*": "neutral"})
 
 
 # ---- MovieLens and KuaiRand -------------------------------------------------------------------------
@@ -272,12 +296,14 @@ def write_movielens(root, layout, ratings, movies):
 
 
 @settings(max_examples=200, **SETTINGS)
-@given(folder=movielens_folder(), skip=st.booleans(), rule=st.sampled_from(["rarest", "first"]))
-def test_generated_movielens_folders(tmp_path, small_blocks, folder, skip, rule):
-    root = Path(tempfile.mkdtemp(dir=tmp_path)) / "ml"
-    write_movielens(root, *folder)
-    compare_outcomes("load_movielens", root, on_bad_rows="skip" if skip else "error",
-                     genre_rule=rule)
+@given(folder=movielens_folder(), skip=st.booleans(), rule=st.sampled_from(["rarest", "first"]),
+       block=block_sizes)
+def test_generated_movielens_folders(tmp_path, folder, skip, rule, block):
+    with blocks_of(block):
+        root = Path(tempfile.mkdtemp(dir=tmp_path)) / "ml"
+        write_movielens(root, *folder)
+        compare_outcomes("load_movielens", root, on_bad_rows="skip" if skip else "error",
+                         genre_rule=rule)
 
 
 @st.composite
@@ -305,16 +331,17 @@ def kuairand_folder(draw):
 
 
 @settings(max_examples=150, **SETTINGS)
-@given(folder=kuairand_folder(), skip=st.booleans())
-def test_generated_kuairand_folders(tmp_path, small_blocks, folder, skip):
-    log, features, with_features = folder
-    root = Path(tempfile.mkdtemp(dir=tmp_path)) / "kr"
-    root.mkdir()
-    (root / "log_standard_a.csv").write_text(log)
-    (root / "log_standard_b.csv").write_text(log.replace("\n1,", "\n4,"))
-    if with_features:
-        (root / "video_features_basic_a.csv").write_text(features)
-    compare_outcomes("load_kuairand", root, on_bad_rows="skip" if skip else "error")
+@given(folder=kuairand_folder(), skip=st.booleans(), block=block_sizes)
+def test_generated_kuairand_folders(tmp_path, folder, skip, block):
+    with blocks_of(block):
+        log, features, with_features = folder
+        root = Path(tempfile.mkdtemp(dir=tmp_path)) / "kr"
+        root.mkdir()
+        (root / "log_standard_a.csv").write_text(log)
+        (root / "log_standard_b.csv").write_text(log.replace("\n1,", "\n4,"))
+        if with_features:
+            (root / "video_features_basic_a.csv").write_text(features)
+        compare_outcomes("load_kuairand", root, on_bad_rows="skip" if skip else "error")
 
 
 # ---- decoding across Python's 8 KiB chunks ------------------------------------------------------------
