@@ -73,11 +73,11 @@ def test_train_with_a_time_split_prints_validation_lines_and_evaluates_with_it(t
     m = json.loads((out / "metrics.json").read_text())
     cfg = yaml.safe_load((out / "config.yaml").read_text())
     assert cfg["split"] == "time"
-    status, out, err = run_cli_here(capsys, "evaluate", "--checkpoint", str(out / "best.pt"),
-                                    "--bootstrap", "0")
+    status, stdout, err = run_cli_here(capsys, "evaluate", "--checkpoint", str(out / "best.pt"),
+                                       "--bootstrap", "0")
     assert status == 0, err[-2000:]
     # the same held-out events as training's own evaluation: the time split's, not leave-one-out's
-    assert json.loads(out)["metrics"]["ndcg@10"] == m["test"]["ndcg@10"]
+    assert json.loads(stdout)["metrics"]["ndcg@10"] == m["test"]["ndcg@10"]
     assert m["data"]["split"] == "time_split"
 
 
