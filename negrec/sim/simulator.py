@@ -227,18 +227,42 @@ class Simulator:
                          creator_aversion=np.zeros((n, c.num_creators)))
 
     # ---- ground truth -------------------------------------------------------------------
-    def affinity(self, state: UserState, users: np.ndarray, items: np.ndarray) -> np.ndarray:
-        """Current affinity a of each (user, item) pair (users and items broadcast)."""
+    def affinity_parts(self, state: UserState, users: np.ndarray, items: np.ndarray
+                       ) -> dict[str, np.ndarray]:
+        """The terms of the current affinity of each (user, item) pair (users and items
+        broadcast; each term has their shape), by name: ``cluster_taste`` (the user's current
+        taste for the item's cluster: ``state.long_run`` with loved and hated clusters, plus
+        its drift), ``satiation`` and ``cluster_aversion`` (minus the recent consumption of,
+        and the recent skips / dislikes in, that cluster), ``creator_aversion``,
+        ``creator_style``, ``hated_creator`` and ``quality``. :meth:`affinity` is their sum,
+        in this order. What they show about the dislikes of a log: docs/generalization.md,
+        "Why simulated users dislike"."""
         c = self.config
         users, items = np.broadcast_arrays(np.asarray(users), np.asarray(items))
         creators = self.item_creator[items]
-        creator_aff = c.creator_scale * np.einsum(
-            "...d,...d->...", state.style[users], self.creator_style[creators]) / math.sqrt(c.style_dims)
-        hated = (state.hated_creators[users] == creators[..., None]).any(-1) if c.hated_creators else False
         clusters = self.item_cluster[items]
-        return (state.affinity[users, clusters] - c.satiation_strength * state.satiation[users, clusters]
-                - state.cluster_aversion[users, clusters] - state.creator_aversion[users, creators]
-                + creator_aff - c.hated_creator_penalty * hated + self.item_quality[items])
+        hated = ((state.hated_creators[users] == creators[..., None]).any(-1) if c.hated_creators
+                 else np.zeros(items.shape, dtype=bool))
+        return {
+            "cluster_taste": state.affinity[users, clusters],
+            "satiation": -c.satiation_strength * state.satiation[users, clusters],
+            "cluster_aversion": -state.cluster_aversion[users, clusters],
+            "creator_aversion": -state.creator_aversion[users, creators],
+            "creator_style": c.creator_scale * np.einsum(
+                "...d,...d->...", state.style[users], self.creator_style[creators])
+            / math.sqrt(c.style_dims),
+            "hated_creator": -c.hated_creator_penalty * hated,
+            "quality": self.item_quality[items],
+        }
+
+    def affinity(self, state: UserState, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        """Current affinity a of each (user, item) pair (users and items broadcast): the sum
+        of :meth:`affinity_parts`, left to right."""
+        parts = iter(self.affinity_parts(state, users, items).values())
+        total = next(parts).astype(np.float64, copy=True)
+        for part in parts:
+            total += part
+        return total
 
     def response_probabilities(self, state: UserState, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         """[..., 4] probabilities of (positive, neutral, skip, dislike)."""

@@ -127,3 +127,42 @@ def test_a_dislike_predicts_dislikes_of_its_cluster():
     assert len(right_next[Feedback.DISLIKE]) > 200
     assert np.mean(right_next[Feedback.DISLIKE]) > 0.75 and np.mean(right_next[Feedback.POSITIVE]) < 0.08
     assert np.mean(later[Feedback.DISLIKE]) > 0.4 and np.mean(later[Feedback.POSITIVE]) < 0.04
+
+
+def test_affinity_parts_name_each_mechanism_and_sum_to_the_affinity():
+    """Each term of affinity_parts moves with its own mechanism only, and affinity is their
+    sum (what docs/generalization.md's analysis of held-out dislikes relies on)."""
+    config = SimConfig(num_users=1, events_per_user=5, hated_creators=3, num_clusters=6,
+                       num_creators=30, num_items=120)
+    sim = Simulator(config, seed=2)
+    state = sim.spawn_users(1, seed=0)
+    users, items = np.zeros(config.num_items, int), np.arange(config.num_items)
+    before = sim.affinity_parts(state, users, items)
+    assert set(before) == {"cluster_taste", "satiation", "cluster_aversion", "creator_aversion",
+                           "creator_style", "hated_creator", "quality"}
+    hated = np.isin(sim.item_creator, state.hated_creators[0])
+    assert hated.any() and not hated.all()
+    np.testing.assert_array_equal(before["hated_creator"], np.where(hated, -config.hated_creator_penalty, 0.0))
+    np.testing.assert_array_equal(before["quality"], sim.item_quality)
+    np.testing.assert_array_equal(before["cluster_taste"], state.long_run[0, sim.item_cluster])
+    for name in ("satiation", "cluster_aversion", "creator_aversion"):
+        assert not before[name].any()
+    # one item disliked: its cluster's satiation and aversion, and its creator's aversion, only
+    item = int(np.flatnonzero(~hated)[0])
+    state.affinity[0] = state.long_run[0]
+    sim._drift = lambda *args: None  # keep the taste still, so only the named terms move
+    rng = np.random.default_rng(0)
+    original = sim.response_probabilities
+    sim.response_probabilities = lambda *a: np.array([[0.0, 0.0, 0.0, 1.0]])  # a dislike
+    assert sim.respond(state, np.array([0]), np.array([item]), rng)[0] == Feedback.DISLIKE
+    sim.response_probabilities = original
+    after = sim.affinity_parts(state, users, items)
+    same_cluster = sim.item_cluster == sim.item_cluster[item]
+    same_creator = sim.item_creator == sim.item_creator[item]
+    np.testing.assert_allclose(after["satiation"], np.where(same_cluster, -config.satiation_strength, 0.0))
+    np.testing.assert_allclose(after["cluster_aversion"], np.where(same_cluster, -config.dislike_aversion, 0.0))
+    np.testing.assert_allclose(after["creator_aversion"], np.where(same_creator, -config.dislike_aversion, 0.0))
+    for name in ("cluster_taste", "creator_style", "hated_creator", "quality"):
+        np.testing.assert_array_equal(after[name], before[name])
+    total = sum(after.values())
+    np.testing.assert_allclose(sim.affinity(state, users, items), total, rtol=0, atol=1e-12)
