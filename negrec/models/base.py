@@ -10,7 +10,7 @@ items by inner product with its item table. Shapes and dtypes:
   j summarises events 0..j and predicts the next event;
 - ``item_table()`` -> [V, D], the output item embeddings (without the padding row); D is the
   state's width, which a model may extend beyond ``dim`` with columns of its own (the GRU's
-  ``count_prior``: D = dim + 1 + C);
+  ``count_prior``: D = dim + 1 + C, or dim + C without its item score);
 - ``item_embeddings(ids, ...)`` -> the rows of ``item_table()`` for each id tensor, computing
   only the distinct rows they need (``item_subtable``: those rows, and where each id is among
   them; what a sampled softmax uses: a step then costs nothing per catalogue item); same

@@ -44,6 +44,8 @@ class ModelConfig:
     chrono_max_memory: int | None = None  # with chrono_init: the longest unit memory, in events (units spread log-uniformly over 1..this); null: max_len - 1
     history_mean: bool = False  # gru: add a learnt map (starting at zero) of the running mean of the history's event embeddings (the user's long-run taste) to the state (docs/generalization.md: better on mild tastes, worse in the closed loop on three worlds)
     count_prior: bool = False  # gru, items with clusters: add to each item's logit a learnt per-item score and the log shares of the history's positive and of its skipped / disliked events in the item's cluster, times learnt scales starting at 0 (docs/generalization.md, "A count prior inside the model": far better offline on the simulated worlds, more loop dislikes; two targets lost on the test events)
+    count_prior_item_score: bool = True  # with count_prior: its learnt per-item score (false: the cluster terms only; docs/generalization.md, "The count prior on the test events": the score cost ml-100k's ranking)
+    count_prior_recency: bool = False  # with count_prior: also, per cluster, decayed counts of the history's recent events and of its recent skipped / disliked ones (what a binge and a recent dislike leave), each times a learnt scale starting at 0 (docs/generalization.md, "Recent counts")
     feedback_gain_rate: float | None = None  # how fast the feedback-code gains learn: gain = 1 + rate * (stored - 1), the stored value starting at 1; null: sqrt(dim), the item embeddings' rate (1: a plain parameter, as before 2026-12-03)
 
     def __post_init__(self) -> None:
@@ -64,6 +66,12 @@ class ModelConfig:
             if not 1 <= self.chrono_max_memory < self.max_len:
                 raise UserError(f"model.chrono_max_memory must be in [1, max_len - 1 = "
                                 f"{self.max_len - 1}] events; got {self.chrono_max_memory}")
+        for name, value, plain in (("count_prior_item_score", self.count_prior_item_score, True),
+                                   ("count_prior_recency", self.count_prior_recency, False)):
+            if value != plain and not self.count_prior:
+                raise UserError(f"model.{name} shapes count_prior; it does nothing with "
+                                f"count_prior false (got {value}); set count_prior true or "
+                                f"{name} {str(plain).lower()}")
         if self.feedback_gain_rate is not None and not (math.isfinite(self.feedback_gain_rate)
                                                         and self.feedback_gain_rate > 0):
             raise UserError(f"model.feedback_gain_rate must be a finite number > 0 (or null: "

@@ -16,7 +16,13 @@ from negrec.models.config import ModelConfig
 from negrec.models.embedding import EventEmbedding
 from negrec.models.registry import register_model
 
-__all__ = ["GRURec"]
+__all__ = ["GRURec", "RECENT_COUNT_DECAYS"]
+
+#: ``model.count_prior_recency``: the per-event decays of the recent counts. 0.8 forgets an
+#: event in about 5 events, 0.95 in about 20: a binge and a run of skips fade on these scales
+#: in the simulated worlds (docs/generalization.md, "Why simulated users dislike"), and a
+#: learnt scale per count lets the data weigh each.
+RECENT_COUNT_DECAYS = (0.8, 0.95)
 
 
 @register_model("gru")
@@ -51,14 +57,19 @@ class GRURec(SequentialRecommender):
         # stored divided by dim and the scales by sqrt(dim): Adam moves a stored value by
         # about lr per step, and an item's score <state, row> moves by up to about dim * lr
         # per step through its row (the state's entries are about 1 after the layer norm)
+        # With ``count_prior_recency`` it also gets, per cluster, the decayed counts of the
+        # history's recent events and of its recent skips / dislikes, one scale each (also
+        # starting at zero); without ``count_prior_item_score`` there is no per-item score.
         self.item_score = self.count_scale = None
         if config.count_prior:
             if self.embed.cluster is None:
                 raise UserError("model.count_prior needs item clusters (item metadata with a "
                                 "cluster per item, and model.cluster_input not false)")
-            self.item_score = nn.Embedding(num_items, 1)
-            nn.init.zeros_(self.item_score.weight)
-            self.count_scale = nn.Parameter(torch.zeros(2))
+            if config.count_prior_item_score:
+                self.item_score = nn.Embedding(num_items, 1)
+                nn.init.zeros_(self.item_score.weight)
+            recent = 2 * len(RECENT_COUNT_DECAYS) if config.count_prior_recency else 0
+            self.count_scale = nn.Parameter(torch.zeros(2 + recent))
         self.item_score_rate, self.count_scale_rate = float(config.dim), math.sqrt(config.dim)
         if config.chrono_init:
             self._chrono_init(config.chrono_max_memory or config.max_len - 1)  # 0 is refused
@@ -114,32 +125,57 @@ class GRURec(SequentialRecommender):
 
     def _count_state(self, items: Tensor, feedback: Tensor, mask: Tensor,
                      dtype: torch.dtype) -> Tensor:
-        """[B, L, 1 + C] the count prior's part of the states: 1 (meets the item's score),
-        then, over the C cluster rows, ``a * log((n_t(c) + 1) / (n_t + C))`` for the positive
-        events 0..t (every real event for a model without feedback codes) plus ``b * log(...)``
-        the same for the skipped and disliked ones (none without codes); shares smoothed by
-        one pseudo-event per cluster, so an empty history gives the uniform share. The two
-        terms share one block: both meet the same one-hot of the item's cluster."""
+        """[B, L, (1 +) C] the count prior's part of the states: 1 (meets the item's score;
+        only with ``count_prior_item_score``), then, over the C cluster rows,
+        ``a * log((n_t(c) + 1) / (n_t + C))`` for the positive events 0..t (every real event
+        for a model without feedback codes) plus ``b * log(...)`` the same for the skipped and
+        disliked ones (none without codes); shares smoothed by one pseudo-event per cluster, so
+        an empty history gives the uniform share. With ``count_prior_recency``, plus, for each
+        decay d of :data:`RECENT_COUNT_DECAYS`, ``e_d * r_t(c)`` over every real event and
+        ``f_d * r_t(c)`` over the skipped and disliked ones, ``r_t(c) = sum over events s <= t
+        in cluster c of (1 - d) d^(t - s)`` (at most 1: a history all in c tends to 1). Every
+        term meets the same one-hot of the item's cluster, so they share one block."""
         C = self.embed.cluster.num_embeddings  # the clusters and the unknown / padding row
         clusters = F.one_hot(self.embed.item_to_cluster[items], C).to(dtype)  # [B, L, C]
         codes = feedback.long()
+        negative = mask & ((codes == Feedback.SKIP) | (codes == Feedback.DISLIKE))
         if self.config.feedback_input:
-            kinds = (mask & (codes == Feedback.POSITIVE),
-                     mask & ((codes == Feedback.SKIP) | (codes == Feedback.DISLIKE)))
+            kinds = (mask & (codes == Feedback.POSITIVE), negative)
         else:
             kinds = (mask, torch.zeros_like(mask))
         scale = self.count_scale.to(dtype) * self.count_scale_rate
         uniform = clusters.new_full((C,), 1.0 / C)
         prior = sum(torch.log(history_cluster_shares(clusters, counted, uniform)) * scale[j]
                     for j, counted in enumerate(kinds))
+        if self.config.count_prior_recency:
+            # [L, L] weights of event s at position t: (1 - d) d^(t - s) for s <= t. Padding
+            # (zero in ``counted``) sits wholly before or after the real events, so the lags
+            # between real events are the same on either padding side
+            L = items.shape[1]
+            pos = torch.arange(L, device=items.device)
+            lag = (pos[:, None] - pos[None, :]).to(dtype)
+            recent = (mask, negative if self.config.feedback_input else torch.zeros_like(mask))
+            j = 2
+            for counted in recent:
+                events = clusters * counted.to(dtype).unsqueeze(-1)  # [B, L, C]
+                for decay in RECENT_COUNT_DECAYS:
+                    w = torch.where(lag >= 0, (1 - decay) * decay ** lag.clamp(min=0),
+                                    lag.new_zeros(()))
+                    prior = prior + torch.einsum("ts,bsc->btc", w, events) * scale[j]
+                    j += 1
+        if self.item_score is None:
+            return prior
         return torch.cat([clusters.new_ones(*items.shape, 1), prior], -1)
 
     def _count_rows(self, ids: Tensor, dtype: torch.dtype) -> Tensor:
-        """[..., 1 + C] the count prior's part of the items' rows: the item's score, then its
-        cluster's one-hot (meeting the shares of :meth:`_count_state`). The whole table then
-        holds V x (1 + C) more floats: fine for tens of clusters, not for thousands."""
+        """[..., (1 +) C] the count prior's part of the items' rows: the item's score (with
+        ``count_prior_item_score``), then its cluster's one-hot (meeting the terms of
+        :meth:`_count_state`). The whole table then holds V x (1 + C) more floats: fine for
+        tens of clusters, not for thousands."""
         C = self.embed.cluster.num_embeddings
         onehot = F.one_hot(self.embed.item_to_cluster[ids], C).to(dtype)
+        if self.item_score is None:
+            return onehot
         return torch.cat([self.item_score(ids).to(dtype) * self.item_score_rate, onehot], -1)
 
     def item_table(self) -> Tensor:

@@ -107,7 +107,8 @@ def test_metadata_embeddings():
 
 @pytest.mark.parametrize("kind,tied,count_prior",
                          [(k, t, False) for k in model_kinds() for t in (True, False)]
-                         + [("gru", True, True), ("gru", False, True)])
+                         + [("gru", True, True), ("gru", False, True),
+                            ("gru", True, "no item score")])
 def test_item_embeddings_are_the_table_rows_with_the_same_gradients(kind, tied, count_prior):
     """item_embeddings computes only the distinct rows its ids need, with the values and the
     gradients (bit for bit) of gathering them from item_table(); those rows come from the
@@ -117,12 +118,13 @@ def test_item_embeddings_are_the_table_rows_with_the_same_gradients(kind, tied, 
 
     torch.manual_seed(0)
     m = build_model(ModelConfig(kind=kind, dim=8, max_len=8, cluster_input=True,
-                                creator_input=True, tied=tied, count_prior=count_prior), V,
+                                creator_input=True, tied=tied, count_prior=bool(count_prior),
+                                count_prior_item_score=count_prior != "no item score"), V,
                     item_cluster=np.arange(V) % 5 - 1, item_creator=np.arange(V) % 7)
-    if count_prior:  # item scores that are not zero, so that their gradients are compared
+    if count_prior is True:  # item scores that are not zero, so that their gradients are compared
         with torch.no_grad():
             m.item_score.weight.normal_()
-    width = m.item_table().shape[1]  # with the count prior, D + 1 + C
+    width = m.item_table().shape[1]  # with the count prior, D + 1 + C (D + C without the score)
     g = torch.Generator().manual_seed(1)
     ids = (torch.randint(0, V, (6, 3), generator=g), torch.randint(0, 10, (25,), generator=g))
     weights = [torch.randn(*i.shape, width, generator=g) for i in ids]

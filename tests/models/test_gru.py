@@ -126,13 +126,14 @@ def test_history_mean_keeps_causality_and_padding_invariance():
     assert not torch.allclose(states[0, -1], states2[0, -1])
 
 
-def _prior_model(count_prior: bool, tied: bool = True, seed: int = 0, codes: bool = True):
+def _prior_model(count_prior: bool, tied: bool = True, seed: int = 0, codes: bool = True,
+                 **prior):
     import numpy as np
 
     torch.manual_seed(seed)
     return build_model(ModelConfig(kind="gru", dim=16, max_len=8, dropout=0.0, tied=tied,
                                    cluster_input=True, feedback_input=codes,
-                                   count_prior=count_prior), V,
+                                   count_prior=count_prior, **prior), V,
                        item_cluster=np.arange(V) % 5).eval()
 
 
@@ -239,3 +240,81 @@ def test_count_prior_refuses_sasrec_and_items_without_clusters():
         ModelConfig(kind="sasrec", count_prior=True)
     with pytest.raises(UserError, match="count_prior needs item clusters"):
         build_model(ModelConfig(kind="gru", dim=8, max_len=8, count_prior=True), V)
+
+
+RECENT = {"count_prior_item_score": False, "count_prior_recency": True}
+
+
+def test_count_prior_recency_and_no_item_score_start_at_zero():
+    from negrec.models.gru import RECENT_COUNT_DECAYS
+
+    items, fb, mask = histories(left=True)
+    for tied in (True, False):
+        model, plain = _prior_model(True, tied, **RECENT), _prior_model(False, tied)
+        assert model.item_score is None and all(t is not None for t in model.row_tables())
+        assert model.count_scale.shape == (2 + 2 * len(RECENT_COUNT_DECAYS),)
+        states = model.last_state(items, fb, mask)
+        assert states.shape == (4, 16 + 6) and model.item_table().shape == (V, 16 + 6)
+        torch.testing.assert_close(model.score(states, torch.arange(V)),
+                                   plain.score(plain.last_state(items, fb, mask), torch.arange(V)))
+
+
+def test_count_prior_recency_scores_the_decayed_recent_counts_per_cluster():
+    import math
+
+    from negrec.models.gru import RECENT_COUNT_DECAYS
+
+    model = _prior_model(True, **RECENT)
+    scales = torch.tensor([0.5, -0.25, 0.125, -0.375, 0.25, -0.5])  # stored / sqrt(dim) = 4
+    with torch.no_grad():
+        model.count_scale.copy_(scales)
+    for left in (True, False):
+        items, fb, mask = histories(left=left)
+        states = model.encode(items, fb, mask)
+        table = model.item_table()
+        C = 6
+        for row in range(4):
+            real = torch.nonzero(mask[row]).flatten().tolist()
+            for n in range(1, len(real) + 1):
+                t = real[n - 1]
+                seen, codes = items[row, real[:n]] % 5, fb[row, real[:n]]
+                for item in (7, 13):
+                    c = item % 5
+                    pos = int(((seen == c) & (codes == 1)).sum()), int((codes == 1).sum())
+                    bad = int(((seen == c) & (codes >= 3)).sum()), int((codes >= 3).sum())
+                    want = 4 * (0.5 * math.log((pos[0] + 1) / (pos[1] + C))
+                                - 0.25 * math.log((bad[0] + 1) / (bad[1] + C)))
+                    lags = [n - 1 - s for s in range(n)]  # events since each one
+                    for j, d in enumerate(RECENT_COUNT_DECAYS):
+                        every = sum((1 - d) * d ** lag for lag, k in zip(lags, seen.tolist()) if k == c)
+                        negative = sum((1 - d) * d ** lag for lag, k, code in
+                                       zip(lags, seen.tolist(), codes.tolist()) if k == c and code >= 3)
+                        want += 4 * (scales[2 + j].item() * every + scales[4 + j].item() * negative)
+                    got = states[row, t, 16:] @ table[item, 16:]
+                    torch.testing.assert_close(got, torch.tensor(want), rtol=1e-5, atol=1e-5)
+
+
+def test_count_prior_recency_keeps_causality_and_padding_invariance():
+    model = _prior_model(True, **RECENT)
+    with torch.no_grad():
+        model.count_scale.normal_()
+    left, right = histories(left=True), histories(left=False)
+    torch.testing.assert_close(model.last_state(*left), model.last_state(*right), rtol=1e-5, atol=1e-5)
+    items, fb, mask = left
+    states = model.encode(items, fb, mask)
+    items2 = items.clone()
+    items2[0, -1] = (items[0, -1] + 1) % V  # the last event of row 0, another cluster
+    states2 = model.encode(items2, fb, mask)
+    torch.testing.assert_close(states[0, :-1], states2[0, :-1])
+    assert not torch.allclose(states[0, -1, 16:], states2[0, -1, 16:])
+
+
+def test_count_prior_options_refuse_to_do_nothing():
+    import pytest
+
+    from negrec.errors import UserError
+
+    for key, value in (("count_prior_recency", True), ("count_prior_item_score", False)):
+        with pytest.raises(UserError, match=f"model.{key} shapes count_prior; it does nothing "
+                                            f"with count_prior false \\(got {value}\\)"):
+            ModelConfig(kind="gru", **{key: value})

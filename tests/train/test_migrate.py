@@ -149,7 +149,8 @@ def test_a_model_saved_before_feedback_gain_rate_keeps_plain_gains(tmp_path, dro
     from negrec.train import Trainer, load_checkpoint
     from negrec.train.resume import stored_config
 
-    old = ("history_mean", "count_prior", "feedback_gain_rate") + dropped  # both came later
+    old = ("history_mean", "count_prior", "count_prior_item_score", "count_prior_recency",
+           "feedback_gain_rate") + dropped  # all came later
     saved = TrainConfig().to_dict()
     for key in old:
         del saved["model"][key]
