@@ -14,7 +14,7 @@ in the long run (``state.long_run`` above half the loved boost / below minus hal
 penalty), and the share of held-out dislikes the oracle puts in its top 10 (its dislike
 exposure@10) beside a random ranking's (10 / unseen items).
 
-  python benches/dislike_causes.py            # every preset, the bench's size (a few minutes)
+  python benches/dislike_causes.py            # every preset, the bench's size (about a minute)
   python benches/dislike_causes.py --quick    # two presets, a quarter of the users
 
 Appends to bench_results/dislike_causes.csv (one row per preset, group and figure); the last
