@@ -54,8 +54,8 @@ def record_test_events(sim: Simulator, events: int, holdout: int):
             parts = sim.affinity_parts(state, users, items)
             everything = sim.affinity(state, users[:, None],
                                       np.arange(sim.config.num_items)[None, :])
+            shown = everything[np.arange(len(users)), items]  # not yet seen: marked by respond
             everything = np.where(state.seen[users], -np.inf, everything)
-            shown = sum(parts.values())
             records.append({**parts, "item": items.copy(), "long_run": state.long_run[users, sim.item_cluster[items]],
                             "oracle_rank": 1 + (everything > shown[:, None]).sum(1),
                             "unseen": (~state.seen[users]).sum(1)})

@@ -149,20 +149,21 @@ class GRURec(SequentialRecommender):
                     for j, counted in enumerate(kinds))
         if self.config.count_prior_recency:
             # [L, L] weights of event s at position t: (1 - d) d^(t - s) for s <= t. Padding
-            # (zero in ``counted``) sits wholly before or after the real events, so the lags
-            # between real events are the same on either padding side
+            # (zero in ``every`` and ``negative``) sits wholly before or after the real
+            # events, so the lags between real events are the same on either padding side.
+            # The counts are linear in the events, so each decay's two scaled counts are one
+            # sum over events weighted e_d (every event) + f_d (a skip / dislike)
             L = items.shape[1]
             pos = torch.arange(L, device=items.device)
             lag = (pos[:, None] - pos[None, :]).to(dtype)
-            recent = (mask, negative if self.config.feedback_input else torch.zeros_like(mask))
-            j = 2
-            for counted in recent:
-                events = clusters * counted.to(dtype).unsqueeze(-1)  # [B, L, C]
-                for decay in RECENT_COUNT_DECAYS:
-                    w = torch.where(lag >= 0, (1 - decay) * decay ** lag.clamp(min=0),
-                                    lag.new_zeros(()))
-                    prior = prior + torch.einsum("ts,bsc->btc", w, events) * scale[j]
-                    j += 1
+            every = mask.to(dtype)
+            negative = (negative if self.config.feedback_input else torch.zeros_like(mask)).to(dtype)
+            n = len(RECENT_COUNT_DECAYS)
+            for j, decay in enumerate(RECENT_COUNT_DECAYS):
+                w = torch.where(lag >= 0, (1 - decay) * decay ** lag.clamp(min=0),
+                                lag.new_zeros(()))
+                weighted = every * scale[2 + j] + negative * scale[2 + n + j]  # [B, L]
+                prior = prior + torch.einsum("ts,bsc->btc", w, clusters * weighted.unsqueeze(-1))
         if self.item_score is None:
             return prior
         return torch.cat([clusters.new_ones(*items.shape, 1), prior], -1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from negrec.models.config import ModelConfig
@@ -126,6 +127,9 @@ def test_history_mean_keeps_causality_and_padding_invariance():
     assert not torch.allclose(states[0, -1], states2[0, -1])
 
 
+RECENT = {"count_prior_item_score": False, "count_prior_recency": True}  # the recent-counts form
+
+
 def _prior_model(count_prior: bool, tied: bool = True, seed: int = 0, codes: bool = True,
                  **prior):
     import numpy as np
@@ -177,8 +181,9 @@ def test_count_prior_scores_the_log_shares_of_the_history_per_cluster():
             torch.testing.assert_close(got, torch.tensor(want), rtol=1e-5, atol=1e-5)
 
 
-def test_count_prior_keeps_causality_and_padding_invariance():
-    model = _prior_model(True)
+@pytest.mark.parametrize("prior", [{}, RECENT], ids=["shares", "shares and recent counts"])
+def test_count_prior_keeps_causality_and_padding_invariance(prior):
+    model = _prior_model(True, **prior)
     with torch.no_grad():
         model.count_scale.normal_()
     left, right = histories(left=True), histories(left=False)
@@ -190,6 +195,11 @@ def test_count_prior_keeps_causality_and_padding_invariance():
     states2 = model.encode(items, fb2, mask)
     torch.testing.assert_close(states[0, :-1], states2[0, :-1])
     assert not torch.allclose(states[0, -1, 16:], states2[0, -1, 16:])
+    items2 = items.clone()
+    items2[0, -1] = (items[0, -1] + 1) % V  # the last event of row 0, another cluster
+    states3 = model.encode(items2, fb, mask)
+    torch.testing.assert_close(states[0, :-1], states3[0, :-1])
+    assert not torch.allclose(states[0, -1, 16:], states3[0, -1, 16:])
 
 
 def test_count_prior_without_feedback_codes_counts_every_event():
@@ -242,9 +252,6 @@ def test_count_prior_refuses_sasrec_and_items_without_clusters():
         build_model(ModelConfig(kind="gru", dim=8, max_len=8, count_prior=True), V)
 
 
-RECENT = {"count_prior_item_score": False, "count_prior_recency": True}
-
-
 def test_count_prior_recency_and_no_item_score_start_at_zero():
     from negrec.models.gru import RECENT_COUNT_DECAYS
 
@@ -294,24 +301,7 @@ def test_count_prior_recency_scores_the_decayed_recent_counts_per_cluster():
                     torch.testing.assert_close(got, torch.tensor(want), rtol=1e-5, atol=1e-5)
 
 
-def test_count_prior_recency_keeps_causality_and_padding_invariance():
-    model = _prior_model(True, **RECENT)
-    with torch.no_grad():
-        model.count_scale.normal_()
-    left, right = histories(left=True), histories(left=False)
-    torch.testing.assert_close(model.last_state(*left), model.last_state(*right), rtol=1e-5, atol=1e-5)
-    items, fb, mask = left
-    states = model.encode(items, fb, mask)
-    items2 = items.clone()
-    items2[0, -1] = (items[0, -1] + 1) % V  # the last event of row 0, another cluster
-    states2 = model.encode(items2, fb, mask)
-    torch.testing.assert_close(states[0, :-1], states2[0, :-1])
-    assert not torch.allclose(states[0, -1, 16:], states2[0, -1, 16:])
-
-
 def test_count_prior_options_refuse_to_do_nothing():
-    import pytest
-
     from negrec.errors import UserError
 
     for key, value in (("count_prior_recency", True), ("count_prior_item_score", False)):
