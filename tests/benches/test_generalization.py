@@ -143,3 +143,27 @@ def test_the_summary_counts_the_held_out_dislikes_behind_each_dislike_exposure(b
     assert "vs positive_only: " in text and "(1.5 vs 7.0 of 40 held-out dislikes in the top 10 a seed)" in text
     assert "(1.5 vs 4.0 of 40 held-out dislikes in the top 10 a seed)" in text
     assert set(verdict) >= {"dexp_below_positive_only", "dexp_below_input_only"}
+
+
+def test_the_summary_compares_the_closed_loop_with_input_only_too(bench):
+    # offline, input_only can share input_ntr's floor of a few held-out dislikes; the loop
+    # (every slate a simulated user consumes) still shows the NTR term's share beyond the inputs
+    import numpy as np
+
+    rng = np.random.default_rng(1)
+
+    def run(loop_rate: float) -> dict:
+        sims = {"dislike": rng.random(30), "positive": rng.random(30) + 1.0}
+        loop = (rng.random(200) < loop_rate).astype(float)
+        return {"ndcg": rng.random(100), "dexp": np.zeros(40), "sim": sims, "loop": loop}
+
+    runs = {"positive_only": [run(0.4), run(0.4)], "input_only": [run(0.3), run(0.3)],
+            "input_ntr": [run(0.1), run(0.1)]}
+    base = {"ndcg": rng.random(100), "dexp": np.zeros(40)}
+    lines, verdict, rows = bench.summarize(world(bench), runs, base, base, resamples=200)
+    text = "\n".join(lines)
+    assert "input_ntr closed-loop dislike rate vs positive_only: " in text
+    assert "input_ntr closed-loop dislike rate vs input_only: " in text
+    assert verdict["loop_below_positive_only"] and verdict["loop_below_input_only"]
+    vs_io = [e for m, figure, e in rows if figure == "closed_loop_dislike_rate_vs_input_only"]
+    assert len(vs_io) == 1 and -0.85 < vs_io[0].mean < -0.45  # 0.1 against 0.3: about -67%
