@@ -21,10 +21,10 @@ and vs input_only, input_ntr's NDCG@10 vs positive_only, and each objective's co
 responsiveness (dislike vs positive branch, content cluster) minus the control's, and on the
 simulated worlds each model's closed-loop dislike rate (simulated users consume its top-10
 slates; ``--loop-users``) with input_ntr's against positive_only's and input_only's: offline
-metrics and the loop can disagree (docs/generalization.md, chrono initialisation). Each dislike exposure comes
-with the number of held-out dislikes it counts (a seed's average in the top 10, of how many):
-an exposure down to a few events is a floor two objectives can share. Every
-interval is a two-stage bootstrap over training seeds and then users / histories
+metrics and the loop can disagree (docs/generalization.md, chrono initialisation). Each
+dislike exposure comes with the number of held-out dislikes it counts (a seed's average in the
+top 10, of how many): an exposure down to a few events is a floor two objectives can share.
+Every interval is a two-stage bootstrap over training seeds and then users / histories
 (``negrec.eval.stats.hierarchical_ci``). Simulated worlds branch histories made by each model
 with simulated users; ml-100k branches the users' training histories at the model's top-1.
 
