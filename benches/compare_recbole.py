@@ -466,7 +466,6 @@ def negrec_config(kind: str, budget_min: float, overrides: list[str], patience: 
 
 
 def run_negrec(name: str, cfg, split, run_dir: Path, job: dict | None = None) -> dict:
-    import numpy as np
     import torch
     from negrec.eval import held_out_ranks
     from negrec.train.checkpoint import load_checkpoint

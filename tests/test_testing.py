@@ -6,7 +6,6 @@ from __future__ import annotations
 import pytest
 
 from negrec.eval.baselines import FeedbackBlind, FilterDisliked, ItemKNN
-from negrec.experiments.data import load_data
 from negrec.experiments.measure import MeasureSizes
 from negrec.sim import SimConfig, Simulator
 from negrec.testing import check_responsiveness

@@ -164,6 +164,7 @@ class SequentialRecommender(nn.Module, abc.ABC):
                 exclude = [_positions(candidates, torch.as_tensor(e, device=states.device))
                            for e in exclude]
         out_scores, out_ids = [], []
+        best = best_ids = None  # the best k of the row block's catalogue blocks so far
         for _, block, scores in catalogue_blocks(states, table, exclude=exclude,
                                                  max_scores=max_scores):
             top = torch.topk(scores, min(k, scores.shape[1]), dim=1)

@@ -36,7 +36,6 @@ def test_measure_on_a_simulator_is_the_counterfactuals_and_the_closed_loop():
     sizes = MeasureSizes(histories=20, steps=4, loop_users=15, loop_steps=3, loop_warmup=2,
                          bootstrap=30, seed=5)
     result = measure(ck, sizes, sim)
-    inputs = ck.objective.inputs
     hist, branched, _ = simulated_histories(from_checkpoint(ck), sim, num_users=20, steps=4,
                                             seed=HISTORY_SEED_OFFSET + 5)
     resp = responsiveness(from_checkpoint(ck), hist, branched, ck.item_meta, bootstrap=30, seed=5)
