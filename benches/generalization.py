@@ -29,7 +29,7 @@ Every interval is a two-stage bootstrap over training seeds and then users / his
 with simulated users; ml-100k branches the users' training histories at the model's top-1.
 
   python benches/generalization.py --quick       # 2 worlds, 2 seeds, small sizes (minutes)
-  python benches/generalization.py               # every world, 3 seeds (about an hour)
+  python benches/generalization.py               # every world, 3 seeds (hours: docs/generalization.md)
 
 ``--set key=value`` changes the training configuration for every run (for trying a default
 before changing it; the headline figures use none). Appends to
