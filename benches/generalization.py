@@ -115,6 +115,13 @@ def run_config(world: World, name: str, seed: int, args) -> TrainConfig:
                            ["progress=false", "tensorboard=false"])
 
 
+def malformed_set_for(items: list[str]) -> list[str]:
+    """The --set-for items that are not ``OBJECTIVE:KEY=VALUE`` with a known objective (the
+    control follows input_ntr's); without this check a misspelt objective overrode nothing."""
+    return [item for item in items
+            if item.split(":", 1)[0] not in OBJECTIVES or "=" not in item.partition(":")[2]]
+
+
 def overrides_for(args, objective: str) -> list[str]:
     """--set's for every model, then --set-for's of ``objective`` (the control is input_ntr)."""
     own = [item.split(":", 1)[1] for item in args.set_for if item.split(":", 1)[0] == objective]
@@ -347,9 +354,13 @@ def main() -> None:
     bad = [o for o in objectives if o not in OBJECTIVES]
     if bad:
         ap.error(f"--objectives: unknown {bad}; expected some of {list(OBJECTIVES)}")
+    bad = malformed_set_for(args.set_for)
+    if bad:
+        ap.error(f"--set-for: expected OBJECTIVE:KEY=VALUE with OBJECTIVE one of "
+                 f"{list(OBJECTIVES)}; received {bad}")
     control = "no control" if args.no_control else "+ control"
     print(f"worlds {worlds}; seeds {seeds}; objectives {objectives} {control}; overrides "
-          f"{args.set or 'none'}", flush=True)
+          f"{args.set or 'none'}; per objective {args.set_for or 'none'}", flush=True)
 
     t_start = time.perf_counter()
     counts = {"beats_popular": 0, "beats_cluster_popularity": 0, "ntr_lowers": 0,

@@ -167,3 +167,16 @@ def test_the_summary_compares_the_closed_loop_with_input_only_too(bench):
     assert verdict["loop_below_positive_only"] and verdict["loop_below_input_only"]
     vs_io = [e for m, figure, e in rows if figure == "closed_loop_dislike_rate_vs_input_only"]
     assert len(vs_io) == 1 and -0.85 < vs_io[0].mean < -0.45  # 0.1 against 0.3: about -67%
+
+
+def test_set_for_names_a_known_objective_and_a_key_value(bench):
+    good = ["input_ntr:objective.weights.dislike=60", "positive_only:optim.lr=0.001"]
+    assert bench.malformed_set_for(good) == []
+    # a misspelt objective, a missing ':', a missing '=', the control (it follows input_ntr)
+    bad = ["input-ntr:objective.weights.dislike=60", "objective.weights.dislike=60",
+           "input_ntr:objective.weights.dislike", "control:optim.lr=0.001"]
+    assert bench.malformed_set_for(good + bad) == bad
+    # and the policy it guards: a --set-for reaches its objective (and the control) only
+    ns = argparse.Namespace(set=["a=1"], set_for=good)
+    assert bench.overrides_for(ns, "input_ntr") == ["a=1", "objective.weights.dislike=60"]
+    assert bench.overrides_for(ns, "input_only") == ["a=1"]
