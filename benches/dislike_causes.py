@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Why the simulated users of each preset dislike their held-out items: the ground truth behind
-the dislike-exposure figures of benches/generalization.py (docs/generalization.md, "Why
-simulated users dislike").
+the dislike-exposure figures of benches/generalization.py (docs/generalization_screening.md,
+"Why simulated users dislike").
 
 Each preset's world is generated as benches/generalization.py generates it (0.8 x its users,
 60 events each, seed 0; the last 5 events of each user are the test events). Just before each

@@ -21,7 +21,7 @@ and vs input_only, input_ntr's NDCG@10 vs positive_only, and each objective's co
 responsiveness (dislike vs positive branch, content cluster) minus the control's, and on the
 simulated worlds each model's closed-loop dislike rate (simulated users consume its top-10
 slates; ``--loop-users``) with input_ntr's against positive_only's and input_only's: offline
-metrics and the loop can disagree (docs/generalization.md, chrono initialisation). Each
+metrics and the loop can disagree (docs/generalization_screening.md, chrono initialisation). Each
 dislike exposure comes with the number of held-out dislikes it counts (a seed's average in the
 top 10, of how many): an exposure down to a few events is a floor two objectives can share.
 Every interval is a two-stage bootstrap over training seeds and then users / histories
@@ -280,7 +280,7 @@ def summarize(world: World, runs: dict, pop: dict, cpop: dict, resamples: int
                          f"{len(ntr[0]['dexp'])} held-out dislikes in the top 10 a seed)")
         # the loop beside the offline cells: against input_only it is the NTR term's share
         # beyond the inputs, which offline can sink to a few held-out dislikes a seed
-        # (docs/generalization.md, "Why simulated users dislike")
+        # (docs/generalization_screening.md, "Why simulated users dislike")
         for base in ("positive_only", "input_only"):
             if base not in runs or ntr[0]["loop"] is None:
                 continue

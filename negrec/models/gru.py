@@ -20,7 +20,7 @@ __all__ = ["GRURec", "RECENT_COUNT_DECAYS"]
 
 #: ``model.count_prior_recency``: the per-event decays of the recent counts. 0.8 forgets an
 #: event in about 5 events, 0.95 in about 20: a binge and a run of skips fade on these scales
-#: in the simulated worlds (docs/generalization.md, "Why simulated users dislike"), and a
+#: in the simulated worlds (docs/generalization_screening.md, "Why simulated users dislike"), and a
 #: learnt scale per count lets the data weigh each.
 RECENT_COUNT_DECAYS = (0.8, 0.95)
 

@@ -235,7 +235,7 @@ class Simulator:
         its drift), ``satiation`` and ``cluster_aversion`` (minus the recent consumption of,
         and the recent skips / dislikes in, that cluster), ``creator_aversion``,
         ``creator_style``, ``hated_creator`` and ``quality``. :meth:`affinity` is their sum,
-        in this order. What they show about the dislikes of a log: docs/generalization.md,
+        in this order. What they show about the dislikes of a log: docs/generalization_screening.md,
         "Why simulated users dislike"."""
         c = self.config
         users, items = np.broadcast_arrays(np.asarray(users), np.asarray(items))

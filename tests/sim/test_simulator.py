@@ -131,7 +131,7 @@ def test_a_dislike_predicts_dislikes_of_its_cluster():
 
 def test_affinity_parts_name_each_mechanism_and_sum_to_the_affinity():
     """Each term of affinity_parts moves with its own mechanism only, and affinity is their
-    sum (what docs/generalization.md's analysis of held-out dislikes relies on)."""
+    sum (what docs/generalization_screening.md's analysis of held-out dislikes relies on)."""
     config = SimConfig(num_users=1, events_per_user=5, hated_creators=3, num_clusters=6,
                        num_creators=30, num_items=120)
     sim = Simulator(config, seed=2)
