@@ -21,7 +21,6 @@ Appends to bench_results/catalog.csv; the last line holds key=value pairs
 from __future__ import annotations
 
 import argparse
-import csv
 import datetime as dt
 import os
 import shutil
@@ -36,6 +35,7 @@ import negrec
 from negrec.data import Feedback, leave_one_out
 from negrec.data.log import EventLog, ItemMeta
 from negrec.eval.metrics import held_out_ranks
+from negrec.files import append_csv
 from negrec.models import ModelConfig
 from negrec.train import LossConfig, OptimConfig, TrainConfig, Trainer
 
@@ -159,13 +159,7 @@ def main() -> None:
                              metric=metric, p20=value, p50=value, p80=value,
                              shape=f"V={V},B=64,L=50,D=64,K=1024", machine=os.uname().machine,
                              version=negrec.__version__, load=" ".join(load)))
-    args.csv.parent.mkdir(parents=True, exist_ok=True)
-    new = not args.csv.exists()
-    with args.csv.open("a", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        if new:
-            w.writeheader()
-        w.writerows(rows)
+    append_csv(args.csv, rows)
     u = updates[0]
     line = [f"train_{short(V)}_vs_{short(sizes[0])}_items={figures[V, u][0]:.2f}"
             for V in sorted(sizes[1:], reverse=True)]

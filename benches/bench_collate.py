@@ -18,7 +18,6 @@ simulated log when ml-100k is absent) as key=value pairs.
 from __future__ import annotations
 
 import argparse
-import csv
 import datetime as dt
 import os
 import statistics
@@ -32,6 +31,7 @@ import torch
 import negrec
 from negrec.data import CollateConfig, Collator, Feedback, TargetRule, load_movielens
 from negrec.data.collate_reference import VectorizedCollator, collate_python
+from negrec.files import append_csv
 from negrec.threads import configure as apply_thread_policy
 
 REPO = Path(__file__).resolve().parents[1]
@@ -136,13 +136,7 @@ def main() -> None:
             headline.update({f"sim1m_{k}": v for k, v in sim.items()})
     if not headline:
         sys.exit("nothing was measured (ml-100k absent and --quick given)")
-    args.csv.parent.mkdir(parents=True, exist_ok=True)
-    new = not args.csv.exists()
-    with args.csv.open("a", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        if new:
-            w.writeheader()
-        w.writerows(rows)
+    append_csv(args.csv, rows)
     print(f"\nappended {len(rows)} rows to {args.csv}")
     print(" ".join(f"{k}={v:.2f}" for k, v in headline.items()))
 

@@ -42,7 +42,6 @@ Appends to bench_results/contention.csv; the last line holds key=value pairs
 from __future__ import annotations
 
 import argparse
-import csv
 import datetime as dt
 import json
 import os
@@ -461,21 +460,14 @@ def main() -> None:
 def write_csv(path: Path, results: list[dict], stamp: str, start_load: str) -> None:
     import negrec
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fields = ["timestamp", "workload", "variant", "competitors", "round", "throughput", "unit",
-              "wall_s", "cpu_s", "timed_out", "loadavg_at_run", "loadavg_at_start", "machine", "version"]
-    new = not path.exists()
-    with path.open("a", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=fields)
-        if new:
-            w.writeheader()
-        for r in results:
-            w.writerow(dict(timestamp=stamp, workload=r["workload"], variant=r["variant"],
-                            competitors=r["load"], round=r["round"], throughput=r["throughput"],
-                            unit=r["unit"], wall_s=round(r["wall_s"], 2), cpu_s=round(r["cpu_s"], 2),
-                            timed_out=bool(r.get("timed_out")), loadavg_at_run=r["loadavg"],
-                            loadavg_at_start=start_load, machine=platform.machine(),
-                            version=negrec.__version__))
+    from negrec.files import append_csv
+
+    append_csv(path, [dict(timestamp=stamp, workload=r["workload"], variant=r["variant"],
+                           competitors=r["load"], round=r["round"], throughput=r["throughput"],
+                           unit=r["unit"], wall_s=round(r["wall_s"], 2), cpu_s=round(r["cpu_s"], 2),
+                           timed_out=bool(r.get("timed_out")), loadavg_at_run=r["loadavg"],
+                           loadavg_at_start=start_load, machine=platform.machine(),
+                           version=negrec.__version__) for r in results])
 
 
 if __name__ == "__main__":

@@ -29,7 +29,6 @@ N=16384, D=64, K=8192 (or the largest shape run) as key=value pairs.
 from __future__ import annotations
 
 import argparse
-import csv
 import datetime as dt
 import gc
 import json
@@ -44,6 +43,7 @@ from pathlib import Path
 import torch
 
 import negrec
+from negrec.files import append_csv
 from negrec.ops import fused_loss
 from negrec.ops.reference import fused_loss_reference
 from negrec.threads import configure as apply_thread_policy
@@ -258,7 +258,7 @@ def run_cuda(args) -> None:
             headline[prefix + "native_extra_mib"] = mem["native"]
         del inputs
         torch.cuda.empty_cache()
-    append_csv(args.csv, rows)
+    append_csv(args.csv, rows, CSV_FIELDS)
     print(f"appended {len(rows)} rows to {args.csv}")
     print(" ".join(f"{k}={v:.3f}" for k, v in headline.items()))
 
@@ -312,16 +312,8 @@ def quantiles(xs):
     return qs[0], statistics.median(xs), qs[3]
 
 
-def append_csv(path: Path, rows: list[dict]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    new = not path.exists()
-    fields = ["timestamp", "op", "impl", "mode", "metric", "p20", "p50", "p80", "shape",
+CSV_FIELDS = ["timestamp", "op", "impl", "mode", "metric", "p20", "p50", "p80", "shape",
               "machine", "version", "torch", "threads"]
-    with path.open("a", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=fields)
-        if new:
-            w.writeheader()
-        w.writerows(rows)
 
 
 def tune(repeats: int) -> None:
@@ -422,7 +414,7 @@ def main() -> None:
                 headline["native_extra_mb"] = mem["native"]
                 headline["eager_extra_mb"] = mem["eager"]
             headline["shape"] = shape_name(shape)
-    append_csv(args.csv, rows)
+    append_csv(args.csv, rows, CSV_FIELDS)
     print(f"appended {len(rows)} rows to {args.csv}")
     print(" ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in headline.items()))
 

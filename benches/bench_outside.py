@@ -20,7 +20,6 @@ Appends to bench_results/outside.csv; the last line holds key=value pairs.
 from __future__ import annotations
 
 import argparse
-import csv
 import datetime as dt
 import os
 import statistics
@@ -35,6 +34,7 @@ import negrec
 from negrec.eval.recommender import from_model
 from negrec.experiments.measure import MeasureSizes, measure_recommender
 from negrec.experiments.recommenders import simulated_world_spec
+from negrec.files import append_csv
 from negrec.models import ModelConfig
 from negrec.models.inputs import ModelInputs
 from negrec.models.registry import build_model
@@ -135,13 +135,7 @@ def main() -> None:
                  shape=f"gru,D=64,H={sizes.histories},steps={sizes.steps}",
                  machine=os.uname().machine, version=negrec.__version__)
             for name, s in seconds.items()]
-    args.csv.parent.mkdir(parents=True, exist_ok=True)
-    new = not args.csv.exists()
-    with args.csv.open("a", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        if new:
-            w.writeheader()
-        w.writerows(rows)
+    append_csv(args.csv, rows)
     print(f"outside_vs_checkpoint={ratio:.3f} target={TARGET_RATIO} "
           f"within_target={ratio <= TARGET_RATIO} rounds={rounds} "
           f"checkpoint_s={statistics.median(seconds['checkpoint']):.2f} "

@@ -40,7 +40,6 @@ targets/s at V = 1M over V = 10k).
 from __future__ import annotations
 
 import argparse
-import csv
 import datetime as dt
 import json
 import os
@@ -280,12 +279,9 @@ class Results:
                "size": size, "events": events, "items": items, "stage": stage, "repeat": repeat,
                "seconds": round(res["seconds"], 3), "peak_rss_mb": round(res["peak_rss_mb"], 1),
                "extra": json.dumps(extra, sort_keys=True), "loadavg_1m": load}
-        new = not self.path.exists()
-        with open(self.path, "a", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=self.FIELDS)
-            if new:
-                w.writeheader()
-            w.writerow(row)
+        from negrec.files import append_csv  # the parent process imports negrec only here
+
+        append_csv(self.path, [row], self.FIELDS)
         self.rows.append({**row, **res})
         print(f"{size:>5} {stage:<14} #{repeat} {res['seconds']:9.2f} s  "
               f"{res['peak_rss_mb']:8.0f} MB peak  load {load}  "

@@ -14,7 +14,6 @@ bench_results/train.csv; the last line holds key=value pairs.
 from __future__ import annotations
 
 import argparse
-import csv
 import datetime as dt
 import os
 import sys
@@ -24,6 +23,7 @@ import torch
 
 import negrec
 from negrec.data import leave_one_out, load_movielens
+from negrec.files import append_csv
 from negrec.models import ModelConfig
 from negrec.threads import configure as apply_thread_policy
 from negrec.train import LossConfig, TrainConfig, Trainer
@@ -74,13 +74,7 @@ def main() -> None:
             rows.append(dict(timestamp=stamp, op="train", impl=k, mode="forward+backward+step",
                              metric=metric, p20=v, p50=v, p80=v, shape="ml-100k,L=50,D=64,B=256",
                              machine=os.uname().machine, version=negrec.__version__))
-    args.csv.parent.mkdir(parents=True, exist_ok=True)
-    new = not args.csv.exists()
-    with args.csv.open("a", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        if new:
-            w.writeheader()
-        w.writerows(rows)
+    append_csv(args.csv, rows)
     s = results["sasrec"]
     line = (f"targets_per_s={s.targets_per_s:.0f} sequences_per_s={s.sequences_per_s:.0f} "
             f"speedup_vs_recbole_sasrec={s.targets_per_s / RECBOLE_SASREC_TARGETS_PER_S:.1f}")

@@ -27,13 +27,13 @@ exposure@10.
 from __future__ import annotations
 
 import argparse
-import csv
 import datetime as dt
 from pathlib import Path
 
 import numpy as np
 
 from negrec.data.feedback import Feedback
+from negrec.files import append_csv
 from negrec.sim import PRESETS, Simulator, preset
 
 RECENT = ("satiation", "cluster_aversion", "creator_aversion")  # terms that decay with events
@@ -125,13 +125,8 @@ def main(argv=None) -> None:
         _, feedback, rec = record_test_events(sim, args.sim_events, args.holdout)
         rows += summarise(world, sim, feedback, rec)
     stamp = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-    args.csv.parent.mkdir(parents=True, exist_ok=True)
-    new = not args.csv.exists()
-    with open(args.csv, "a", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=["timestamp", "users_factor", "world", "group", "figure", "value"])
-        if new:
-            w.writeheader()
-        w.writerows({"timestamp": stamp, "users_factor": factor, **r} for r in rows)
+    append_csv(args.csv, [{"timestamp": stamp, "users_factor": factor, **r} for r in rows],
+               ["timestamp", "users_factor", "world", "group", "figure", "value"])
 
     def figure(world, name):
         return next(r["value"] for r in rows if r["world"] == world and r["group"] == "dislikes"

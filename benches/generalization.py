@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import csv
 import dataclasses
 import hashlib
 import json
@@ -67,6 +66,7 @@ from negrec.eval.stats import Estimate, hierarchical_ci, ratio_of_means
 from negrec.experiments.data import load_data
 from negrec.experiments.measure import HISTORY_SEED_OFFSET, LOOP_SEED_OFFSET
 from negrec.experiments.training import train_and_evaluate
+from negrec.files import append_csv
 from negrec.models.cluster_popularity import ClusterPopularity
 from negrec.models.popularity import MostPopular
 from negrec.sim import PRESETS, Simulator, preset
@@ -417,17 +417,15 @@ def main() -> None:
         counts["loop_below"] += int(verdict.get("loop_below_positive_only", False))
         all_rows += [(wname, *row) for row in rows]
 
-    args.csv.parent.mkdir(parents=True, exist_ok=True)
-    new = not args.csv.exists()
     stamp = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-    with args.csv.open("a", newline="") as f:
-        w = csv.writer(f)
-        if new:
-            w.writerow(["time", "world", "model", "figure", "mean", "ci_low", "ci_high", "seeds",
-                        "overrides", "machine", "version"])
-        for wname, model, figure, e in all_rows:
-            w.writerow([stamp, wname, model, figure, e.mean, e.ci_low, e.ci_high, len(seeds),
-                        " ".join(args.set), platform.node(), negrec.__version__])
+    # every override of the runs, --set-for's as OBJECTIVE:KEY=VALUE (they were once left out,
+    # and rows of two dislike weights could not be told apart)
+    overrides = " ".join(args.set + args.set_for)
+    append_csv(args.csv, [dict(time=stamp, world=wname, model=model, figure=figure, mean=e.mean,
+                               ci_low=e.ci_low, ci_high=e.ci_high, seeds=len(seeds),
+                               overrides=overrides, machine=platform.node(),
+                               version=negrec.__version__)
+                          for wname, model, figure, e in all_rows])
     print(f"\n{time.perf_counter() - t_start:.0f} s in all")
     print(f"worlds={len(worlds)} worlds_beating_popularity={counts['beats_popular']} "
           f"worlds_ntr_beats_cluster_popularity={counts['beats_cluster_popularity']} "

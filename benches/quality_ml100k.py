@@ -26,7 +26,6 @@ the last line holds key=value pairs of the headline figures.
 from __future__ import annotations
 
 import argparse
-import csv
 import datetime as dt
 import os
 import platform
@@ -43,6 +42,7 @@ from negrec.eval.recommender import from_checkpoint
 from negrec.eval.stats import bootstrap_ci, ratio_of_means_ci
 from negrec.experiments.data import load_data
 from negrec.experiments.training import train_and_evaluate
+from negrec.files import append_csv
 from negrec.models.config import ModelConfig
 from negrec.models.registry import model_kinds
 from negrec.threads import configure as apply_thread_policy
@@ -211,17 +211,12 @@ def main() -> None:
                 f"s{r['seed']}: {r['ndcg@10']:.4f} / {r['dislike_exposure@10']:.4f} / "
                 f"{100 * r['responsiveness']:+.1f}%" for r in per_seed[obj]))
 
-    args.csv.parent.mkdir(parents=True, exist_ok=True)
-    new = not args.csv.exists()
     stamp = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-    with args.csv.open("a", newline="") as f:
-        w = csv.writer(f)
-        if new:
-            w.writerow(["time", "objective", "metric", "value", "diff_vs_positive_only", "ci_low",
-                        "ci_high", "seeds", "epochs", "settings", "machine", "version"])
-        for obj, metric, value, diff, lo, hi in rows:
-            w.writerow([stamp, obj, metric, value, diff, lo, hi, " ".join(map(str, seeds)), epochs, settings,
-                        platform.node(), negrec.__version__])
+    append_csv(args.csv, [dict(time=stamp, objective=obj, metric=metric, value=value,
+                               diff_vs_positive_only=diff, ci_low=lo, ci_high=hi,
+                               seeds=" ".join(map(str, seeds)), epochs=epochs, settings=settings,
+                               machine=platform.node(), version=negrec.__version__)
+                          for obj, metric, value, diff, lo, hi in rows])
     print("\n" + " ".join(f"{k}={v}" for k, v in headline.items()))
 
 

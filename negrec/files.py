@@ -6,16 +6,17 @@ This module imports nothing from negrec, so every layer may write through it.
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-__all__ = ["atomic_torch_save", "atomic_write_bytes", "atomic_write_text", "json_safe",
+__all__ = ["append_csv", "atomic_torch_save", "atomic_write_bytes", "atomic_write_text", "json_safe",
            "strict_json", "stale_temporaries", "write_json"]
 
 
@@ -125,3 +126,36 @@ def strict_json(data: Any, **kwargs) -> str:
 def write_json(path: str | Path, data: Any) -> Path:
     """Writes ``data`` as strict, indented JSON, atomically."""
     return atomic_write_text(path, strict_json(data, indent=2))
+
+
+def append_csv(path: str | Path, rows: Sequence[Mapping[str, Any]],
+               fields: Sequence[str] | None = None) -> Path:
+    """Appends ``rows`` (dicts) to the long CSV ``path`` in the column order ``fields``
+    (default: the keys of the first row), writing the header first when the file is new or
+    empty; the benches' records.
+
+    Raises ValueError, before writing anything, when a row's keys are not the columns, or the
+    existing file's header is not (a bench whose columns changed would otherwise append rows
+    under another version's header, and every later read would misplace them)."""
+    path = Path(path)
+    if not rows:
+        return path
+    fields = list(fields if fields is not None else rows[0])
+    for i, row in enumerate(rows):
+        if set(row) != set(fields):
+            raise ValueError(f"append_csv({path}): row {i} has the keys {sorted(row)}; "
+                             f"expected the columns {sorted(fields)}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    new = not path.exists() or path.stat().st_size == 0
+    if not new:
+        with path.open(newline="") as f:
+            header = next(csv.reader(f), [])
+        if header != fields:
+            raise ValueError(f"{path}: its columns are {header}, these rows' are {fields}: "
+                             f"write to another file (e.g. --csv) or move this one aside")
+    with path.open("a", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=fields)
+        if new:
+            writer.writeheader()
+        writer.writerows(rows)
+    return path
