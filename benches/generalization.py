@@ -122,6 +122,18 @@ def malformed_set_for(items: list[str]) -> list[str]:
             if item.split(":", 1)[0] not in OBJECTIVES or "=" not in item.partition(":")[2]]
 
 
+def csv_rows(figures: list[tuple], args, seeds: int) -> list[dict]:
+    """The CSV rows of ``figures`` ((world, model, figure, Estimate) tuples). Their
+    ``overrides`` holds every override of the runs, --set-for's as OBJECTIVE:KEY=VALUE (they
+    were once left out, and rows of two dislike weights could not be told apart)."""
+    stamp = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    overrides = " ".join(args.set + args.set_for)
+    return [dict(time=stamp, world=world, model=model, figure=figure, mean=e.mean,
+                 ci_low=e.ci_low, ci_high=e.ci_high, seeds=seeds, overrides=overrides,
+                 machine=platform.node(), version=negrec.__version__)
+            for world, model, figure, e in figures]
+
+
 def overrides_for(args, objective: str) -> list[str]:
     """--set's for every model, then --set-for's of ``objective`` (the control is input_ntr)."""
     own = [item.split(":", 1)[1] for item in args.set_for if item.split(":", 1)[0] == objective]
@@ -417,15 +429,7 @@ def main() -> None:
         counts["loop_below"] += int(verdict.get("loop_below_positive_only", False))
         all_rows += [(wname, *row) for row in rows]
 
-    stamp = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-    # every override of the runs, --set-for's as OBJECTIVE:KEY=VALUE (they were once left out,
-    # and rows of two dislike weights could not be told apart)
-    overrides = " ".join(args.set + args.set_for)
-    append_csv(args.csv, [dict(time=stamp, world=wname, model=model, figure=figure, mean=e.mean,
-                               ci_low=e.ci_low, ci_high=e.ci_high, seeds=len(seeds),
-                               overrides=overrides, machine=platform.node(),
-                               version=negrec.__version__)
-                          for wname, model, figure, e in all_rows])
+    append_csv(args.csv, csv_rows(all_rows, args, len(seeds)))
     print(f"\n{time.perf_counter() - t_start:.0f} s in all")
     print(f"worlds={len(worlds)} worlds_beating_popularity={counts['beats_popular']} "
           f"worlds_ntr_beats_cluster_popularity={counts['beats_cluster_popularity']} "

@@ -180,3 +180,14 @@ def test_set_for_names_a_known_objective_and_a_key_value(bench):
     ns = argparse.Namespace(set=["a=1"], set_for=good)
     assert bench.overrides_for(ns, "input_ntr") == ["a=1", "objective.weights.dislike=60"]
     assert bench.overrides_for(ns, "input_only") == ["a=1"]
+
+
+def test_csv_rows_record_every_override_the_set_fors_included(bench):
+    from negrec.eval.stats import Estimate
+
+    ns = argparse.Namespace(set=["model.count_prior=true"],
+                            set_for=["input_ntr:objective.weights.dislike=60"])
+    rows = bench.csv_rows([("default", "input_ntr", "ndcg10_vs_popular", Estimate(0.1, 0.0, 0.2, 100))],
+                          ns, seeds=5)
+    assert rows[0]["overrides"] == "model.count_prior=true input_ntr:objective.weights.dislike=60"
+    assert (rows[0]["world"], rows[0]["seeds"], rows[0]["mean"]) == ("default", 5, 0.1)
