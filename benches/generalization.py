@@ -32,7 +32,9 @@ with simulated users; ml-100k branches the users' training histories at the mode
   python benches/generalization.py               # every world, 3 seeds (hours: docs/generalization.md)
 
 ``--set key=value`` changes the training configuration for every run (for trying a default
-before changing it; the headline figures use none). Appends to
+before changing it; the headline figures use none). ``--tune-dislike`` chooses input_ntr's dislike
+weight per seed on the validation events as ``negrec tune`` does (negrec.experiments.tuning),
+training input_ntr at every weight of its grid; the control trains at its seed's choice. Appends to
 bench_results/generalization.csv; the last line is
 ``worlds_beating_popularity=... worlds_ntr_beats_cluster_popularity=...
 worlds_ntr_lowers_dislike_exposure=... worlds_responsive_beyond_control=...
@@ -65,6 +67,7 @@ from negrec.eval.recommender import from_checkpoint, from_model
 from negrec.eval.stats import Estimate, hierarchical_ci, ratio_of_means
 from negrec.experiments.data import load_data
 from negrec.experiments.measure import HISTORY_SEED_OFFSET, LOOP_SEED_OFFSET
+from negrec.experiments.tuning import DISLIKE_WEIGHT_GRID, REFERENCE_OBJECTIVE, choose_dislike_weight
 from negrec.experiments.training import train_and_evaluate
 from negrec.files import append_csv
 from negrec.models.cluster_popularity import ClusterPopularity
@@ -104,15 +107,37 @@ def make_world(name: str, users_factor: float, events: int, holdout: int) -> Wor
     return World(name, spec, leave_last_out(log, holdout), sim)
 
 
-def run_config(world: World, name: str, seed: int, args) -> TrainConfig:
+def run_config(world: World, name: str, seed: int, args, dislike: float | None = None
+               ) -> TrainConfig:
     """What `negrec train --data ... --objective O --seed S` would run for model ``name`` (plus
-    --set's). The control is what `negrec train --placebo` trains: input_ntr on the training
-    events' feedback codes shuffled with the seed, stored as a placebo so `negrec
-    responsiveness --control` takes it."""
+    --set's; ``dislike``: the dislike weight, one of a --tune-dislike sweep). The control is
+    what `negrec train --placebo` trains: input_ntr on the training events' feedback codes
+    shuffled with the seed, stored as a placebo so `negrec responsiveness --control` takes it."""
     objective = "input_ntr" if name == CONTROL else name
     cfg = TrainConfig(data=world.spec, objective=objective, seed=seed, placebo=name == CONTROL)
-    return apply_overrides(cfg, overrides_for(args, objective) +
+    weight = [] if dislike is None else [f"objective.weights.dislike={dislike:g}"]
+    return apply_overrides(cfg, overrides_for(args, objective) + weight +
                            ["progress=false", "tensorboard=false"])
+
+
+def sets_dislike_weight(args) -> list[str]:
+    """The --set / --set-for items that set input_ntr's dislike weight (which --tune-dislike
+    chooses)."""
+    key = "objective.weights.dislike="
+    return [item for item in args.set if item.startswith(key)] + [
+        item for item in args.set_for
+        if item.split(":", 1)[0] == "input_ntr" and item.partition(":")[2].startswith(key)]
+
+
+def choose_per_seed(done: dict, seeds: list[int], resamples: int) -> dict:
+    """--tune-dislike: per seed, the dislike weight negrec tune's rule chooses on the
+    validation events (negrec.experiments.tuning.choose_dislike_weight: the largest whose
+    NDCG@10 is not significantly below positive_only's), from the measured runs ``done``
+    ({(seed, name, weight): figures}); returns {seed: WeightChoice}."""
+    return {seed: choose_dislike_weight(
+        done[(seed, REFERENCE_OBJECTIVE, None)]["valid_ndcg"],
+        {w: done[(seed, "input_ntr", w)]["valid_ndcg"] for w in DISLIKE_WEIGHT_GRID},
+        resamples=resamples, seed=seed) for seed in seeds}
 
 
 def malformed_set_for(items: list[str]) -> list[str]:
@@ -127,7 +152,9 @@ def csv_rows(figures: list[tuple], args, seeds: int) -> list[dict]:
     ``overrides`` holds every override of the runs, --set-for's as OBJECTIVE:KEY=VALUE (they
     were once left out, and rows of two dislike weights could not be told apart)."""
     stamp = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-    overrides = " ".join(args.set + args.set_for)
+    tuned = [f"tune_dislike={','.join(f'{w:g}' for w in DISLIKE_WEIGHT_GRID)}"] \
+        if getattr(args, "tune_dislike", False) else []
+    overrides = " ".join(args.set + args.set_for + tuned)
     return [dict(time=stamp, world=world, model=model, figure=figure, mean=e.mean,
                  ci_low=e.ci_low, ci_high=e.ci_high, seeds=seeds, overrides=overrides,
                  machine=platform.node(), version=negrec.__version__)
@@ -140,10 +167,12 @@ def overrides_for(args, objective: str) -> list[str]:
     return list(args.set) + own
 
 
-def measure(world: World, name: str, seed: int, args, out: Path, wait: bool = True) -> dict | None:
-    """Train one model (or the control) and return its per-user / per-history figures; None,
-    without ``wait``, when another process is training that run."""
-    config = run_config(world, name, seed, args)
+def measure(world: World, name: str, seed: int, args, out: Path, wait: bool = True,
+            dislike: float | None = None) -> dict | None:
+    """Train one model (or the control) and return its per-user / per-history figures (and its
+    per-user validation NDCG@10, from which --tune-dislike chooses); None, without ``wait``,
+    when another process is training that run."""
+    config = run_config(world, name, seed, args, dislike)
     t0 = time.perf_counter()
     with run_lock(out, wait) as locked:
         if not locked:
@@ -156,6 +185,8 @@ def measure(world: World, name: str, seed: int, args, out: Path, wait: bool = Tr
     ck = load_checkpoint(out / "best.pt")
     held = world.split.valid if args.split == "valid" else world.split.test
     test = evaluate(from_checkpoint(ck), held, ks=(10,), bootstrap=0)
+    valid = test if args.split == "valid" else evaluate(from_checkpoint(ck), world.split.valid,
+                                                       ks=(10,), bootstrap=0)
     sims = similarity(world, ck.model, ck.objective.inputs, ck.item_meta, args.histories, seed)
     loop = None
     if world.simulator is not None and args.loop_users > 0:
@@ -166,7 +197,7 @@ def measure(world: World, name: str, seed: int, args, out: Path, wait: bool = Tr
                            warmup_events=LOOP_WARMUP, seed=LOOP_SEED_OFFSET + seed,
                            bootstrap=0).per_user["dislike_rate"]
     return {"ndcg": test.per_user["ndcg@10"], "dexp": test.per_user["dislike_exposure@10"],
-            "sim": sims, "loop": loop, "best_epoch": metrics["train"]["best_epoch"],
+            "valid_ndcg": valid.per_user["ndcg@10"], "sim": sims, "loop": loop, "best_epoch": metrics["train"]["best_epoch"],
             "steps": metrics["train"]["steps"], "seconds": time.perf_counter() - t0}
 
 
@@ -326,6 +357,11 @@ def main() -> None:
                     help="training-config override for every run (experiments only)")
     ap.add_argument("--set-for", action="append", default=[], metavar="OBJECTIVE:KEY=VALUE",
                     help="override for one objective only (the control follows input_ntr)")
+    ap.add_argument("--tune-dislike", action="store_true",
+                    help="input_ntr's dislike weight chosen per seed on the validation events, "
+                         "as negrec tune chooses it: trains input_ntr at each of "
+                         f"{', '.join(f'{w:g}' for w in DISLIKE_WEIGHT_GRID)} (the control at "
+                         "its seed's chosen weight); needs positive_only")
     ap.add_argument("--no-control", action="store_true",
                     help="skip the placebo control (for tuning runs that do not measure it)")
     ap.add_argument("--loop-users", type=int,
@@ -370,9 +406,17 @@ def main() -> None:
     if bad:
         ap.error(f"--set-for: expected OBJECTIVE:KEY=VALUE with OBJECTIVE one of "
                  f"{list(OBJECTIVES)}; received {bad}")
+    if args.tune_dislike and not {"input_ntr", REFERENCE_OBJECTIVE} <= set(objectives):
+        ap.error(f"--tune-dislike chooses input_ntr's dislike weight against "
+                 f"{REFERENCE_OBJECTIVE}: --objectives needs both; received {objectives}")
+    if args.tune_dislike and sets_dislike_weight(args):
+        ap.error(f"--tune-dislike chooses input_ntr's dislike weight; received "
+                 f"{sets_dislike_weight(args)} as well (drop one)")
     control = "no control" if args.no_control else "+ control"
     print(f"worlds {worlds}; seeds {seeds}; objectives {objectives} {control}; overrides "
-          f"{args.set or 'none'}; per objective {args.set_for or 'none'}", flush=True)
+          f"{args.set or 'none'}; per objective {args.set_for or 'none'}"
+          + (f"; input_ntr's dislike weight chosen per seed from {list(DISLIKE_WEIGHT_GRID)}"
+             if args.tune_dislike else ""), flush=True)
 
     t_start = time.perf_counter()
     counts = {"beats_popular": 0, "beats_cluster_popularity": 0, "ntr_lowers": 0,
@@ -394,14 +438,15 @@ def main() -> None:
         runs: dict[str, list[dict]] = {o: [] for o in objectives + ([] if args.no_control else [CONTROL])}
 
         def attempt(job, wait):
-            seed, name = job
+            seed, name, dislike = job
             r = measure(world, name, seed, args, args.out / wname / f"seed{seed}" /
-                        f"{name}-{settings_tag(args, world, name)}", wait)
+                        f"{name}-{settings_tag(args, world, name, dislike)}", wait, dislike)
+            label = name if dislike is None else f"{name} w{dislike:g}"
             if r is None:
-                print(f"  seed {seed} {name:15s} another process is training it: measured last",
+                print(f"  seed {seed} {label:15s} another process is training it: measured last",
                       flush=True)
                 return None
-            print(f"  seed {seed} {name:15s} NDCG@10 {r['ndcg'].mean():.4f}  dislike exp.@10 "
+            print(f"  seed {seed} {label:15s} NDCG@10 {r['ndcg'].mean():.4f}  dislike exp.@10 "
                   f"{r['dexp'].mean():.4f}  responsiveness "
                   f"{100 * ratio_of_means(r['sim']['dislike'], r['sim']['positive']):+.1f}%  "
                   + (f"closed-loop dislikes {100 * r['loop'].mean():.2f}%  "
@@ -411,10 +456,28 @@ def main() -> None:
             return r
 
         # interleaved: every model of one seed, then the next seed; runs[name] in seed order
-        # (models are compared seed by seed)
-        done = measure_all([(seed, name) for seed in seeds for name in runs], attempt)
+        # (models are compared seed by seed). --tune-dislike: input_ntr at every weight, and
+        # the control once its seed's weight is chosen
+        models = [(name, None) for name in runs
+                  if not (args.tune_dislike and name in ("input_ntr", CONTROL))]
+        if args.tune_dislike:
+            models += [("input_ntr", w) for w in DISLIKE_WEIGHT_GRID]
+        done = measure_all([(seed, name, w) for seed in seeds for name, w in models], attempt)
+        if args.tune_dislike:
+            choices = choose_per_seed(done, seeds, args.bootstrap)
+            for seed, choice in choices.items():
+                done[(seed, "input_ntr", None)] = done[(seed, "input_ntr", choice.weight)]
+                print(f"  seed {seed} input_ntr: dislike weight {choice.weight:g} chosen on the "
+                      "validation events (NDCG@10 vs positive_only: " + ", ".join(
+                          f"w{w:g} {num(e)}" for w, e in choice.versus_reference.items())
+                      + ("" if choice.within_noise else "; none within noise: the smallest")
+                      + ")", flush=True)
+            if CONTROL in runs:
+                controls = measure_all([(seed, CONTROL, choices[seed].weight) for seed in seeds],
+                                       attempt)
+                done.update({(seed, CONTROL, None): r for (seed, _, _), r in controls.items()})
         for name in runs:
-            runs[name] = [done[(seed, name)] for seed in seeds]
+            runs[name] = [done[(seed, name, None)] for seed in seeds]
         lines, verdict, rows = summarize(world, runs, pop, cpop, args.bootstrap)
         print(f"-- {wname} (intervals: 95%, over seeds and users/histories)")
         print("\n".join(lines), flush=True)
@@ -438,11 +501,12 @@ def main() -> None:
           f"worlds_ntr_fewer_closed_loop_dislikes={counts['loop_below']}")
 
 
-def settings_tag(args, world: World, name: str) -> str:
+def settings_tag(args, world: World, name: str, dislike: float | None = None) -> str:
     """A short hash of the run's resolved training configuration (every default included, so
     a changed default gives new run folders; the seed is the folder's), the holdout and --tag.
     Changes of code that no configuration names are not seen: --tag them."""
-    text = json.dumps([run_config(world, name, 0, args).to_dict(), args.holdout, args.tag],
+    text = json.dumps([run_config(world, name, 0, args, dislike).to_dict(), args.holdout,
+                       args.tag],
                       sort_keys=True, default=repr)
     return hashlib.sha1(text.encode()).hexdigest()[:8]
 

@@ -9,6 +9,13 @@ from pathlib import Path
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
+#: Command-line options of a training run small enough for a test (seconds): a 60-user
+#: simulated log, a one-layer model of width 8, one epoch.
+TINY_TRAINING = ["--data", "simulated", "--sim-users", "60", "--sim-events", "15", "--no-progress",
+                 "--set", "data.sim_config={num_items: 100, num_clusters: 5, num_creators: 20}",
+                 "--set", "model.dim=8", "--set", "model.num_layers=1", "--set", "model.max_len=10",
+                 "--set", "tensorboard=false", "--set", "batch_size=16", "--epochs", "1"]
+
 
 def run_cli(*args: str, cwd: str | Path = "/", timeout: int = 600) -> subprocess.CompletedProcess:
     """``negrec ARGS`` in a fresh process (for what depends on the process: cwd, training), run
@@ -29,6 +36,15 @@ def run_cli_here(capsys, *args: str) -> tuple[int, str, str]:
         status = exc.code
     captured = capsys.readouterr()
     return status, captured.out, captured.err
+
+
+def assert_one_line_error(code: int, err: str, *needles: str) -> None:
+    """A command refused an input: exit status 2, one line on stderr (no traceback) holding
+    every ``needle``."""
+    assert code == 2, err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    for needle in needles:
+        assert needle in err, (needle, err)
 
 
 def assert_png(path: Path) -> None:

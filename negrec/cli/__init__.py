@@ -26,6 +26,7 @@ SUBCOMMANDS = {
     "data": ("negrec.cli.data_cmd", "inspect event logs (negrec data stats ...)"),
     "config": ("negrec.cli.config_cmd", "every configuration key, its default and meaning"),
     "train": ("negrec.cli.train_cmd", "train and evaluate a model (checkpoints, metrics.json)"),
+    "tune": ("negrec.cli.tune_cmd", "choose the dislike weight on validation events (trains several)"),
     "evaluate": ("negrec.cli.evaluate_cmd", "offline metrics of a checkpoint"),
     "recommend": ("negrec.cli.recommend_cmd", "top-K items for a history"),
     "responsiveness": ("negrec.cli.responsiveness_cmd",

@@ -38,7 +38,8 @@ NO_PROGRESS = Flag("progress", ("--no-progress",), dest="no_progress", negate=Tr
 RESUME_FLAGS = ("epochs", "max_minutes")
 
 
-def add_arguments(p: argparse.ArgumentParser) -> None:
+def add_arguments(p: argparse.ArgumentParser, *,
+                  resume_help: str = "continue the run in OUT from OUT/last.pt") -> None:
     from negrec.train.config import TrainConfig
 
     p.add_argument("--config", help="YAML config (defaults for anything it does not set)")
@@ -47,7 +48,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override any config key, e.g. --set optim.lr=3e-3 (repeatable)")
     run = p.add_mutually_exclusive_group()
-    run.add_argument("--resume", action="store_true", help="continue the run in OUT from OUT/last.pt")
+    run.add_argument("--resume", action="store_true", help=resume_help)
     run.add_argument("--overwrite", action="store_true",
                      help="delete the run already in OUT (checkpoints, config.yaml, metrics.csv, "
                           "metrics.json, tensorboard/) and start a new one")
@@ -55,7 +56,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_source_arguments(p, required=False)
 
 
-def _given(args: argparse.Namespace) -> list[tuple[Flag, object]]:
+def given_train_flags(args: argparse.Namespace) -> list[tuple[Flag, object]]:
     from negrec.train.config import TrainConfig
 
     return given_flags(args, TrainConfig, TRAIN_FLAGS, defaults=False)
@@ -65,7 +66,7 @@ def _overrides(args: argparse.Namespace) -> list[tuple[str, str]]:
     """(what the user typed, ``key=value``) for every configuration change asked for: the
     flags, then the --set's (which win), then --no-progress."""
     sets = [(f"{flag.option_strings[0]} {value}", f"{flag.key}={value}")
-            for flag, value in _given(args)]
+            for flag, value in given_train_flags(args)]
     sets += [(f"--set {item}", item) for item in args.set]
     if args.no_progress:
         sets.append(("--no-progress", "progress=false"))
@@ -100,7 +101,7 @@ def resume_config(args: argparse.Namespace):
 
     last = Path(args.out) / "last.pt"
     fixed = (["--config"] if args.config else []) + [
-        flag.option_strings[0] for flag, _ in _given(args) if flag.key not in RESUME_FLAGS
+        flag.option_strings[0] for flag, _ in given_train_flags(args) if flag.key not in RESUME_FLAGS
     ] + given_source_options(args)
     if fixed:
         raise CLIError(f"--resume continues {last} with the configuration stored in it; "

@@ -55,8 +55,8 @@ def test_run_folders_are_named_by_the_resolved_configuration(bench, monkeypatch)
     # trained with the old default for one of the new
     resolved = bench.run_config
 
-    def new_default(world, name, seed, args):
-        config = resolved(world, name, seed, args)
+    def new_default(world, name, seed, args, dislike=None):
+        config = resolved(world, name, seed, args, dislike)
         return dataclasses.replace(config, model=dataclasses.replace(config.model,
                                                                      dropout=dropout / 2))
 
@@ -191,3 +191,45 @@ def test_csv_rows_record_every_override_the_set_fors_included(bench):
                           ns, seeds=5)
     assert rows[0]["overrides"] == "model.count_prior=true input_ntr:objective.weights.dislike=60"
     assert (rows[0]["world"], rows[0]["seeds"], rows[0]["mean"]) == ("default", 5, 0.1)
+
+
+def test_a_swept_weight_is_the_run_a_set_for_of_that_weight_names(bench):
+    # --tune-dislike reuses the runs a --set-for input_ntr:objective.weights.dislike=W trained
+    # (and the other way round): the same resolved configuration, the same folder
+    w = world(bench)
+    swept = bench.settings_tag(args(), w, "input_ntr", 60.0)
+    set_for = argparse.Namespace(set=[], set_for=["input_ntr:objective.weights.dislike=60"],
+                                 holdout=5, tag="")
+    assert bench.settings_tag(set_for, w, "input_ntr") == swept
+    assert bench.settings_tag(args(), w, "input_ntr", 100.0) != swept
+    assert bench.run_config(w, "input_ntr", 0, args(), 60.0).objective.weights["dislike"] == 60.0
+
+
+def test_tune_dislike_chooses_per_seed_with_negrec_tunes_rule(bench):
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    ref = [rng.random(400) for _ in range(2)]
+    # seed 0: every weight level with the reference, so the largest; seed 1: the two larger
+    # weights cost 0.1 NDCG, far beyond the noise of 400 users, so the smallest
+    costs = {0: {20.0: 0.0, 60.0: 0.0, 100.0: 0.0}, 1: {20.0: 0.0, 60.0: 0.1, 100.0: 0.1}}
+    done = {(s, "positive_only", None): {"valid_ndcg": ref[s]} for s in (0, 1)}
+    done.update({(s, "input_ntr", w): {"valid_ndcg": ref[s] - c} for s in (0, 1)
+                 for w, c in costs[s].items()})
+    choices = bench.choose_per_seed(done, [0, 1], resamples=200)
+    assert (choices[0].weight, choices[1].weight) == (100.0, 20.0)
+    assert choices[1].within_noise and not choices[1].passes(60.0)
+
+
+def test_tune_dislike_is_refused_beside_a_set_dislike_weight(bench):
+    from negrec.eval.stats import Estimate
+
+    ns = argparse.Namespace(set=["objective.weights.dislike=5"],
+                            set_for=["input_ntr:objective.weights.dislike=60",
+                                     "input_only:objective.weights.dislike=7"])
+    assert bench.sets_dislike_weight(ns) == ["objective.weights.dislike=5",
+                                             "input_ntr:objective.weights.dislike=60"]
+    ns = argparse.Namespace(set=["model.count_prior=true"], set_for=[], tune_dislike=True)
+    rows = bench.csv_rows([("default", "input_ntr", "ndcg10_vs_popular", Estimate(0.1, 0.0, 0.2, 100))],
+                          ns, seeds=3)
+    assert rows[0]["overrides"] == "model.count_prior=true tune_dislike=20,60,100"

@@ -8,8 +8,10 @@ import pytest
 
 from helpers import run_cli, run_cli_here
 
+from negrec.cli import SUBCOMMANDS
 
-@pytest.mark.parametrize("cmd", ["train", "evaluate", "recommend", "data", "env"])
+
+@pytest.mark.parametrize("cmd", sorted(SUBCOMMANDS))
 def test_help(cmd, capsys):
     status, out, _ = run_cli_here(capsys, cmd, "--help")
     assert status == 0 and "usage: negrec" in out

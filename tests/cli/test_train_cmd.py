@@ -15,24 +15,16 @@ from pathlib import Path
 import pytest
 import yaml
 
+from helpers import TINY_TRAINING, assert_one_line_error
+
 from negrec.cli import main
 
-TINY = ["--data", "simulated", "--sim-users", "60", "--sim-events", "15", "--no-progress",
-        "--set", "data.sim_config={num_items: 100, num_clusters: 5, num_creators: 20}",
-        "--set", "model.dim=8", "--set", "model.num_layers=1", "--set", "model.max_len=10",
-        "--set", "tensorboard=false", "--set", "batch_size=16", "--epochs", "1"]
+TINY = TINY_TRAINING
 
 
 def train(capsys, out: Path, *args: str) -> tuple[int, str]:
     code = main(["train", "--out", str(out), *args])
     return code, capsys.readouterr().err
-
-
-def assert_one_line_error(code: int, err: str, *needles: str) -> None:
-    assert code == 2, err
-    assert err.count("\n") == 1 and "Traceback" not in err, err
-    for needle in needles:
-        assert needle in err, (needle, err)
 
 
 def metric_steps(out: Path) -> list[tuple[str, str, str]]:

@@ -24,7 +24,7 @@ from negrec.train.checkpoint import load_checkpoint
 from negrec.sim import SimConfig, Simulator
 from negrec.train import LossConfig, OptimConfig, TrainConfig, Trainer
 
-from helpers import run_cli_here
+from helpers import assert_one_line_error, run_cli_here
 
 SIM = dict(num_items=120, num_clusters=6, num_creators=20, num_users=80, events_per_user=20)
 
@@ -71,13 +71,6 @@ def write_1e30_into_the_item_table(path: Path) -> None:
 
 
 cli = run_cli_here
-
-
-def assert_one_line_error(code: int, err: str, *needles: str) -> None:
-    assert code == 2, err
-    assert err.count("\n") == 1 and "Traceback" not in err, err
-    for needle in needles:
-        assert needle in err, (needle, err)
 
 
 # ---- W7: the content checksum -------------------------------------------------------------------

@@ -1,0 +1,82 @@
+"""``negrec tune``: choose the dislike weight of the not-to-recommend term on validation events
+(negrec.experiments.tuning) and keep the chosen run."""
+
+from __future__ import annotations
+
+import argparse
+
+from negrec.cli import train_cmd
+
+DESCRIPTION = """Choose the not-to-recommend term's dislike weight for this log on its
+validation events. Trains positive_only (the reference) and --objective (default input_ntr) at
+every weight of --dislike-weights, with the same configuration otherwise (as negrec train
+would: --config, --set and the data options), and keeps the largest weight whose validation
+NDCG@10 is not significantly below positive_only's (paired 95% bootstrap interval over the
+validation users); when none passes, the smallest, said so. Costs one training per weight plus
+the reference. Test events are never used to choose.
+
+Writes under --out: one run folder per training (positive_only/, dislike_20/, ...), each as
+negrec train writes it; tune_plan.json (the configuration and weights); tune.json (every
+weight's validation figures, the choice, the chosen run's test metrics); chosen -> the chosen
+run's folder (evaluate it, recommend with it, or measure it: negrec responsiveness --checkpoint
+OUT/chosen/best.pt). docs/generalization.md says why the weight is chosen per log.
+
+examples:
+  negrec tune --data movielens --path ../shared/data/ml-100k --out runs/tune
+  negrec tune --data simulated --sim-preset mild_users --dislike-weights 10,30,100 --out runs/t
+  negrec tune --out runs/tune --resume        # continue a killed tuning run"""
+
+
+def _weights(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated numbers such as 20,60,100; got {text!r}") from None
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    from negrec.experiments.tuning import DISLIKE_WEIGHT_GRID
+
+    train_cmd.add_arguments(p, resume_help="continue the tuning run in OUT (tune_plan.json): "
+                                           "finished runs are kept, an interrupted one resumes")
+    p.add_argument("--dislike-weights", type=_weights, default=None,
+                   help="the dislike weights tried, comma-separated (default "
+                        f"{','.join(f'{w:g}' for w in DISLIKE_WEIGHT_GRID)})")
+
+
+def run(args: argparse.Namespace) -> int:
+    from negrec.cli.data_cmd import given_source_options, load_and_report
+    from negrec.cli.options import CLIError
+    from negrec.experiments.tuning import DISLIKE_WEIGHT_GRID, read_plan, tune_dislike_weight
+    from negrec.files import strict_json
+
+    if args.resume:
+        fixed = (["--config"] if args.config else []) + [
+            flag.option_strings[0] for flag, _ in train_cmd.given_train_flags(args)] + given_source_options(
+            args) + (["--set"] if args.set else []) + (
+            ["--dislike-weights"] if args.dislike_weights is not None else [])
+        if fixed:
+            raise CLIError(f"--resume continues the tuning run in {args.out} with the configuration "
+                           f"and weights of its tune_plan.json; {', '.join(fixed)} would change "
+                           "them: start a new tuning run instead (--overwrite or another --out)")
+        cfg, weights = read_plan(args.out)
+    else:
+        cfg = train_cmd.build_config(args)
+        weights = args.dislike_weights or DISLIKE_WEIGHT_GRID
+    log = load_and_report(cfg.data, "tune")
+    result = tune_dislike_weight(cfg, args.out, weights=weights, log=log, resume=args.resume,
+                                 overwrite=args.overwrite)
+    if result is None:  # a rank other than 0 of a torchrun job: rank 0 reports
+        return 0
+    t = result["test"]
+    print(strict_json({
+        "out": str(args.out), "chosen_weight": result["chosen_weight"],
+        "within_noise": result["within_noise"],
+        "valid_minus_positive_only": {
+            f"{trial['dislike_weight']:g}": [round(trial["minus_reference"][k], 4)
+                                             for k in ("mean", "ci_low", "ci_high")]
+            for trial in result["trials"]},
+        "test": {k: t[k] for k in ("ndcg@10", "recall@10", "dislike_exposure@10") if k in t},
+    }, indent=2))
+    return 0

@@ -1,0 +1,216 @@
+"""The dislike weight chosen on validation events: the not-to-recommend term's weight from a
+small grid, per log, by a rule that never trades ranking for fewer disliked items.
+
+Why: one weight does not serve every log. On MovieLens-100K a dislike weight of 60 costs
+NDCG@10 against ``positive_only`` (an interval excluding 0), while on the simulated worlds 60
+leaves one target unmet and 100 meets it at no ranking cost (docs/generalization_screening.md,
+"One dislike weight for every world?"). A weight's pull on the scores grows with the weight
+until it starts to push liked items down as well; where that happens depends on the log.
+
+The rule (:func:`choose_dislike_weight`): train ``positive_only`` (the reference) and the NTR
+objective at every weight of the grid; keep the **largest weight whose validation NDCG@10 is
+not significantly below the reference's** (the upper end of the paired 95% bootstrap interval
+over validation users of the difference is >= 0). When no weight passes, the smallest is
+kept and the choice says so. Only validation events are used: the test events stay unseen.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from negrec.data.feedback import Feedback
+from negrec.data.log import EventLog
+from negrec.data.split import Split, make_split
+from negrec.errors import UserError
+from negrec.eval.metrics import evaluate
+from negrec.eval.recommender import from_checkpoint
+from negrec.eval.stats import Estimate, hierarchical_ci
+from negrec.experiments.data import load_data
+from negrec.experiments.training import train_and_evaluate
+from negrec.files import write_json
+from negrec.progress import log as progress_log
+from negrec.train.checkpoint import load_checkpoint
+from negrec.train.config import TrainConfig
+from negrec.train.objectives import Term, get_objective
+from negrec.train.run_folder import check_run_folder
+
+__all__ = ["DISLIKE_WEIGHT_GRID", "REFERENCE_OBJECTIVE", "WeightChoice", "choose_dislike_weight",
+           "read_plan", "trial_folder", "tune_dislike_weight"]
+
+#: The dislike weights tried, ascending (the default weight, 20, first; 60 and 100 are the
+#: weights screened on the simulated worlds and ml-100k: docs/generalization_screening.md).
+DISLIKE_WEIGHT_GRID: tuple[float, ...] = (20.0, 60.0, 100.0)
+#: The objective whose validation NDCG@10 a weight must not fall significantly below.
+REFERENCE_OBJECTIVE = "positive_only"
+#: The plan of a tuning folder (its configuration and grid), written before the first training.
+PLAN_FILE = "tune_plan.json"
+#: The outcome: every weight's validation figures, the choice and the chosen run's test figures.
+RESULT_FILE = "tune.json"
+#: A link to the chosen weight's run folder.
+CHOSEN_LINK = "chosen"
+
+
+@dataclass
+class WeightChoice:
+    """The outcome of :func:`choose_dislike_weight`.
+
+    ``weight``: the chosen dislike weight; ``versus_reference``: per weight tried, the
+    validation NDCG@k difference to the reference (mean over users, paired 95% interval);
+    ``within_noise``: whether the chosen weight passed the rule (False: no weight did, and the
+    smallest was kept)."""
+
+    weight: float
+    versus_reference: dict[float, Estimate]
+    within_noise: bool
+
+    def passes(self, weight: float) -> bool:
+        return _passes(self.versus_reference[weight])
+
+
+def _passes(e: Estimate) -> bool:
+    # "not significantly below": the interval's upper end reaches 0 (a NaN interval, from a
+    # validation set too small to resample, counts as passing: nothing shows a cost)
+    return not e.ci_high < 0
+
+
+def _mean_difference(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.mean(a) - np.mean(b))
+
+
+def choose_dislike_weight(reference: np.ndarray, candidates: Mapping[float, np.ndarray], *,
+                          resamples: int = 1000, seed: int = 0) -> WeightChoice:
+    """The largest weight whose per-user validation metric is not significantly below the
+    reference's (module docstring).
+
+    ``reference``: float [U], the reference model's per-user validation NDCG@k;
+    ``candidates``: weight -> float [U], the same users in the same order. Each difference's
+    interval is a paired percentile bootstrap over users (``resamples`` draws from ``seed``)."""
+    if not candidates:
+        raise ValueError("choose_dislike_weight: no candidate weights")
+    reference = np.asarray(reference, np.float64)
+    versus = {}
+    for weight in sorted(candidates):
+        values = np.asarray(candidates[weight], np.float64)
+        if values.shape != reference.shape:
+            raise ValueError(f"choose_dislike_weight: weight {weight:g} has {values.shape[0]} "
+                             f"per-user values, the reference {reference.shape[0]}: the same "
+                             "validation users are expected")
+        versus[weight] = hierarchical_ci(_mean_difference, [(values, reference)],
+                                         resamples=resamples, seed=seed)
+    passing = [w for w, e in versus.items() if _passes(e)]
+    if passing:
+        return WeightChoice(max(passing), versus, True)
+    return WeightChoice(min(versus), versus, False)
+
+
+def trial_folder(weight: float) -> str:
+    """The run folder (inside the tuning folder) of the NTR objective at ``weight``."""
+    return f"dislike_{weight:g}"
+
+
+def _check_tunable(config: TrainConfig) -> None:
+    if config.objective.spec.terms.get(Feedback.DISLIKE) is not Term.NTR:
+        raise UserError(f"tuning the dislike weight needs an objective that trains dislikes with "
+                        f"the not-to-recommend term (input_ntr); got {config.objective.name}")
+    if config.placebo:
+        raise UserError("tuning the dislike weight needs the real feedback codes; got placebo "
+                        "true (train the control with negrec train --placebo at the chosen weight)")
+
+
+def _check_grid(weights: Sequence[float]) -> tuple[float, ...]:
+    grid = tuple(sorted(float(w) for w in weights))
+    if not grid or any(not np.isfinite(w) or w <= 0 for w in grid) or len(set(grid)) != len(grid):
+        raise UserError(f"dislike weights: expected distinct finite numbers > 0; got {list(weights)}")
+    return grid
+
+
+def tune_dislike_weight(config: TrainConfig, out_dir: str | Path, *,
+                        weights: Sequence[float] = DISLIKE_WEIGHT_GRID, log: EventLog | None = None,
+                        split: Split | None = None, resume: bool = False, overwrite: bool = False,
+                        resamples: int = 1000) -> dict | None:
+    """Trains the reference (``positive_only``, folder ``REFERENCE_OBJECTIVE``) and ``config``'s
+    NTR objective at every dislike weight of ``weights`` (folders :func:`trial_folder`), each a
+    :func:`~negrec.experiments.training.train_and_evaluate` run with ``config``'s other
+    settings on one split; chooses the weight on the validation events
+    (:func:`choose_dislike_weight`); writes ``tune.json`` and the link ``chosen`` (to the chosen
+    run's folder) and returns what tune.json holds. None on the other ranks of a torchrun job.
+
+    ``resume``: runs already evaluated are kept, an interrupted one continues from its last.pt,
+    the rest start (with the configuration and grid of the folder's ``tune_plan.json``: pass
+    the configuration read by :func:`read_plan`). ``overwrite``: every run starts over."""
+    _check_tunable(config)
+    grid = _check_grid(weights)
+    out = Path(out_dir)
+    runs = {REFERENCE_OBJECTIVE: dataclasses.replace(
+        config, objective=get_objective(REFERENCE_OBJECTIVE, config.objective.weights))}
+    for w in grid:
+        runs[trial_folder(w)] = dataclasses.replace(
+            config, objective=get_objective(config.objective.name,
+                                            {**config.objective.weights, "dislike": w}))
+    if not resume:
+        if (out / PLAN_FILE).exists() and not overwrite:
+            raise UserError(f"{out} already holds a tuning run ({PLAN_FILE}): continue it with "
+                            "--resume, or delete it and start over with --overwrite (or choose "
+                            "another --out)")
+        for name in runs:  # every folder checked before the first training
+            check_run_folder(out / name, resume=False, overwrite=overwrite)
+        out.mkdir(parents=True, exist_ok=True)
+        write_json(out / PLAN_FILE, {"config": config.to_dict(), "dislike_weights": list(grid)})
+    if split is None:
+        split = make_split(log if log is not None else load_data(config.data), config.split)
+    key = f"ndcg@{config.eval_k}"
+    valid: dict[str, np.ndarray] = {}
+    for name, cfg in runs.items():
+        folder = out / name
+        if resume and (folder / "metrics.json").exists():
+            progress_log.info("%s: trained and evaluated before, kept", folder)
+        else:
+            carry_on = resume and (folder / "last.pt").exists()
+            result = train_and_evaluate(cfg, folder, split=split, resume=carry_on,
+                                        overwrite=not carry_on)
+            if result is None:  # another rank of a torchrun job: rank 0 chooses
+                continue
+        best = load_checkpoint(folder / "best.pt")
+        valid[name] = evaluate(from_checkpoint(best), split.valid, ks=(config.eval_k,),
+                               bootstrap=0).per_user[key]
+    if not valid:
+        return None
+    choice = choose_dislike_weight(valid[REFERENCE_OBJECTIVE],
+                                   {w: valid[trial_folder(w)] for w in grid},
+                                   resamples=resamples, seed=config.seed)
+    chosen = trial_folder(choice.weight)
+    test = json.loads((out / chosen / "metrics.json").read_text())["test"]
+    result = {
+        "rule": f"the largest dislike weight whose validation {key} is not significantly below "
+                f"{REFERENCE_OBJECTIVE}'s (paired 95% bootstrap interval over users)",
+        "objective": config.objective.name,
+        "chosen_weight": choice.weight, "chosen_run": str((out / chosen).resolve()),
+        "within_noise": choice.within_noise,
+        "reference": {"run": REFERENCE_OBJECTIVE, f"valid_{key}": float(valid[REFERENCE_OBJECTIVE].mean())},
+        "trials": [{"dislike_weight": w, "run": trial_folder(w),
+                    f"valid_{key}": float(valid[trial_folder(w)].mean()),
+                    "minus_reference": dataclasses.asdict(choice.versus_reference[w]),
+                    "passes": choice.passes(w)} for w in grid],
+        "test": test,
+    }
+    write_json(out / RESULT_FILE, result)
+    link = out / CHOSEN_LINK
+    if link.is_symlink() or link.exists():
+        link.unlink()
+    link.symlink_to(chosen, target_is_directory=True)
+    return result
+
+
+def read_plan(out_dir: str | Path) -> tuple[TrainConfig, tuple[float, ...]]:
+    """The configuration and grid a tuning folder was started with (for ``resume``)."""
+    path = Path(out_dir) / PLAN_FILE
+    if not path.exists():
+        raise UserError(f"--resume: {path} not found (no tuning run to continue in {out_dir})")
+    plan = json.loads(path.read_text())
+    return TrainConfig.from_dict(plan["config"]), tuple(plan["dislike_weights"])
