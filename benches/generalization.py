@@ -132,8 +132,8 @@ def sets_dislike_weight(args) -> list[str]:
 def choose_per_seed(done: dict, seeds: list[int], resamples: int) -> dict:
     """--tune-dislike: per seed, the dislike weight negrec tune's rule chooses on the
     validation events (negrec.experiments.tuning.choose_dislike_weight: the largest whose
-    NDCG@10 is not significantly below positive_only's), from the measured runs ``done``
-    ({(seed, name, weight): figures}); returns {seed: WeightChoice}."""
+    NDCG@10 is neither significantly nor possibly more than 5% below positive_only's), from
+    the measured runs ``done`` ({(seed, name, weight): figures}); returns {seed: WeightChoice}."""
     return {seed: choose_dislike_weight(
         done[(seed, REFERENCE_OBJECTIVE, None)]["valid_ndcg"],
         {w: done[(seed, "input_ntr", w)]["valid_ndcg"] for w in DISLIKE_WEIGHT_GRID},
@@ -470,7 +470,7 @@ def main() -> None:
                 print(f"  seed {seed} input_ntr: dislike weight {choice.weight:g} chosen on the "
                       "validation events (NDCG@10 vs positive_only: " + ", ".join(
                           f"w{w:g} {num(e)}" for w, e in choice.versus_reference.items())
-                      + ("" if choice.within_noise else "; none within noise: the smallest")
+                      + ("" if choice.within_noise else "; none passes: the smallest")
                       + ")", flush=True)
             if CONTROL in runs:
                 controls = measure_all([(seed, CONTROL, choices[seed].weight) for seed in seeds],

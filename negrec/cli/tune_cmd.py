@@ -11,8 +11,9 @@ DESCRIPTION = """Choose the not-to-recommend term's dislike weight for this log 
 validation events. Trains positive_only (the reference) and --objective (default input_ntr) at
 every weight of --dislike-weights, with the same configuration otherwise (as negrec train
 would: --config, --set and the data options), and keeps the largest weight whose validation
-NDCG@10 is not significantly below positive_only's (paired 95% bootstrap interval over the
-validation users); when none passes, the smallest, said so. Costs one training per weight plus
+NDCG@10 is not significantly below positive_only's and not possibly more than 5% below it
+(paired 95% bootstrap interval over the validation users); when none passes, the smallest,
+said so. Costs one training per weight plus
 the reference. Test events are never used to choose.
 
 Writes under --out: one run folder per training (positive_only/, dislike_20/, ...), each as
