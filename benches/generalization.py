@@ -152,8 +152,8 @@ def csv_rows(figures: list[tuple], args, seeds: int) -> list[dict]:
     ``overrides`` holds every override of the runs, --set-for's as OBJECTIVE:KEY=VALUE (they
     were once left out, and rows of two dislike weights could not be told apart)."""
     stamp = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-    tuned = [f"tune_dislike={','.join(f'{w:g}' for w in DISLIKE_WEIGHT_GRID)}"] \
-        if getattr(args, "tune_dislike", False) else []
+    tuned = ([f"tune_dislike={','.join(f'{w:g}' for w in DISLIKE_WEIGHT_GRID)}"]
+             if args.tune_dislike else [])
     overrides = " ".join(args.set + args.set_for + tuned)
     return [dict(time=stamp, world=world, model=model, figure=figure, mean=e.mean,
                  ci_low=e.ci_low, ci_high=e.ci_high, seeds=seeds, overrides=overrides,
@@ -170,8 +170,8 @@ def overrides_for(args, objective: str) -> list[str]:
 def measure(world: World, name: str, seed: int, args, out: Path, wait: bool = True,
             dislike: float | None = None) -> dict | None:
     """Train one model (or the control) and return its per-user / per-history figures (and its
-    per-user validation NDCG@10, from which --tune-dislike chooses); None, without ``wait``,
-    when another process is training that run."""
+    per-user validation NDCG@10 with --tune-dislike, which chooses from it); None, without
+    ``wait``, when another process is training that run."""
     config = run_config(world, name, seed, args, dislike)
     t0 = time.perf_counter()
     with run_lock(out, wait) as locked:
@@ -185,8 +185,10 @@ def measure(world: World, name: str, seed: int, args, out: Path, wait: bool = Tr
     ck = load_checkpoint(out / "best.pt")
     held = world.split.valid if args.split == "valid" else world.split.test
     test = evaluate(from_checkpoint(ck), held, ks=(10,), bootstrap=0)
-    valid = test if args.split == "valid" else evaluate(from_checkpoint(ck), world.split.valid,
-                                                       ks=(10,), bootstrap=0)
+    valid = None
+    if args.tune_dislike:
+        valid = test if args.split == "valid" else evaluate(
+            from_checkpoint(ck), world.split.valid, ks=(10,), bootstrap=0)
     sims = similarity(world, ck.model, ck.objective.inputs, ck.item_meta, args.histories, seed)
     loop = None
     if world.simulator is not None and args.loop_users > 0:
@@ -197,7 +199,8 @@ def measure(world: World, name: str, seed: int, args, out: Path, wait: bool = Tr
                            warmup_events=LOOP_WARMUP, seed=LOOP_SEED_OFFSET + seed,
                            bootstrap=0).per_user["dislike_rate"]
     return {"ndcg": test.per_user["ndcg@10"], "dexp": test.per_user["dislike_exposure@10"],
-            "valid_ndcg": valid.per_user["ndcg@10"], "sim": sims, "loop": loop, "best_epoch": metrics["train"]["best_epoch"],
+            "valid_ndcg": None if valid is None else valid.per_user["ndcg@10"], "sim": sims,
+            "loop": loop, "best_epoch": metrics["train"]["best_epoch"],
             "steps": metrics["train"]["steps"], "seconds": time.perf_counter() - t0}
 
 
@@ -470,7 +473,7 @@ def main() -> None:
                 print(f"  seed {seed} input_ntr: dislike weight {choice.weight:g} chosen on the "
                       "validation events (NDCG@10 vs positive_only: " + ", ".join(
                           f"w{w:g} {num(e)}" for w, e in choice.versus_reference.items())
-                      + ("" if choice.within_noise else "; none passes: the smallest")
+                      + ("" if choice.passed else "; none passes: the smallest")
                       + ")", flush=True)
             if CONTROL in runs:
                 controls = measure_all([(seed, CONTROL, choices[seed].weight) for seed in seeds],

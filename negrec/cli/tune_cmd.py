@@ -13,8 +13,8 @@ every weight of --dislike-weights, with the same configuration otherwise (as neg
 would: --config, --set and the data options), and keeps the largest weight whose validation
 NDCG@10 is not significantly below positive_only's and not possibly more than 5% below it
 (paired 95% bootstrap interval over the validation users); when none passes, the smallest,
-said so. Costs one training per weight plus
-the reference. Test events are never used to choose.
+said so ("passed": false). Costs one training per weight plus the reference. Test events are
+never used to choose.
 
 Writes under --out: one run folder per training (positive_only/, dislike_20/, ...), each as
 negrec train writes it; tune_plan.json (the configuration and weights); tune.json (every
@@ -53,10 +53,10 @@ def run(args: argparse.Namespace) -> int:
     from negrec.files import strict_json
 
     if args.resume:
-        fixed = (["--config"] if args.config else []) + [
-            flag.option_strings[0] for flag, _ in train_cmd.given_train_flags(args)] + given_source_options(
-            args) + (["--set"] if args.set else []) + (
-            ["--dislike-weights"] if args.dislike_weights is not None else [])
+        fixed = ((["--config"] if args.config else [])
+                 + [flag.option_strings[0] for flag, _ in train_cmd.given_train_flags(args)]
+                 + given_source_options(args) + (["--set"] if args.set else [])
+                 + (["--dislike-weights"] if args.dislike_weights is not None else []))
         if fixed:
             raise CLIError(f"--resume continues the tuning run in {args.out} with the configuration "
                            f"and weights of its tune_plan.json; {', '.join(fixed)} would change "
@@ -73,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
     t = result["test"]
     print(strict_json({
         "out": str(args.out), "chosen_weight": result["chosen_weight"],
-        "within_noise": result["within_noise"],
+        "passed": result["passed"],
         "valid_minus_positive_only": {
             f"{trial['dislike_weight']:g}": [round(trial["minus_reference"][k], 4)
                                              for k in ("mean", "ci_low", "ci_high")]

@@ -68,12 +68,12 @@ class WeightChoice:
 
     ``weight``: the chosen dislike weight; ``versus_reference``: per weight tried, the
     validation NDCG@k difference to the reference (mean over users, paired 95% interval);
-    ``within_noise``: whether the chosen weight passed the rule (False: no weight did, and the
+    ``passed``: whether the chosen weight passed the rule (False: no weight did, and the
     smallest was kept); ``reference_mean``: the reference's mean validation NDCG@k."""
 
     weight: float
     versus_reference: dict[float, Estimate]
-    within_noise: bool
+    passed: bool
     reference_mean: float
 
     def passes(self, weight: float) -> bool:
@@ -96,8 +96,8 @@ def _mean_difference(a: np.ndarray, b: np.ndarray) -> float:
 
 def choose_dislike_weight(reference: np.ndarray, candidates: Mapping[float, np.ndarray], *,
                           resamples: int = 1000, seed: int = 0) -> WeightChoice:
-    """The largest weight whose per-user validation metric is not significantly below the
-    reference's (module docstring).
+    """The largest weight whose per-user validation metric is neither significantly nor
+    possibly more than :data:`RANKING_MARGIN` below the reference's (module docstring).
 
     ``reference``: float [U], the reference model's per-user validation NDCG@k;
     ``candidates``: weight -> float [U], the same users in the same order. Each difference's
@@ -182,15 +182,17 @@ def tune_dislike_weight(config: TrainConfig, out_dir: str | Path, *,
         folder = out / name
         if resume and (folder / "metrics.json").exists():
             progress_log.info("%s: trained and evaluated before, kept", folder)
-        else:
-            carry_on = resume and (folder / "last.pt").exists()
-            result = train_and_evaluate(cfg, folder, split=split, resume=carry_on,
-                                        overwrite=not carry_on)
-            if result is None:  # another rank of a torchrun job: rank 0 chooses
-                continue
-        best = load_checkpoint(folder / "best.pt")
-        valid[name] = evaluate(from_checkpoint(best), split.valid, ks=(config.eval_k,),
-                               bootstrap=0).per_user[key]
+            # per-user figures are not stored: the kept run's best.pt is evaluated again
+            best = load_checkpoint(folder / "best.pt")
+            valid[name] = evaluate(from_checkpoint(best), split.valid, ks=(config.eval_k,),
+                                   bootstrap=0).per_user[key]
+            continue
+        carry_on = resume and (folder / "last.pt").exists()
+        result = train_and_evaluate(cfg, folder, split=split, resume=carry_on,
+                                    overwrite=not carry_on,
+                                    ks=tuple(sorted({10, 20, config.eval_k})))
+        if result is not None:  # None: another rank of a torchrun job (rank 0 chooses)
+            valid[name] = result["per_user"]["valid"][key]
     if not valid:
         return None
     choice = choose_dislike_weight(valid[REFERENCE_OBJECTIVE],
@@ -204,7 +206,7 @@ def tune_dislike_weight(config: TrainConfig, out_dir: str | Path, *,
                 f"rules out a cost above {RANKING_MARGIN:.0%} of it",
         "objective": config.objective.name,
         "chosen_weight": choice.weight, "chosen_run": str((out / chosen).resolve()),
-        "within_noise": choice.within_noise,
+        "passed": choice.passed,
         "reference": {"run": REFERENCE_OBJECTIVE, f"valid_{key}": float(valid[REFERENCE_OBJECTIVE].mean())},
         "trials": [{"dislike_weight": w, "run": trial_folder(w),
                     f"valid_{key}": float(valid[trial_folder(w)].mean()),

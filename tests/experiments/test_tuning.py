@@ -23,13 +23,13 @@ def per_user(seed: int, users: int = 500) -> np.ndarray:
     return np.random.default_rng(seed).random(users)
 
 
-def test_the_largest_weight_within_noise_of_the_reference_is_chosen():
+def test_the_largest_weight_that_passes_is_chosen():
     ref = per_user(0)
     noise = np.random.default_rng(1).normal(0, 0.01, ref.shape)
     noise -= noise.mean()  # differences of mean 0: their interval straddles 0
     choice = choose_dislike_weight(ref, {20.0: ref + 0.01, 60.0: ref + noise, 100.0: ref - 0.1},
                                    resamples=300)
-    assert choice.weight == 60.0 and choice.within_noise
+    assert choice.weight == 60.0 and choice.passed
     assert choice.passes(20.0) and choice.passes(60.0) and not choice.passes(100.0)
     cost = choice.versus_reference[100.0]
     assert cost.mean == pytest.approx(-0.1) and cost.ci_high < 0 and cost.n == 500
@@ -46,7 +46,7 @@ def test_when_every_weight_costs_ranking_the_smallest_is_kept_and_said_so():
     ref = per_user(3)
     choice = choose_dislike_weight(ref, {w: ref - 0.05 * w / 20 for w in (20.0, 60.0, 100.0)},
                                    resamples=300)
-    assert choice.weight == 20.0 and not choice.within_noise
+    assert choice.weight == 20.0 and not choice.passed
 
 
 def test_a_wide_interval_that_takes_in_a_large_cost_does_not_pass():
