@@ -32,9 +32,11 @@ with simulated users; ml-100k branches the users' training histories at the mode
   python benches/generalization.py               # every world, 3 seeds (hours: docs/generalization.md)
 
 ``--set key=value`` changes the training configuration for every run (for trying a default
-before changing it; the headline figures use none). ``--tune-dislike`` chooses input_ntr's dislike
-weight per seed on the validation events as ``negrec tune`` does (negrec.experiments.tuning),
-training input_ntr at every weight of its grid; the control trains at its seed's choice. Appends to
+before changing it; the headline figures use none). input_ntr's dislike weight is, by default
+(``objective.weights.dislike: auto``), chosen per seed on the validation events as ``negrec
+train`` / ``negrec tune`` choose it (negrec.experiments.tuning), training input_ntr at every
+weight of the grid; the control trains at its seed's choice. A dislike weight given with --set /
+--set-for trains input_ntr at that weight only. Appends to
 bench_results/generalization.csv; the last line is
 ``worlds_beating_popularity=... worlds_ntr_beats_cluster_popularity=...
 worlds_ntr_lowers_dislike_exposure=... worlds_responsive_beyond_control=...
@@ -110,7 +112,7 @@ def make_world(name: str, users_factor: float, events: int, holdout: int) -> Wor
 def run_config(world: World, name: str, seed: int, args, dislike: float | None = None
                ) -> TrainConfig:
     """What `negrec train --data ... --objective O --seed S` would run for model ``name`` (plus
-    --set's; ``dislike``: the dislike weight, one of a --tune-dislike sweep). The control is
+    --set's; ``dislike``: the dislike weight, one of the sweep of an auto weight). The control is
     what `negrec train --placebo` trains: input_ntr on the training events' feedback codes
     shuffled with the seed, stored as a placebo so `negrec responsiveness --control` takes it."""
     objective = "input_ntr" if name == CONTROL else name
@@ -120,17 +122,15 @@ def run_config(world: World, name: str, seed: int, args, dislike: float | None =
                            ["progress=false", "tensorboard=false"])
 
 
-def sets_dislike_weight(args) -> list[str]:
-    """The --set / --set-for items that set input_ntr's dislike weight (which --tune-dislike
-    chooses)."""
-    key = "objective.weights.dislike="
-    return [item for item in args.set if item.startswith(key)] + [
-        item for item in args.set_for
-        if item.split(":", 1)[0] == "input_ntr" and item.partition(":")[2].startswith(key)]
+def chooses_dislike_weight(args) -> bool:
+    """Whether input_ntr's dislike weight, with the --set / --set-for's, is auto (the default):
+    chosen per seed on the validation events from the grid."""
+    return apply_overrides(TrainConfig(objective="input_ntr"),
+                           overrides_for(args, "input_ntr")).objective.chooses_dislike_weight
 
 
 def choose_per_seed(done: dict, seeds: list[int], resamples: int) -> dict:
-    """--tune-dislike: per seed, the dislike weight negrec tune's rule chooses on the
+    """Per seed, the dislike weight (auto) negrec tune's rule chooses on the
     validation events (negrec.experiments.tuning.choose_dislike_weight: the largest whose
     NDCG@10 is neither significantly nor possibly more than 5% below positive_only's), from
     the measured runs ``done`` ({(seed, name, weight): figures}); returns {seed: WeightChoice}."""
@@ -170,7 +170,7 @@ def overrides_for(args, objective: str) -> list[str]:
 def measure(world: World, name: str, seed: int, args, out: Path, wait: bool = True,
             dislike: float | None = None) -> dict | None:
     """Train one model (or the control) and return its per-user / per-history figures (and its
-    per-user validation NDCG@10 with --tune-dislike, which chooses from it); None, without
+    per-user validation NDCG@10 when the dislike weight is auto, which chooses from it); None, without
     ``wait``, when another process is training that run."""
     config = run_config(world, name, seed, args, dislike)
     t0 = time.perf_counter()
@@ -360,11 +360,6 @@ def main() -> None:
                     help="training-config override for every run (experiments only)")
     ap.add_argument("--set-for", action="append", default=[], metavar="OBJECTIVE:KEY=VALUE",
                     help="override for one objective only (the control follows input_ntr)")
-    ap.add_argument("--tune-dislike", action="store_true",
-                    help="input_ntr's dislike weight chosen per seed on the validation events, "
-                         "as negrec tune chooses it: trains input_ntr at each of "
-                         f"{', '.join(f'{w:g}' for w in DISLIKE_WEIGHT_GRID)} (the control at "
-                         "its seed's chosen weight); needs positive_only")
     ap.add_argument("--no-control", action="store_true",
                     help="skip the placebo control (for tuning runs that do not measure it)")
     ap.add_argument("--loop-users", type=int,
@@ -409,12 +404,11 @@ def main() -> None:
     if bad:
         ap.error(f"--set-for: expected OBJECTIVE:KEY=VALUE with OBJECTIVE one of "
                  f"{list(OBJECTIVES)}; received {bad}")
+    args.tune_dislike = chooses_dislike_weight(args)
     if args.tune_dislike and not {"input_ntr", REFERENCE_OBJECTIVE} <= set(objectives):
-        ap.error(f"--tune-dislike chooses input_ntr's dislike weight against "
-                 f"{REFERENCE_OBJECTIVE}: --objectives needs both; received {objectives}")
-    if args.tune_dislike and sets_dislike_weight(args):
-        ap.error(f"--tune-dislike chooses input_ntr's dislike weight; received "
-                 f"{sets_dislike_weight(args)} as well (drop one)")
+        ap.error(f"input_ntr's dislike weight is auto, chosen against {REFERENCE_OBJECTIVE}: "
+                 f"--objectives needs both; received {objectives} (or give the weight: "
+                 "--set-for input_ntr:objective.weights.dislike=W)")
     control = "no control" if args.no_control else "+ control"
     print(f"worlds {worlds}; seeds {seeds}; objectives {objectives} {control}; overrides "
           f"{args.set or 'none'}; per objective {args.set_for or 'none'}"
@@ -459,7 +453,7 @@ def main() -> None:
             return r
 
         # interleaved: every model of one seed, then the next seed; runs[name] in seed order
-        # (models are compared seed by seed). --tune-dislike: input_ntr at every weight, and
+        # (models are compared seed by seed). An auto dislike weight: input_ntr at every weight, and
         # the control once its seed's weight is chosen
         models = [(name, None) for name in runs
                   if not (args.tune_dislike and name in ("input_ntr", CONTROL))]

@@ -9,9 +9,22 @@ from pathlib import Path
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
+
+def one_model_objective(name: str = "input_ntr"):
+    """Objective ``name`` with the dislike weight given (:data:`ONE_DISLIKE_WEIGHT`), so that
+    a configuration of it trains one model."""
+    from negrec.train.objectives import Objective
+
+    return Objective(name, {"dislike": ONE_DISLIKE_WEIGHT})
+
+#: A dislike weight given, for tests that train one model (the default, auto, chooses it by
+#: training several: tests of that choice leave it out).
+ONE_DISLIKE_WEIGHT = 20.0
+
 #: Command-line options of a training run small enough for a test (seconds): a 60-user
-#: simulated log, a one-layer model of width 8, one epoch.
+#: simulated log, a one-layer model of width 8, one epoch, one model (the dislike weight given).
 TINY_TRAINING = ["--data", "simulated", "--sim-users", "60", "--sim-events", "15", "--no-progress",
+                 "--set", f"objective.weights.dislike={ONE_DISLIKE_WEIGHT:g}",
                  "--set", "data.sim_config={num_items: 100, num_clusters: 5, num_creators: 20}",
                  "--set", "model.dim=8", "--set", "model.num_layers=1", "--set", "model.max_len=10",
                  "--set", "tensorboard=false", "--set", "batch_size=16", "--epochs", "1"]

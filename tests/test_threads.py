@@ -244,10 +244,11 @@ def test_importing_and_using_negrec_changes_neither_threads_nor_environment(ml10
         from negrec.data import leave_one_out, load_movielens
         from negrec.models import ModelConfig
         from negrec.train import TrainConfig, Trainer
+        from negrec.train.objectives import Objective
         negrec.threads.resolve_policy(); negrec.threads.available_cpus()
         negrec.threads.report(); negrec.env.environment()
         split = leave_one_out(load_movielens({str(ml100k_dir)!r}))
-        cfg = TrainConfig(model=ModelConfig(dim=8, num_layers=1, max_len=10), objective="input_ntr",
+        cfg = TrainConfig(model=ModelConfig(dim=8, num_layers=1, max_len=10), objective=Objective("input_ntr", {{"dislike": 20}}),
                           epochs=1, max_steps=2, batch_size=32, eval_every=0, progress=False,
                           tensorboard=False, collate_threads=2)
         Trainer(cfg, split.train, {str(tmp_path / "run")!r}).fit()

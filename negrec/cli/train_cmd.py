@@ -15,6 +15,15 @@ validation ran), last.pt, config.yaml (the full resolved config), metrics.csv (t
 curve), metrics.json (validation and test metrics: ndcg@10, recall@10, mrr,
 dislike_exposure@10, hr_gap@10, with 95% intervals and user counts).
 
+An objective with the not-to-recommend term (input_ntr, the default) has its dislike weight
+chosen for the log by default (objective.weights.dislike auto), as negrec tune chooses it:
+positive_only and the objective are trained at each weight of negrec tune's grid (negrec tune
+--help) into OUT/positive_only, OUT/dislike_20, ..., and the largest weight whose validation
+NDCG@10 is neither significantly nor possibly more than 5% below positive_only's is kept
+(OUT/tune.json; OUT/best.pt, config.yaml and metrics.json link to the chosen run's; --resume continues
+an interrupted sweep). That costs a training per weight and one more; --set
+objective.weights.dislike=W trains one model at W.
+
 An --out that already holds a run is refused: continue it with --resume, or start over with
 --overwrite. --resume continues from OUT/last.pt with the configuration stored in it; only
 --epochs, --max-minutes, --no-progress and --set epochs=/max_steps=/max_minutes=/progress= may
@@ -24,6 +33,8 @@ examples:
   negrec train --data movielens --path ../shared/data/ml-100k --objective input_ntr --out runs/ntr
   negrec train --config my.yaml --set optim.lr=3e-3 --set model.kind=gru --out runs/gru
   negrec train --data simulated --epochs 5 --out runs/sim --set objective.weights.dislike=50
+  negrec train --data movielens --path ../shared/data/ml-100k --placebo --out runs/placebo \
+      --set objective.weights.dislike=20   # a control, at the weight runs/ntr/tune.json chose
   negrec train --out runs/ntr --resume                # continue a killed run
   negrec train --out runs/ntr --resume --epochs 40    # train a finished run for longer"""
 
@@ -122,11 +133,25 @@ def resume_config(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
+    from negrec.cli.options import CLIError
     from negrec.experiments.training import train_and_evaluate
+    from negrec.experiments.tuning import is_tuning_folder
     from negrec.files import strict_json
+    from negrec.train.objectives import DISLIKE_WEIGHT_GRID
     from negrec.train.run_folder import check_run_folder
 
+    if args.resume and is_tuning_folder(args.out):  # a sweep (below) interrupted
+        return tune(args, None)
     cfg = resume_config(args) if args.resume else build_config(args)
+    if cfg.objective.chooses_dislike_weight:
+        # objective.weights.dislike auto (the default): the weight is chosen on the validation
+        # events by negrec tune's sweep, and OUT/best.pt is the chosen run's
+        if cfg.placebo:
+            raise CLIError("--placebo trains the control of one model and takes its dislike "
+                           "weight; got objective.weights.dislike auto: give the model's with "
+                           "--set objective.weights.dislike=W (a tuned run's tune.json has it "
+                           "as chosen_weight)")
+        return _tune(cfg, DISLIKE_WEIGHT_GRID, args)
     check_run_folder(args.out, resume=args.resume, overwrite=args.overwrite)  # before loading
     log = load_and_report(cfg.data, "train")  # the loader's summary line on stderr
     metrics = train_and_evaluate(cfg, args.out, log=log, resume=args.resume,
@@ -139,4 +164,56 @@ def run(args: argparse.Namespace) -> int:
     print(strict_json({"out": str(args.out), "objective": cfg.objective.name, "test": summary,
                        "train_seconds": round(metrics["train"]["train_seconds"], 1),
                        "targets_per_s": round(metrics["train"]["targets_per_s"])}, indent=2))
+    return 0
+
+
+def tune(args: argparse.Namespace, grid) -> int:
+    """``negrec tune`` (and ``negrec train --resume`` of a sweep): the tuning run of the
+    configuration the options give, over ``grid`` (None: the default grid), or with --resume
+    the one in --out continued."""
+    from negrec.cli.data_cmd import given_source_options
+    from negrec.cli.options import CLIError
+    from negrec.experiments.tuning import read_plan
+    from negrec.train.objectives import DISLIKE_WEIGHT_GRID
+
+    if args.resume:
+        fixed = ((["--config"] if args.config else [])
+                 + [flag.option_strings[0] for flag, _ in given_train_flags(args)]
+                 + given_source_options(args) + (["--set"] if args.set else [])
+                 + (["--dislike-weights"] if grid is not None else []))
+        if fixed:
+            raise CLIError(f"--resume continues the tuning run in {args.out} with the configuration "
+                           f"and weights of its tune_plan.json; {', '.join(fixed)} would change "
+                           "them: start a new tuning run instead (--overwrite or another --out)")
+        cfg, weights = read_plan(args.out)
+    else:
+        cfg = build_config(args)
+        weights = grid or DISLIKE_WEIGHT_GRID
+    return _tune(cfg, weights, args)
+
+
+def _tune(cfg, weights, args: argparse.Namespace) -> int:
+    """Runs (or, with --resume, continues) the tuning of ``cfg`` over ``weights`` in --out and
+    prints its summary."""
+    from pathlib import Path
+
+    from negrec.experiments.tuning import tune_dislike_weight
+    from negrec.files import strict_json
+
+    log = load_and_report(cfg.data, "tune")
+    result = tune_dislike_weight(cfg, args.out, weights=weights, log=log, resume=args.resume,
+                                 overwrite=args.overwrite)
+    if result is None:  # a rank other than 0 of a torchrun job: rank 0 reports
+        return 0
+    t = result["test"]
+    print(strict_json({
+        "out": str(args.out), "objective": result["objective"],
+        "chosen_weight": result["chosen_weight"], "passed": result["passed"],
+        "checkpoint": str(Path(args.out) / "best.pt"),
+        "valid_minus_positive_only": {
+            f"{trial['dislike_weight']:g}": [round(trial["minus_reference"][k], 4)
+                                             for k in ("mean", "ci_low", "ci_high")]
+            for trial in result["trials"]},
+        "test": {k: t[k] for k in ("ndcg@10", "recall@10", "dislike_exposure@10") if k in t},
+    }, indent=2))
     return 0

@@ -19,8 +19,10 @@ never used to choose.
 Writes under --out: one run folder per training (positive_only/, dislike_20/, ...), each as
 negrec train writes it; tune_plan.json (the configuration and weights); tune.json (every
 weight's validation figures, the choice, the chosen run's test metrics); chosen -> the chosen
-run's folder (evaluate it, recommend with it, or measure it: negrec responsiveness --checkpoint
-OUT/chosen/best.pt). docs/generalization.md says why the weight is chosen per log.
+run's folder, and best.pt, config.yaml and metrics.json -> its files (evaluate it, recommend with it, or
+measure it: negrec responsiveness --checkpoint OUT/best.pt). negrec train does the same by
+default (objective.weights.dislike auto) with the default grid. docs/generalization.md says
+why the weight is chosen per log.
 
 examples:
   negrec tune --data movielens --path ../shared/data/ml-100k --out runs/tune
@@ -47,37 +49,4 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from negrec.cli.data_cmd import given_source_options, load_and_report
-    from negrec.cli.options import CLIError
-    from negrec.experiments.tuning import DISLIKE_WEIGHT_GRID, read_plan, tune_dislike_weight
-    from negrec.files import strict_json
-
-    if args.resume:
-        fixed = ((["--config"] if args.config else [])
-                 + [flag.option_strings[0] for flag, _ in train_cmd.given_train_flags(args)]
-                 + given_source_options(args) + (["--set"] if args.set else [])
-                 + (["--dislike-weights"] if args.dislike_weights is not None else []))
-        if fixed:
-            raise CLIError(f"--resume continues the tuning run in {args.out} with the configuration "
-                           f"and weights of its tune_plan.json; {', '.join(fixed)} would change "
-                           "them: start a new tuning run instead (--overwrite or another --out)")
-        cfg, weights = read_plan(args.out)
-    else:
-        cfg = train_cmd.build_config(args)
-        weights = args.dislike_weights or DISLIKE_WEIGHT_GRID
-    log = load_and_report(cfg.data, "tune")
-    result = tune_dislike_weight(cfg, args.out, weights=weights, log=log, resume=args.resume,
-                                 overwrite=args.overwrite)
-    if result is None:  # a rank other than 0 of a torchrun job: rank 0 reports
-        return 0
-    t = result["test"]
-    print(strict_json({
-        "out": str(args.out), "chosen_weight": result["chosen_weight"],
-        "passed": result["passed"],
-        "valid_minus_positive_only": {
-            f"{trial['dislike_weight']:g}": [round(trial["minus_reference"][k], 4)
-                                             for k in ("mean", "ci_low", "ci_high")]
-            for trial in result["trials"]},
-        "test": {k: t[k] for k in ("ndcg@10", "recall@10", "dislike_exposure@10") if k in t},
-    }, indent=2))
-    return 0
+    return train_cmd.tune(args, args.dislike_weights)

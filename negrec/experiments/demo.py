@@ -102,7 +102,7 @@ class DemoConfig:
                                 {"skip": self.w_skip, "dislike": self.w_dislike}),
             model=ModelConfig(kind=self.model, dim=self.dim, num_layers=self.num_layers,
                               num_heads=2, dropout=0.1, max_len=50, cluster_input=True,
-                              creator_input=True),
+                              creator_input=True, count_prior=False),
             loss=LossConfig(mode="sampled", sampler="uniform", num_negatives=128,
                             ntr_trains_candidates=self.ntr_trains_candidates,
                             ntr_sampler=self.ntr_sampler),

@@ -14,6 +14,7 @@ import dataclasses
 from pathlib import Path
 from typing import Callable, Sequence
 
+from negrec.data.feedback import Feedback
 from negrec.errors import UserError
 from negrec.eval.report import responsiveness_summary
 from negrec.experiments.measure import Measurement, MeasureSizes, measure, world_of
@@ -24,7 +25,7 @@ from negrec.experiments.training import train_and_evaluate
 from negrec.progress import stage
 from negrec.train.checkpoint import LoadedCheckpoint, load_checkpoint
 from negrec.train.data_spec import SIMULATED
-from negrec.train.objectives import Objective
+from negrec.train.objectives import Objective, Term
 from negrec.train.resume import stored_config
 
 __all__ = ["CONTROL_OBJECTIVE", "responsiveness_report", "train_controls"]
@@ -43,6 +44,12 @@ def train_controls(template: LoadedCheckpoint, seeds: int, out_dir: Path, *,
         base, objective=Objective(CONTROL_OBJECTIVE, dict(base.objective.weights)), placebo=True,
         progress=False, tensorboard=False)
     config.model.feedback_input = config.objective.inputs.codes
+    if config.objective.chooses_dislike_weight:
+        raise UserError(f"{template.path}: the placebo control takes the dislike weight of the "
+                        "model it controls, and this checkpoint's objective "
+                        f"({template.objective.name}) was trained without one (auto); give a "
+                        "checkpoint trained with the not-to-recommend term, or controls trained "
+                        "with negrec train --placebo --set objective.weights.dislike=W")
     paths = []
     for seed in range(seeds):
         folder = out_dir / f"seed{seed}"
@@ -53,6 +60,14 @@ def train_controls(template: LoadedCheckpoint, seeds: int, out_dir: Path, *,
                 train_and_evaluate(wanted, folder, ks=(10,), bootstrap=0, overwrite=True)
         paths.append(folder / "best.pt")
     return paths
+
+
+def _control_template(groups: dict[str, list[LoadedCheckpoint]]) -> LoadedCheckpoint:
+    """The checkpoint whose configuration the trained controls copy: the first one trained
+    with the control's dislike term (its weight is the one to control), else the first."""
+    cks = [ck for group in groups.values() for ck in group]
+    ntr = [ck for ck in cks if ck.objective.spec.terms.get(Feedback.DISLIKE) is Term.NTR]
+    return (ntr or cks)[0]
 
 
 def _finished_with(folder: Path, config) -> bool:
@@ -118,8 +133,8 @@ def responsiveness_report(checkpoints: Sequence[str | Path], sizes: MeasureSizes
     if control_cks:
         control_runs = _measure_all(control_cks, sizes, worlds, progress)
     elif train_control_seeds > 0:
-        first = next(iter(groups.values()))[0]
-        paths = train_controls(first, train_control_seeds, Path(out_dir) / "controls", echo=echo)
+        paths = train_controls(_control_template(groups), train_control_seeds,
+                               Path(out_dir) / "controls", echo=echo)
         control_runs = _measure_all([load_checkpoint(p) for p in paths], sizes, worlds, progress)
     else:
         notes.append("No placebo control (--train-controls 0): the responsiveness figures are "

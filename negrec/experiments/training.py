@@ -10,6 +10,7 @@ from pathlib import Path
 from negrec.data.log import EventLog
 from negrec.data.split import Split, make_split
 from negrec.data.transforms import permute_feedback
+from negrec.errors import UserError
 from negrec.eval.metrics import evaluate
 from negrec.eval.recommender import from_checkpoint, from_model
 from negrec.experiments.data import load_data
@@ -35,6 +36,13 @@ def train_and_evaluate(config: TrainConfig, out_dir: str | Path, *, log: EventLo
     train). ``resume`` / ``overwrite``: see :class:`~negrec.train.trainer.Trainer`. With
     ``config.placebo`` the model trains on the training events with their feedback codes
     shuffled (a control; evaluation is on the real held-out events)."""
+    if config.objective.chooses_dislike_weight:
+        raise UserError(
+            "objective.weights.dislike is auto, which is chosen on the validation events by "
+            "training several models (negrec.experiments.tuning.tune_dislike_weight; negrec train "
+            "does it); " + ("a placebo control takes the weight of the model it controls: give "
+                            "it (tune.json's chosen_weight)" if config.placebo else
+                            "to train one model, give the weight a number"))
     out = Path(out_dir)
     check_run_folder(out, resume=resume, overwrite=overwrite)  # before loading the data
     if split is None:

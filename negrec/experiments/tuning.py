@@ -39,15 +39,13 @@ from negrec.files import write_json
 from negrec.progress import log as progress_log
 from negrec.train.checkpoint import load_checkpoint
 from negrec.train.config import TrainConfig
-from negrec.train.objectives import Term, get_objective
-from negrec.train.run_folder import check_run_folder
+from negrec.train.distributed import process_rank
+from negrec.train.objectives import DISLIKE_WEIGHT_GRID, Term, get_objective
+from negrec.train.run_folder import check_run_folder, clear_run
 
 __all__ = ["DISLIKE_WEIGHT_GRID", "RANKING_MARGIN", "REFERENCE_OBJECTIVE", "WeightChoice", "choose_dislike_weight",
-           "read_plan", "trial_folder", "tune_dislike_weight"]
+           "is_tuning_folder", "read_plan", "trial_folder", "tune_dislike_weight"]
 
-#: The dislike weights tried, ascending (the default weight, 20, first; 60 and 100 are the
-#: weights screened on the simulated worlds and ml-100k: docs/generalization_screening.md).
-DISLIKE_WEIGHT_GRID: tuple[float, ...] = (20.0, 60.0, 100.0)
 #: The largest ranking cost a weight's interval may leave open, relative to the reference's
 #: validation NDCG (5%: the rule needs evidence that the cost is small, not only no evidence
 #: of a cost; see _passes).
@@ -60,6 +58,9 @@ PLAN_FILE = "tune_plan.json"
 RESULT_FILE = "tune.json"
 #: A link to the chosen weight's run folder.
 CHOSEN_LINK = "chosen"
+#: The chosen run's files also linked at the top of the tuning folder, so that OUT/best.pt is
+#: the model to use, as in a folder of negrec train without a sweep.
+CHOSEN_FILES = ("best.pt", "config.yaml", "metrics.json")
 
 
 @dataclass
@@ -150,8 +151,9 @@ def tune_dislike_weight(config: TrainConfig, out_dir: str | Path, *,
     NTR objective at every dislike weight of ``weights`` (folders :func:`trial_folder`), each a
     :func:`~negrec.experiments.training.train_and_evaluate` run with ``config``'s other
     settings on one split; chooses the weight on the validation events
-    (:func:`choose_dislike_weight`); writes ``tune.json`` and the link ``chosen`` (to the chosen
-    run's folder) and returns what tune.json holds. None on the other ranks of a torchrun job.
+    (:func:`choose_dislike_weight`); writes ``tune.json`` and the link ``chosen`` to the chosen
+    run's folder (``best.pt``, ``config.yaml`` and ``metrics.json`` link to its files) and
+    returns what tune.json holds. None on the other ranks of a torchrun job (they only train).
 
     ``resume``: runs already evaluated are kept, an interrupted one continues from its last.pt,
     the rest start (with the configuration and grid of the folder's ``tune_plan.json``: pass
@@ -165,15 +167,22 @@ def tune_dislike_weight(config: TrainConfig, out_dir: str | Path, *,
         runs[trial_folder(w)] = dataclasses.replace(
             config, objective=get_objective(config.objective.name,
                                             {**config.objective.weights, "dislike": w}))
+    # under torchrun only rank 0 checks and writes the tuning folder's own files (the other
+    # ranks would find rank 0's plan when they share --out); every rank checks the run folders
+    # (before its first Trainer: rank 0 writes in them only once every rank has joined)
+    main = process_rank() == 0
     if not resume:
-        if (out / PLAN_FILE).exists() and not overwrite:
+        if main and (out / PLAN_FILE).exists() and not overwrite:
             raise UserError(f"{out} already holds a tuning run ({PLAN_FILE}): continue it with "
                             "--resume, or delete it and start over with --overwrite (or choose "
                             "another --out)")
-        for name in runs:  # every folder checked before the first training
-            check_run_folder(out / name, resume=False, overwrite=overwrite)
-        out.mkdir(parents=True, exist_ok=True)
-        write_json(out / PLAN_FILE, {"config": config.to_dict(), "dislike_weights": list(grid)})
+        for folder in (*((out,) if main else ()), *(out / name for name in runs)):
+            check_run_folder(folder, resume=False, overwrite=overwrite)
+        if main:
+            if overwrite:
+                clear_run(out)  # a single run's files, or the links to an earlier choice
+            out.mkdir(parents=True, exist_ok=True)
+            write_json(out / PLAN_FILE, {"config": config.to_dict(), "dislike_weights": list(grid)})
     if split is None:
         split = make_split(log if log is not None else load_data(config.data), config.split)
     key = f"ndcg@{config.eval_k}"
@@ -181,6 +190,8 @@ def tune_dislike_weight(config: TrainConfig, out_dir: str | Path, *,
     for name, cfg in runs.items():
         folder = out / name
         if resume and (folder / "metrics.json").exists():
+            if not main:
+                continue
             progress_log.info("%s: trained and evaluated before, kept", folder)
             # per-user figures are not stored: the kept run's best.pt is evaluated again
             best = load_checkpoint(folder / "best.pt")
@@ -191,9 +202,9 @@ def tune_dislike_weight(config: TrainConfig, out_dir: str | Path, *,
         result = train_and_evaluate(cfg, folder, split=split, resume=carry_on,
                                     overwrite=not carry_on,
                                     ks=tuple(sorted({10, 20, config.eval_k})))
-        if result is not None:  # None: another rank of a torchrun job (rank 0 chooses)
+        if result is not None:  # None on the other ranks of a torchrun job
             valid[name] = result["per_user"]["valid"][key]
-    if not valid:
+    if not main:  # the other ranks of a torchrun job only train (rank 0 chooses)
         return None
     choice = choose_dislike_weight(valid[REFERENCE_OBJECTIVE],
                                    {w: valid[trial_folder(w)] for w in grid},
@@ -215,11 +226,21 @@ def tune_dislike_weight(config: TrainConfig, out_dir: str | Path, *,
         "test": test,
     }
     write_json(out / RESULT_FILE, result)
-    link = out / CHOSEN_LINK
+    _link(out / CHOSEN_LINK, chosen)
+    for name in CHOSEN_FILES:  # OUT/best.pt serves as a single run's would
+        _link(out / name, f"{chosen}/{name}")
+    return result
+
+
+def _link(link: Path, target: str) -> None:
     if link.is_symlink() or link.exists():
         link.unlink()
-    link.symlink_to(chosen, target_is_directory=True)
-    return result
+    link.symlink_to(target, target_is_directory=(link.parent / target).is_dir())
+
+
+def is_tuning_folder(out_dir: str | Path) -> bool:
+    """Whether ``out_dir`` holds a tuning run (finished or not)."""
+    return (Path(out_dir) / PLAN_FILE).exists()
 
 
 def read_plan(out_dir: str | Path) -> tuple[TrainConfig, tuple[float, ...]]:

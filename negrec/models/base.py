@@ -58,6 +58,10 @@ class SequentialRecommender(nn.Module, abc.ABC):
     def pad_item(self) -> int:
         return self.num_items
 
+    #: Whether the class implements ``model.count_prior`` (an automatic count prior is on only
+    #: for such a class).
+    has_count_prior: bool = False
+
     @classmethod
     def check_config(cls, config: ModelConfig) -> None:
         """Raises UserError when ``config`` cannot describe a model of this class (called by

@@ -4,7 +4,7 @@ kind (:mod:`negrec.models.registry`)."""
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 
 import numpy as np
 
@@ -23,11 +23,12 @@ def _kinds() -> tuple[str, ...]:
 class ModelConfig:
     """Architecture of a sequential recommender; each field's meaning is on its line
     (``negrec config model`` lists them). ``kind`` is a registered model (``"sasrec"``:
-    causal transformer, ``"gru"``); ``cluster_input`` / ``creator_input`` left ``None`` are
-    resolved by :meth:`for_items` when the model is built.
+    causal transformer, ``"gru"``); ``cluster_input`` / ``creator_input`` / ``count_prior``
+    left ``None`` are resolved by :meth:`for_items` when the model is built.
 
-    The defaults (a one-layer GRU, metadata inputs where the data has them) were chosen by
-    measurement across MovieLens-100K and several simulated worlds (docs/generalization.md).
+    The defaults (a one-layer GRU, metadata inputs and the count prior where the data has
+    them) were chosen by measurement across MovieLens-100K and several simulated worlds
+    (docs/generalization.md).
     """
 
     kind: str = field(default="gru", metadata={"help": "the model", "choices": _kinds})
@@ -43,9 +44,9 @@ class ModelConfig:
     chrono_init: bool = False  # gru: update-gate biases spread the units' memory log-uniformly over 1..chrono_max_memory events (docs/generalization_screening.md: better offline, worse in the closed loop)
     chrono_max_memory: int | None = None  # with chrono_init: the longest unit memory, in events (units spread log-uniformly over 1..this); null: max_len - 1
     history_mean: bool = False  # gru: add a learnt map (starting at zero) of the running mean of the history's event embeddings (the user's long-run taste) to the state (docs/generalization_screening.md: better on mild tastes, worse in the closed loop on three worlds)
-    count_prior: bool = False  # gru, items with clusters: add to each item's logit a learnt per-item score and the log shares of the history's positive and of its skipped / disliked events in the item's cluster, times learnt scales starting at 0 (docs/generalization_screening.md, "A count prior inside the model": far better offline on the simulated worlds, more loop dislikes; two targets lost on the test events)
-    count_prior_item_score: bool = True  # with count_prior: its learnt per-item score (false: the cluster terms only; docs/generalization_screening.md, "The count prior on the test events": the score cost ml-100k's ranking)
-    count_prior_recency: bool = False  # with count_prior: also, per cluster, decayed counts of the history's recent events and of its recent skipped / disliked ones (what a binge and a recent dislike leave), each times a learnt scale starting at 0 (docs/generalization_screening.md, "Why simulated users dislike, and counts of the recent past")
+    count_prior: bool | None = None  # items with clusters: add to each item's logit the log shares of the history's positive and of its skipped / disliked events in the item's cluster (and, with its options, a learnt per-item score and recent counts), times learnt scales starting at 0; null: on for a GRU whose items have clusters (docs/generalization.md, "The defaults since stop 44")
+    count_prior_item_score: bool = False  # with count_prior: also a learnt per-item score (docs/generalization_screening.md, "The count prior on the test events": it cost ml-100k's ranking)
+    count_prior_recency: bool = True  # with count_prior: also, per cluster, decayed counts of the history's recent events and of its recent skipped / disliked ones (what a binge and a recent dislike leave), each times a learnt scale starting at 0 (docs/generalization_screening.md, "Why simulated users dislike, and counts of the recent past")
     feedback_gain_rate: float | None = None  # how fast the feedback-code gains learn: gain = 1 + rate * (stored - 1), the stored value starting at 1; null: sqrt(dim), the item embeddings' rate (1: a plain parameter, as before 2026-12-03)
 
     def __post_init__(self) -> None:
@@ -66,9 +67,9 @@ class ModelConfig:
             if not 1 <= self.chrono_max_memory < self.max_len:
                 raise UserError(f"model.chrono_max_memory must be in [1, max_len - 1 = "
                                 f"{self.max_len - 1}] events; got {self.chrono_max_memory}")
-        for name, value, plain in (("count_prior_item_score", self.count_prior_item_score, True),
-                                   ("count_prior_recency", self.count_prior_recency, False)):
-            if value != plain and not self.count_prior:
+        for name in ("count_prior_item_score", "count_prior_recency"):
+            value, plain = getattr(self, name), _FIELD_DEFAULTS[name]
+            if value != plain and self.count_prior is False:
                 raise UserError(f"model.{name} shapes count_prior; it does nothing with "
                                 f"count_prior false (got {value}); set count_prior true or "
                                 f"{name} {str(plain).lower()}")
@@ -81,9 +82,10 @@ class ModelConfig:
             raise UserError(f"model.dropout must be in [0, 1); got {self.dropout}")
 
     def for_items(self, cluster: np.ndarray | None, creator: np.ndarray | None) -> "ModelConfig":
-        """This configuration with ``cluster_input`` / ``creator_input`` decided for items with
-        the given metadata ([V] int arrays, -1 = unknown; ``None``: the data has none): an
-        automatic (``None``) input is on when some item has a known value."""
+        """This configuration with ``cluster_input`` / ``creator_input`` / ``count_prior``
+        decided for items with the given metadata ([V] int arrays, -1 = unknown; ``None``: the
+        data has none): an automatic (``None``) input is on when some item has a known value;
+        an automatic count prior is on when the cluster input is and the model kind has one."""
         def decide(wanted: bool | None, values: np.ndarray | None, what: str) -> bool:
             present = values is not None and bool((np.asarray(values) >= 0).any())
             if wanted and not present:
@@ -91,8 +93,22 @@ class ModelConfig:
                                 f"{what}s; set it to null (automatic) or false")
             return present if wanted is None else bool(wanted)
 
-        return replace(self, cluster_input=decide(self.cluster_input, cluster, "cluster"),
+        from negrec.models.registry import model_class
+
+        cluster_input = decide(self.cluster_input, cluster, "cluster")
+        count_prior = self.count_prior
+        if count_prior is None:
+            count_prior = cluster_input and model_class(self.kind).has_count_prior
+        elif count_prior and not cluster_input:
+            raise UserError("model.count_prior is true but the model has no item clusters (item "
+                            "metadata with a cluster per item, and model.cluster_input not "
+                            "false); set it to null (automatic) or false")
+        return replace(self, cluster_input=cluster_input, count_prior=count_prior,
                        creator_input=decide(self.creator_input, creator, "creator"))
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+#: Every field's default (the count prior's options are checked against theirs).
+_FIELD_DEFAULTS = {f.name: f.default for f in fields(ModelConfig)}

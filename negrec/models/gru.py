@@ -30,6 +30,8 @@ class GRURec(SequentialRecommender):
     """GRU over the events (the reference paper's retrieval model is an RNN). Histories are
     packed, so padding never enters the recurrence, whatever the padding side."""
 
+    has_count_prior = True
+
     def __init__(self, config: ModelConfig, num_items: int, item_cluster=None, item_creator=None):
         super().__init__()
         self.config, self.num_items = config, num_items

@@ -304,6 +304,12 @@ def _is_union(hint) -> bool:
 
 
 def _as_type(hint, value) -> tuple[bool, Any]:
+    if _is_union(hint):  # inside a mapping (objective.weights: a number or auto)
+        for option in typing.get_args(hint):
+            ok, coerced = _as_type(option, value)
+            if ok:
+                return True, coerced
+        return False, None
     origin = typing.get_origin(hint) or hint
     if origin is bool:
         return isinstance(value, bool), value

@@ -22,6 +22,12 @@ __all__ = ["Ranks", "FINISH_TIMEOUT"]
 FINISH_TIMEOUT = timedelta(hours=24)
 
 
+def process_rank() -> int:
+    """This process's rank in a torchrun job (``RANK``; 0 without torchrun): what a caller
+    needs to know before a process group exists (rank 0 alone writes shared files)."""
+    return int(os.environ.get("RANK", "0"))
+
+
 class Ranks:
     """``world`` processes (``WORLD_SIZE``, 1 without torchrun), this one ``rank``; joins the
     process group when there are several (nccl on CUDA, else gloo), and leaves it when the
@@ -30,7 +36,7 @@ class Ranks:
 
     def __init__(self, device_name: str):
         self.world = int(os.environ.get("WORLD_SIZE", "1"))
-        self.rank = int(os.environ.get("RANK", "0"))
+        self.rank = process_rank()
         if self.world > 1 and not dist.is_initialized():
             backend = "nccl" if torch.cuda.is_available() and device_name != "cpu" else "gloo"
             dist.init_process_group(backend, timeout=timedelta(seconds=int(

@@ -17,7 +17,12 @@ they meant when they were written:
   uniformly) gets ``ntr_sampler: uniform``; a hand-written partial section gets the default;
 - a ``model`` section (or a checkpoint's ``model_config``) with every key of one of the layouts
   negrec wrote before ``model.feedback_gain_rate`` existed but not that one (the feedback gains
-  were plain parameters) gets ``feedback_gain_rate: 1.0``, which computes what it computed then.
+  were plain parameters) gets ``feedback_gain_rate: 1.0``, which computes what it computed then;
+- a whole model section (every key negrec has always written) without ``count_prior`` gets
+  ``count_prior: false`` (its default was false until stop 44, now automatic); one with
+  ``count_prior: true`` but without ``count_prior_item_score`` / ``count_prior_recency`` gets
+  the values they defaulted to then (true / false); with ``count_prior: false`` those options
+  (which did nothing) are dropped.
 """
 
 from __future__ import annotations
@@ -50,6 +55,10 @@ _MODEL_KEYS_BASE = ("kind", "dim", "num_layers", "num_heads", "dropout", "max_le
 MODEL_LAYOUTS_BEFORE_GAIN_RATE = (frozenset(_MODEL_KEYS_BASE),
                                   frozenset(_MODEL_KEYS_BASE + ("chrono_init",)),
                                   frozenset(_MODEL_KEYS_BASE + ("chrono_init", "chrono_max_memory")))
+#: The count prior's options before stop 44 (when count_prior became automatic and these
+#: defaults flipped): a whole model section with count_prior true but without one of them
+#: was trained with this value.
+COUNT_PRIOR_BEFORE_AUTO = {"count_prior_item_score": True, "count_prior_recency": False}
 #: Old simulator keys of the data section -> the SimConfig field they set.
 OLD_SIM_KEYS = {"sim_users": "num_users", "sim_events": "events_per_user"}
 
@@ -84,10 +93,23 @@ def migrate_config(values: Any) -> Any:
 
 def migrate_model(section: dict) -> dict:
     """A model section (or a checkpoint's ``model_config``) in today's layout (a new dict): one
-    written whole before ``feedback_gain_rate`` existed keeps the rate it was trained with (1)."""
-    if frozenset(section) in MODEL_LAYOUTS_BEFORE_GAIN_RATE:
-        return {**section, "feedback_gain_rate": 1.0}
-    return dict(section)
+    written whole before ``feedback_gain_rate`` existed keeps the rate it was trained with (1);
+    one written whole before the count prior's defaults changed (stop 44) keeps the prior it
+    was trained with (see :data:`COUNT_PRIOR_BEFORE_AUTO`)."""
+    out = dict(section)
+    if frozenset(out) in MODEL_LAYOUTS_BEFORE_GAIN_RATE:
+        out["feedback_gain_rate"] = 1.0
+    if not frozenset(_MODEL_KEYS_BASE) <= frozenset(out):
+        return out  # a hand-written section: its missing keys take today's defaults
+    if "count_prior" not in out:  # written before the count prior existed: none
+        out["count_prior"] = False
+    if out["count_prior"] is True:  # its options' defaults of the time it was written
+        for key, value in COUNT_PRIOR_BEFORE_AUTO.items():
+            out.setdefault(key, value)
+    elif out["count_prior"] is False:  # options that did nothing; today's defaults
+        for key in COUNT_PRIOR_BEFORE_AUTO:
+            out.pop(key, None)
+    return out
 
 
 def migrate_objective(stored: dict) -> dict:

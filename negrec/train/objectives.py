@@ -16,7 +16,9 @@ Terms: :attr:`Term.POSITIVE` trains ``-w log p`` (the softmax term, label +1),
 without a term is not a target. ``w`` is the objective's weight for that feedback type (a
 weight of 0 turns the term off). Weights are per feedback type, nested under the objective in
 the training configuration (``objective: {name: input_ntr, weights: {dislike: 50}}``); a weight
-not given takes :data:`DEFAULT_WEIGHTS`.
+not given takes :data:`DEFAULT_WEIGHTS`. The dislike weight may be :data:`AUTO` (the default): it is
+then chosen per log on validation events before training (:mod:`negrec.experiments.tuning`;
+``negrec train`` does so), so one model is never trained with it.
 
 Adding an objective: one :class:`ObjectiveSpec` entry in :data:`OBJECTIVES` (see
 docs/contributing.md).
@@ -34,7 +36,7 @@ from negrec.data.feedback import FEEDBACK_TYPES, Feedback
 from negrec.errors import UserError
 from negrec.models.inputs import ModelInputs
 
-__all__ = ["DEFAULT_WEIGHTS", "OBJECTIVES", "Objective", "ObjectiveSpec", "Term",
+__all__ = ["AUTO", "DEFAULT_WEIGHTS", "DISLIKE_WEIGHT_GRID", "OBJECTIVES", "Objective", "ObjectiveSpec", "Term",
            "get_objective"]
 
 
@@ -74,9 +76,19 @@ OBJECTIVES: dict[str, ObjectiveSpec] = {spec.name: spec for spec in (
                   "dislikes removed from the histories"),
 )}
 
+#: The weight that is chosen per log: the dislike weight set to this is chosen on the
+#: validation events from a small grid (negrec.experiments.tuning: one weight does not serve
+#: every log; docs/generalization.md, "The dislike weight chosen per log").
+AUTO = "auto"
 #: The weight of each feedback type's term when the configuration does not give one (the
 #: reasons: docs/objectives.md). Feedback types an objective has no term for ignore theirs.
-DEFAULT_WEIGHTS: dict[str, float] = {"positive": 1.0, "dislike": 20.0, "skip": 1.0}
+DEFAULT_WEIGHTS: dict[str, float | str] = {"positive": 1.0, "dislike": AUTO, "skip": 1.0}
+#: The feedback types whose weight may be AUTO (the ones the tuning chooses).
+AUTO_WEIGHTS = frozenset({"dislike"})
+#: The dislike weights an AUTO weight is chosen from, ascending (20 first: the weight of
+#: docs/objectives.md; 60 and 100, the weights screened on the simulated worlds and ml-100k:
+#: docs/generalization_screening.md).
+DISLIKE_WEIGHT_GRID: tuple[float, ...] = (20.0, 60.0, 100.0)
 
 _FEEDBACK_NAMES = tuple(f.label for f in FEEDBACK_TYPES)
 
@@ -93,7 +105,7 @@ class Objective:
 
     name: str = field(default="input_ntr", metadata={
         "help": "the training objective (docs/objectives.md)", "choices": lambda: tuple(OBJECTIVES)})
-    weights: dict[str, float] = field(default_factory=_default_weights)  # weight per feedback type: positive (r), dislike (w_dislike), skip (w_skip)
+    weights: dict[str, float | str] = field(default_factory=_default_weights)  # weight per feedback type: positive (r), dislike (w_dislike; auto: chosen per log on validation events, as negrec tune does), skip (w_skip)
 
     def __post_init__(self) -> None:
         if self.name not in OBJECTIVES:
@@ -103,10 +115,15 @@ class Objective:
             raise UserError(f"objective.weights: unknown feedback type {unknown[0]!r}; expected "
                             f"some of {', '.join(_FEEDBACK_NAMES)}")
         for key, value in self.weights.items():
+            if value == AUTO and key in AUTO_WEIGHTS:
+                continue
             if isinstance(value, bool) or not isinstance(value, (int, float)) \
                     or not math.isfinite(value) or value < 0:
-                raise UserError(f"objective weight {key} must be a finite number >= 0; got {value!r}")
-        self.weights = {**DEFAULT_WEIGHTS, **{k: float(v) for k, v in self.weights.items()}}
+                also = f" (or {AUTO})" if key in AUTO_WEIGHTS else ""
+                raise UserError(f"objective weight {key} must be a finite number >= 0{also}; got "
+                                f"{value!r}")
+        self.weights = {**DEFAULT_WEIGHTS, **{k: v if v == AUTO else float(v)
+                                              for k, v in self.weights.items()}}
 
     @property
     def spec(self) -> ObjectiveSpec:
@@ -117,8 +134,20 @@ class Objective:
         """What the model sees (the inference-side view)."""
         return self.spec.inputs
 
+    @property
+    def chooses_dislike_weight(self) -> bool:
+        """Whether the dislike weight is :data:`AUTO` and this objective has a term for
+        dislikes (its weight must be chosen before a model is trained; objectives without
+        the term ignore the weight)."""
+        return self.weights.get("dislike") == AUTO and Feedback.DISLIKE in self.spec.terms
+
     def weight(self, feedback: Feedback) -> float:
-        return self.weights.get(feedback.label, 0.0)
+        value = self.weights.get(feedback.label, 0.0)
+        if value == AUTO:
+            raise UserError(f"objective.weights.{feedback.label} is {AUTO}: it is chosen on the "
+                            "validation events before training (negrec train, negrec tune); "
+                            "to train one model, give it a number")
+        return value
 
     def targets(self) -> dict[Feedback, TargetRule]:
         """Feedback type -> collator rule (label and weight) of its target events; a term whose

@@ -194,7 +194,7 @@ def test_csv_rows_record_every_override_the_set_fors_included(bench):
 
 
 def test_a_swept_weight_is_the_run_a_set_for_of_that_weight_names(bench):
-    # --tune-dislike reuses the runs a --set-for input_ntr:objective.weights.dislike=W trained
+    # the sweep of an auto weight reuses the runs a --set-for input_ntr:objective.weights.dislike=W trained
     # (and the other way round): the same resolved configuration, the same folder
     w = world(bench)
     swept = bench.settings_tag(args(), w, "input_ntr", 60.0)
@@ -221,15 +221,17 @@ def test_tune_dislike_chooses_per_seed_with_negrec_tunes_rule(bench):
     assert choices[1].passed and not choices[1].passes(60.0)
 
 
-def test_tune_dislike_is_refused_beside_a_set_dislike_weight(bench):
+def test_the_dislike_weight_is_chosen_unless_a_set_gives_it(bench):
     from negrec.eval.stats import Estimate
 
-    ns = argparse.Namespace(set=["objective.weights.dislike=5"],
-                            set_for=["input_ntr:objective.weights.dislike=60",
-                                     "input_only:objective.weights.dislike=7"])
-    assert bench.sets_dislike_weight(ns) == ["objective.weights.dislike=5",
-                                             "input_ntr:objective.weights.dislike=60"]
-    ns = argparse.Namespace(set=["model.count_prior=true"], set_for=[], tune_dislike=True)
+    assert bench.chooses_dislike_weight(argparse.Namespace(set=[], set_for=[]))
+    for ns in (argparse.Namespace(set=["objective.weights.dislike=5"], set_for=[]),
+               argparse.Namespace(set=[], set_for=["input_ntr:objective.weights.dislike=60"])):
+        assert not bench.chooses_dislike_weight(ns)
+    # another objective's weight leaves input_ntr's auto
+    assert bench.chooses_dislike_weight(argparse.Namespace(
+        set=[], set_for=["input_only:objective.weights.dislike=7"]))
+    ns = argparse.Namespace(set=["model.count_prior=false"], set_for=[], tune_dislike=True)
     rows = bench.csv_rows([("default", "input_ntr", "ndcg10_vs_popular", Estimate(0.1, 0.0, 0.2, 100))],
                           ns, seeds=3)
-    assert rows[0]["overrides"] == "model.count_prior=true tune_dislike=20,60,100"
+    assert rows[0]["overrides"] == "model.count_prior=false tune_dislike=20,60,100"

@@ -66,7 +66,7 @@ def test_train_with_a_time_split_prints_validation_lines_and_evaluates_with_it(t
     proc = run_cli("train", "--data", "simulated", "--sim-users", "150", "--sim-events", "30",
                    "--epochs", "2", "--split", "time", "--out", str(out), "--no-progress",
                    "--set", "model.dim=8", "--set", "eval_min_steps=0",
-                   "--set", "optim.warmup_steps=1")
+                   "--set", "optim.warmup_steps=1", "--set", "objective.weights.dislike=20")
     assert proc.returncode == 0, proc.stderr[-2000:]
     lines = [l for l in proc.stderr.splitlines() if "validation ndcg@10" in l]
     assert len(lines) == 2 and lines[0].startswith("negrec: epoch 1/2: validation ndcg@10 ")

@@ -170,7 +170,8 @@ def test_train_logs_the_load_summary_and_evaluate_runs_from_elsewhere(tmp_path):
     _events_with_a_duplicate(tmp_path / "data" / "e.csv")
     proc = run_cli("train", "--data", "csv", "--path", "data/e.csv", "--feedback-col", "feedback",
                    "--epochs", "1", "--out", "run", "--no-progress", "--set", "model.dim=8",
-                   "--set", "model.num_layers=1", "--set", "tensorboard=false", cwd=tmp_path)
+                   "--set", "model.num_layers=1", "--set", "tensorboard=false",
+                   "--set", "objective.weights.dislike=20", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "negrec train: data: table:e.csv: read 241 rows, kept 241; " in proc.stderr
     assert f"noted 1: {DUPLICATES}" in proc.stderr
@@ -203,7 +204,8 @@ def test_data_paths_are_made_absolute(tmp_path, monkeypatch):
 
 TINY_TRAIN = ["--epochs", "1", "--no-progress", "--set", "max_steps=2", "--set", "model.dim=8",
               "--set", "model.num_layers=1", "--set", "model.max_len=10",
-              "--set", "tensorboard=false", "--set", "batch_size=16"]
+              "--set", "tensorboard=false", "--set", "batch_size=16",
+              "--set", "objective.weights.dislike=20"]
 
 
 def test_convert_then_stats_verify_and_train_on_the_store(tmp_path, capsys):

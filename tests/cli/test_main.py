@@ -21,7 +21,7 @@ def test_train_evaluate_recommend_end_to_end(tmp_path, capsys):
     out = tmp_path / "run"
     proc = run_cli("train", "--data", "simulated", "--sim-users", "200", "--sim-events", "30",
                    "--epochs", "2", "--out", str(out), "--no-progress", "--set", "model.dim=16",
-                   "--set", "model.num_layers=1")
+                   "--set", "model.num_layers=1", "--set", "objective.weights.dislike=20")
     assert proc.returncode == 0, proc.stderr[-2000:]
     m = json.loads((out / "metrics.json").read_text())
     for split in ("valid", "test"):

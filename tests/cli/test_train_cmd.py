@@ -47,6 +47,50 @@ def test_every_accepted_configuration_ends_with_metrics(tmp_path, capsys, limit)
     assert 0 <= metrics["test"]["ndcg@10"] <= 1
 
 
+# ---- the dislike weight chosen by default (objective.weights.dislike auto) ---------------------------
+
+#: TINY without its dislike weight: the default, auto.
+TINY_AUTO = [a for i, a in enumerate(TINY)
+             if not ("objective.weights.dislike=" in a or "objective.weights.dislike="
+                     in (TINY[i + 1] if i + 1 < len(TINY) else ""))]
+
+
+def test_train_chooses_the_dislike_weight_by_default_and_out_best_pt_is_the_choice(tmp_path, capsys):
+    from negrec.train.checkpoint import load_checkpoint
+    from negrec.train.objectives import DISLIKE_WEIGHT_GRID
+
+    assert len(TINY_AUTO) == len(TINY) - 2
+    out = tmp_path / "run"
+    code = main(["train", "--out", str(out), *TINY_AUTO])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    printed = json.loads(captured.out)
+    assert printed["chosen_weight"] in DISLIKE_WEIGHT_GRID and printed["objective"] == "input_ntr"
+    assert {f"dislike_{w:g}" for w in DISLIKE_WEIGHT_GRID} | {"positive_only", "tune.json"} <= {
+        p.name for p in out.iterdir()}
+    chosen = out / f"dislike_{printed['chosen_weight']:g}"
+    assert (out / "best.pt").resolve() == (chosen / "best.pt").resolve()
+    ck = load_checkpoint(out / "best.pt")  # the model to use, with its weight a number
+    assert ck.objective.weights["dislike"] == printed["chosen_weight"]
+    assert yaml.safe_load((out / "config.yaml").read_text())["objective"]["weights"][
+        "dislike"] == printed["chosen_weight"]
+    # the sweep is a run: refused again without --resume / --overwrite, continued with --resume
+    code, err = train(capsys, out, *TINY_AUTO)
+    assert_one_line_error(code, err, "already holds", "--resume", "--overwrite")
+    code = main(["train", "--out", str(out), "--resume"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert captured.err.count("evaluated before, kept") == 1 + len(DISLIKE_WEIGHT_GRID)
+    assert json.loads(captured.out)["chosen_weight"] == printed["chosen_weight"]
+
+
+def test_a_placebo_without_a_dislike_weight_is_refused_in_one_line(tmp_path, capsys):
+    code, err = train(capsys, tmp_path / "run", *TINY_AUTO, "--placebo")
+    assert_one_line_error(code, err, "--placebo", "objective.weights.dislike auto",
+                          "--set objective.weights.dislike=W")
+    assert not (tmp_path / "run").exists()
+
+
 # ---- S2: an existing run is refused unless --resume or --overwrite --------------------------------
 
 def test_training_over_an_existing_run_is_refused_and_overwrite_starts_over(tmp_path, capsys):

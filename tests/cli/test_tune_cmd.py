@@ -23,7 +23,11 @@ def test_tune_writes_every_run_and_prints_the_choice(tmp_path, capsys):
     assert set(printed["valid_minus_positive_only"]) == {"10", "30"}
     assert printed["chosen_weight"] in (10.0, 30.0)
     assert {p.name for p in out.iterdir()} == {"positive_only", "dislike_10", "dislike_30",
-                                              "chosen", "tune.json", "tune_plan.json"}
+                                              "chosen", "tune.json", "tune_plan.json",
+                                              "best.pt", "config.yaml", "metrics.json"}
+    chosen = f"dislike_{printed['chosen_weight']:g}"
+    assert (out / "best.pt").resolve() == (out / chosen / "best.pt").resolve()
+    assert printed["checkpoint"] == str(out / "best.pt")
     stored = json.loads((out / "tune.json").read_text())
     assert stored["chosen_weight"] == printed["chosen_weight"]
     assert printed["test"]["ndcg@10"] == stored["test"]["ndcg@10"]

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import torch
 
+from helpers import one_model_objective
 from negrec.data import (CollateConfig, Collator, EventLog, Feedback, HeldOut, ItemMeta,
                          PopularitySampler, UniformSampler, leave_last_out, leave_one_out,
                          time_split)
@@ -245,7 +246,8 @@ def test_a_short_training_run_and_its_metrics_equal_those_of_the_copied_parts(tm
                                            dropout=0.1, max_len=12),
                          loss=LossConfig(mode="sampled", sampler="popularity", num_negatives=32),
                          optim=OptimConfig(lr=3e-3, warmup_steps=2), epochs=2, batch_size=16,
-                         random_crop=True, progress=False, tensorboard=False, eval_every=0)
+                         random_crop=True, progress=False, tensorboard=False, eval_every=0,
+                         objective=one_model_objective())
     runs = []
     for name, part in (("view", split), ("copy", want)):
         trainer = Trainer(config, part.train, tmp_path / name)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 import negrec.experiments.responsiveness as responsiveness_module
+from helpers import one_model_objective
 from negrec.errors import UserError
 from negrec.experiments.measure import MeasureSizes
 from negrec.experiments.responsiveness import responsiveness_report
@@ -20,7 +21,7 @@ def tiny_checkpoint(tmp_path_factory):
     out = tmp_path_factory.mktemp("run")
     data = DataSpec(source="simulated", sim=preset("default", num_users=80, events_per_user=20))
     cfg = TrainConfig(data=data, epochs=1, progress=False, tensorboard=False,
-                      model=ModelConfig(dim=8))
+                      model=ModelConfig(dim=8), objective=one_model_objective())
     train_and_evaluate(cfg, out, bootstrap=0)
     return out / "best.pt"
 
@@ -51,3 +52,25 @@ def test_without_a_control_the_report_says_it_is_not_evidence(tiny_checkpoint, t
                                    out_dir=tmp_path)
     assert "control" not in report and "vs_control" not in report["objectives"]["input_ntr"]
     assert any("not evidence" in note for note in report["notes"])
+
+
+def test_trained_controls_take_the_dislike_weight_of_an_ntr_checkpoint(tiny_checkpoint, tmp_path):
+    """A control copies the configuration of the first checkpoint trained with the
+    not-to-recommend term (the weight to control); a report of objectives without the term,
+    whose dislike weight was never chosen (auto), cannot train one and says so."""
+    from negrec.train.checkpoint import load_checkpoint
+
+    data = DataSpec(source="simulated", sim=preset("default", num_users=80, events_per_user=20))
+    po = tmp_path / "po"
+    train_and_evaluate(TrainConfig(data=data, epochs=1, progress=False, tensorboard=False,
+                                   model=ModelConfig(dim=8), objective="positive_only"),
+                       po, bootstrap=0)
+    po_ck, ntr_ck = load_checkpoint(po / "best.pt"), load_checkpoint(tiny_checkpoint)
+    assert po_ck.objective.weights["dislike"] == "auto"
+    template = responsiveness_module._control_template({"positive_only": [po_ck],
+                                                        "input_ntr": [ntr_ck]})
+    assert template is ntr_ck
+    with pytest.raises(UserError, match="the placebo control takes the dislike weight of the "
+                                        "model it controls"):
+        responsiveness_module.train_controls(po_ck, 1, tmp_path / "controls")
+    assert not (tmp_path / "controls").exists()

@@ -16,6 +16,7 @@ from negrec.experiments.tuning import (RANKING_MARGIN, REFERENCE_OBJECTIVE, choo
 from negrec.models import ModelConfig
 from negrec.sim import SimConfig
 from negrec.train import TrainConfig
+from negrec.train.checkpoint import load_checkpoint
 from negrec.train.data_spec import DataSpec
 
 
@@ -98,6 +99,11 @@ def test_tuning_trains_the_reference_and_every_weight_and_links_the_choice(tmp_p
     chosen = out / "chosen"
     assert chosen.is_symlink() and chosen.resolve() == (out / trial_folder(result["chosen_weight"])).resolve()
     assert result["test"] == json.loads((chosen / "metrics.json").read_text())["test"]
+    for name in ("best.pt", "config.yaml", "metrics.json"):  # OUT/best.pt is the model to use
+        assert (out / name).resolve() == (chosen / name).resolve()
+    # the default model on items with clusters: the count prior, decided when it was built
+    assert load_checkpoint(out / "best.pt").model.config.count_prior is True
+    assert config["model"]["count_prior"] is None
     config, weights = read_plan(out)
     assert weights == (20.0, 100.0) and config.to_dict() == tiny_config().to_dict()
 

@@ -119,7 +119,7 @@ def test_item_embeddings_are_the_table_rows_with_the_same_gradients(kind, tied, 
     torch.manual_seed(0)
     m = build_model(ModelConfig(kind=kind, dim=8, max_len=8, cluster_input=True,
                                 creator_input=True, tied=tied, count_prior=bool(count_prior),
-                                count_prior_item_score=count_prior != "no item score"), V,
+                                count_prior_item_score=count_prior is True), V,
                     item_cluster=np.arange(V) % 5 - 1, item_creator=np.arange(V) % 7)
     if count_prior is True:  # item scores that are not zero, so that their gradients are compared
         with torch.no_grad():

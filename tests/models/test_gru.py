@@ -128,6 +128,7 @@ def test_history_mean_keeps_causality_and_padding_invariance():
 
 
 RECENT = {"count_prior_item_score": False, "count_prior_recency": True}  # the recent-counts form
+ITEM_SCORE = {"count_prior_item_score": True, "count_prior_recency": False}  # the first form
 
 
 def _prior_model(count_prior: bool, tied: bool = True, seed: int = 0, codes: bool = True,
@@ -135,6 +136,8 @@ def _prior_model(count_prior: bool, tied: bool = True, seed: int = 0, codes: boo
     import numpy as np
 
     torch.manual_seed(seed)
+    if count_prior:  # the first form (a per-item score, no recent counts) unless told
+        prior = {**ITEM_SCORE, **prior}
     return build_model(ModelConfig(kind="gru", dim=16, max_len=8, dropout=0.0, tied=tied,
                                    cluster_input=True, feedback_input=codes,
                                    count_prior=count_prior, **prior), V,
@@ -304,7 +307,37 @@ def test_count_prior_recency_scores_the_decayed_recent_counts_per_cluster():
 def test_count_prior_options_refuse_to_do_nothing():
     from negrec.errors import UserError
 
-    for key, value in (("count_prior_recency", True), ("count_prior_item_score", False)):
+    for key, value in (("count_prior_recency", False), ("count_prior_item_score", True)):
         with pytest.raises(UserError, match=f"model.{key} shapes count_prior; it does nothing "
                                             f"with count_prior false \\(got {value}\\)"):
-            ModelConfig(kind="gru", **{key: value})
+            ModelConfig(kind="gru", count_prior=False, **{key: value})
+        ModelConfig(kind="gru", **{key: value})  # automatic: on wherever the items have clusters
+
+
+def test_an_automatic_count_prior_is_on_exactly_where_a_gru_has_item_clusters():
+    import numpy as np
+
+    from negrec.errors import UserError
+    from negrec.models.gru import RECENT_COUNT_DECAYS
+
+    clusters, none = np.arange(V) % 5, np.full(V, -1)
+    auto = ModelConfig(kind="gru", dim=8)
+    assert auto.count_prior is None  # the default: decided for the items
+    assert auto.for_items(clusters, None).count_prior is True
+    assert auto.for_items(none, None).count_prior is False  # no item has a known cluster
+    assert auto.for_items(None, None).count_prior is False
+    assert ModelConfig(kind="gru", dim=8, cluster_input=False).for_items(clusters, None).count_prior is False
+    assert ModelConfig(kind="sasrec", dim=8).for_items(clusters, None).count_prior is False
+    assert ModelConfig(kind="gru", dim=8, count_prior=False).for_items(clusters, None).count_prior is False
+    with pytest.raises(UserError, match="model.count_prior is true but the model has no item clusters"):
+        ModelConfig(kind="gru", dim=8, count_prior=True).for_items(None, None)
+    # decided, the model is the one an explicit setting builds: the recent counts, no item score
+    torch.manual_seed(0)
+    decided = build_model(auto.for_items(clusters, None), V, item_cluster=clusters)
+    torch.manual_seed(0)
+    explicit = build_model(ModelConfig(kind="gru", dim=8, count_prior=True,
+                                       count_prior_item_score=False, count_prior_recency=True,
+                                       cluster_input=True), V, item_cluster=clusters)
+    assert decided.item_score is None and decided.count_scale.numel() == 2 + 2 * len(RECENT_COUNT_DECAYS)
+    for (k, a), (_, b) in zip(decided.state_dict().items(), explicit.state_dict().items()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0, msg=k)

@@ -24,13 +24,13 @@ from negrec.train.checkpoint import load_checkpoint
 from negrec.sim import SimConfig, Simulator
 from negrec.train import LossConfig, OptimConfig, TrainConfig, Trainer
 
-from helpers import assert_one_line_error, run_cli_here
+from helpers import assert_one_line_error, one_model_objective, run_cli_here
 
 SIM = dict(num_items=120, num_clusters=6, num_creators=20, num_users=80, events_per_user=20)
 
 
 def make_config(**kw) -> TrainConfig:
-    base = dict(model=ModelConfig(kind="sasrec", dim=16, num_layers=1, num_heads=2, dropout=0.0,
+    base = dict(objective=one_model_objective(), model=ModelConfig(kind="sasrec", dim=16, num_layers=1, num_heads=2, dropout=0.0,
                                   max_len=10, cluster_input=True, creator_input=True),
                 loss=LossConfig(mode="full"), optim=OptimConfig(lr=3e-3, warmup_steps=2),
                 epochs=1, batch_size=32, progress=False, tensorboard=False, eval_every=0)

@@ -23,7 +23,7 @@ from negrec.sim import SimConfig, Simulator
 SIM = SimConfig(num_items=200, num_clusters=8, num_creators=40, num_users=150, events_per_user=30)
 #: The run: small, sampled softmax with uniform negatives (drawn from the same seeded generator
 #: on every rank, so every rank's share of a global batch sees the candidates one process sees).
-TRAIN = ["--epochs", "2", "--device", "cpu", "--no-progress",
+TRAIN = ["--epochs", "2", "--device", "cpu", "--no-progress", "--set", "objective.weights.dislike=20",
          "--set", "batch_size=32", "--set", "tensorboard=false", "--set", "eval_every=0",
          "--set", "loss.mode=sampled", "--set", "loss.sampler=uniform",
          "--set", "loss.num_negatives=64", "--set", "model.kind=sasrec", "--set", "model.dim=16",
@@ -277,3 +277,25 @@ def test_every_rank_validates_at_the_epochs_rank_0_chooses(tmp_path):
     history = json.loads((run / "metrics.json").read_text())["train"]["validation_history"]
     steps = [h["step"] for h in history]
     assert len(steps) == 2 and steps[1] - steps[0] >= 20, steps
+
+
+def test_the_dislike_weight_sweep_runs_under_torchrun_and_rank_0_alone_writes_it(tmp_path):
+    """negrec train's default dislike weight (auto) trains several runs in one --out; under a
+    2-node torchrun job every rank trains each run in turn, and only rank 0's folder holds the
+    tuning (its plan, every run, the choice); the other node writes nothing."""
+    log, _ = Simulator(SIM, seed=0).generate()
+    log.save(tmp_path / "log.npz")
+    args = ["--data", "npz", "--path", "log.npz", *TRAIN, "--epochs", "1",
+            "--set", "objective.weights.dislike=auto"]  # after TRAIN's weight: the default
+    nodes = _train_on_two_nodes(tmp_path, args)
+    _assert_every_node_succeeded(nodes)
+    held = [r for r in (0, 1) if (tmp_path / f"node{r}" / "tune.json").exists()]
+    assert len(held) == 1, [sorted(p.name for p in (tmp_path / f"node{r}").glob("*"))
+                            for r in (0, 1) if (tmp_path / f"node{r}").exists()]
+    main, other = tmp_path / f"node{held[0]}", tmp_path / f"node{1 - held[0]}"
+    tuned = json.loads((main / "tune.json").read_text())
+    assert (main / "best.pt").resolve() == (main / f"dislike_{tuned['chosen_weight']:g}" / "best.pt").resolve()
+    assert (main / "tune_plan.json").exists() and not (other / "tune_plan.json").exists()
+    assert not any(other.rglob("*.pt"))
+    printed = [out for _, out in nodes if '"chosen_weight"' in out]
+    assert len(printed) == 1  # rank 0 reports

@@ -12,6 +12,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from helpers import one_model_objective
 from negrec.data import Collator, leave_one_out
 from negrec.data.samplers import UniformSampler, make_sampler
 from negrec.models.config import ModelConfig
@@ -20,7 +21,6 @@ from negrec.ops import fused_loss, fused_loss_reference
 from negrec.sim import SimConfig, Simulator, preset
 from negrec.train.config import LossConfig
 from negrec.train.loss import batch_loss
-from negrec.train.objectives import get_objective
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +33,7 @@ def setup():
 
 
 def _batch(train, ntr_k: int, seed: int = 0):
-    collator = Collator(train, get_objective("input_ntr").collate_config(12),
+    collator = Collator(train, one_model_objective().collate_config(12),
                         ntr_sampler=UniformSampler(train.num_items, ntr_k) if ntr_k else None,
                         generator=torch.Generator().manual_seed(seed))
     return collator(np.arange(min(64, train.num_users)))
@@ -122,7 +122,7 @@ def test_the_ntr_candidates_are_a_reference_the_term_does_not_train(setup, mode)
     torch.manual_seed(0)
     model = build_model(ModelConfig(kind="gru", dim=16, max_len=12, dropout=0.0, tied=False),
                         train.num_items)
-    collator = Collator(train, get_objective("input_ntr").collate_config(12),
+    collator = Collator(train, one_model_objective().collate_config(12),
                         sampler=make_sampler("uniform", num_items=train.num_items, num_negatives=64),
                         ntr_sampler=UniformSampler(train.num_items, 32),
                         generator=torch.Generator().manual_seed(0))
@@ -159,7 +159,7 @@ def sim_log():
 def _sampled_batch(log, sampler_kind: str, ntr_k: int):
     sampler = make_sampler(sampler_kind, num_items=log.num_items, num_negatives=128,
                            counts=log.item_counts())
-    collator = Collator(log, get_objective("input_ntr").collate_config(20), sampler=sampler,
+    collator = Collator(log, one_model_objective().collate_config(20), sampler=sampler,
                         ntr_sampler=UniformSampler(log.num_items, ntr_k) if ntr_k else None,
                         generator=torch.Generator().manual_seed(0))
     return collator(np.arange(64))

@@ -8,6 +8,8 @@ import pytest
 import torch
 import yaml
 
+from helpers import one_model_objective
+from negrec.models import ModelConfig
 from negrec.sim import SimConfig
 from negrec.train import TrainConfig, apply_overrides, load_config
 from negrec.train.migrate import migrate_config, migrate_objective, migrate_override
@@ -85,15 +87,15 @@ def test_a_checkpoint_of_the_old_layout_loads_with_its_objective(tmp_path):
     """A checkpoint written before the objective registry: objective and configuration in the
     flat layout, re-checksummed (as the old code wrote it)."""
     from negrec.data import leave_one_out
-    from negrec.models import ModelConfig
+
     from negrec.sim import Simulator
     from negrec.train import Trainer, load_checkpoint
     from negrec.train.checkpoint import payload_checksum
     from negrec.train.resume import stored_config
 
     sim = dict(num_items=80, num_clusters=6, num_creators=10, num_users=40, events_per_user=12)
-    cfg = TrainConfig(model=ModelConfig(dim=8, num_layers=1, max_len=8), objective="input_ntr",
-                      epochs=1, progress=False, tensorboard=False, eval_every=0)
+    cfg = TrainConfig(model=ModelConfig(dim=8, num_layers=1, max_len=8),
+                      objective=one_model_objective(), epochs=1, progress=False, tensorboard=False, eval_every=0)
     cfg.data.sim = SimConfig(**sim)
     log, _ = Simulator(cfg.data.sim).generate()
     Trainer(cfg, leave_one_out(log).train, tmp_path / "run").fit()
@@ -144,7 +146,7 @@ def test_a_model_saved_before_feedback_gain_rate_keeps_plain_gains(tmp_path, dro
     trained with plain gains (rate 1), in a config file, a checkpoint's stored configuration and
     its ``model_config``; a hand-written partial section gets today's default."""
     from negrec.data import leave_one_out
-    from negrec.models import ModelConfig
+
     from negrec.sim import Simulator
     from negrec.train import Trainer, load_checkpoint
     from negrec.train.resume import stored_config
@@ -161,8 +163,9 @@ def test_a_model_saved_before_feedback_gain_rate_keeps_plain_gains(tmp_path, dro
     partial.write_text("model: {dim: 32}\n")
     assert load_config(partial).model.feedback_gain_rate == TrainConfig().model.feedback_gain_rate
 
-    cfg = TrainConfig(model=ModelConfig(dim=8, max_len=8, feedback_gain_rate=1.0),
-                      objective="input_ntr", epochs=1, progress=False, tensorboard=False,
+    cfg = TrainConfig(model=ModelConfig(dim=8, max_len=8, feedback_gain_rate=1.0,
+                                        count_prior=False),  # a model of its time
+                      objective=one_model_objective(), epochs=1, progress=False, tensorboard=False,
                       eval_every=0)
     cfg.data.sim = SimConfig(num_items=60, num_clusters=6, num_creators=8, num_users=30,
                              events_per_user=10)
@@ -188,3 +191,31 @@ def _resaved(state, path):
     state["checksum"] = payload_checksum(state)
     torch.save(state, path)
     return path
+
+
+def test_a_model_saved_before_the_count_prior_was_automatic_keeps_its_prior(tmp_path):
+    """Whole model sections of earlier layouts mean what they meant: without count_prior, no
+    prior (its default was false); with count_prior true but without its options, the options'
+    defaults of the time (a per-item score, no recent counts); with count_prior false, the
+    options (which did nothing) give way to today's defaults. A hand-written partial section
+    takes today's defaults."""
+    from negrec.train.migrate import COUNT_PRIOR_BEFORE_AUTO, migrate_model
+
+    whole = ModelConfig().to_dict()
+    before_prior = {k: v for k, v in whole.items() if not k.startswith("count_prior")}
+    assert ModelConfig(**migrate_model(before_prior)).count_prior is False
+    first_form = {**before_prior, "count_prior": True}
+    migrated = ModelConfig(**migrate_model(first_form))
+    assert (migrated.count_prior, migrated.count_prior_item_score,
+            migrated.count_prior_recency) == (True, True, False) == (
+        True, *COUNT_PRIOR_BEFORE_AUTO.values())
+    stop43 = {**whole, "count_prior": False, "count_prior_item_score": True,
+              "count_prior_recency": False}  # as written whole until stop 44
+    assert ModelConfig(**migrate_model(stop43)).count_prior is False
+    assert ModelConfig(**migrate_model({"dim": 32})).count_prior is None  # today's default
+    # a configuration file of that layout loads the same way
+    saved = TrainConfig().to_dict()
+    saved["model"] = before_prior
+    path = tmp_path / "old.yaml"
+    path.write_text(yaml.safe_dump(saved))
+    assert load_config(path).model.count_prior is False

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from helpers import one_model_objective
 from negrec.data import Collator, Feedback
 from negrec.experiments.data import load_data
 from negrec.models.config import ModelConfig
@@ -18,7 +19,6 @@ from negrec.sim import Simulator, preset
 from negrec.train.config import LossConfig
 from negrec.train.data_spec import DataSpec
 from negrec.train.loss import batch_loss
-from negrec.train.objectives import get_objective
 
 LABELS = {Feedback.POSITIVE: "like", Feedback.NEUTRAL: "view", Feedback.SKIP: "skip",
           Feedback.DISLIKE: "hate"}
@@ -84,7 +84,7 @@ def test_negative_targets_reach_the_ntr_term(source, sim_log, tmp_path, request)
     model = build_model(ModelConfig(dim=16, num_layers=1, max_len=20), log.num_items)
     losses = {}
     for name in ("input_only", "input_ntr"):
-        objective = get_objective(name)
+        objective = one_model_objective(name)
         batch = Collator(log, objective.collate_config(20))(users)
         negatives = int((batch.target_labels == -1).sum())
         if name == "input_ntr":

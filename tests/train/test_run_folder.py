@@ -11,6 +11,7 @@ import pytest
 import torch
 import yaml
 
+from helpers import one_model_objective
 from negrec.data import leave_one_out
 from negrec.models import ModelConfig
 from negrec.train.checkpoint import load_checkpoint
@@ -27,7 +28,7 @@ def train_log():
 
 
 def make_config(**kw) -> TrainConfig:
-    base = dict(model=ModelConfig(kind="sasrec", dim=8, num_layers=1, num_heads=2, dropout=0.1,
+    base = dict(objective=one_model_objective(), model=ModelConfig(kind="sasrec", dim=8, num_layers=1, num_heads=2, dropout=0.1,
                                   max_len=10),
                 loss=LossConfig(mode="sampled", sampler="popularity", num_negatives=16),
                 optim=OptimConfig(lr=3e-3, warmup_steps=2), epochs=2, batch_size=16,

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 
+from helpers import one_model_objective
 from negrec.data import leave_one_out
 from negrec.eval import evaluate
 from negrec.eval.recommender import from_checkpoint, from_model
@@ -33,7 +34,7 @@ def sim_split():
 
 
 def small_config(**kw) -> TrainConfig:
-    base = dict(model=ModelConfig(kind="sasrec", dim=16, num_layers=1, num_heads=2, dropout=0.0,
+    base = dict(objective=one_model_objective(), model=ModelConfig(kind="sasrec", dim=16, num_layers=1, num_heads=2, dropout=0.0,
                                   max_len=12),
                 loss=LossConfig(mode="sampled", sampler="popularity", num_negatives=48),
                 optim=OptimConfig(lr=3e-3, warmup_steps=3), epochs=2, batch_size=32,
@@ -226,6 +227,7 @@ DDP_SCRIPT = textwrap.dedent("""
     from negrec.sim import SimConfig, Simulator
     from negrec.train import TrainConfig, Trainer, LossConfig, OptimConfig
     from negrec.models import ModelConfig
+    from negrec.train.objectives import Objective
     out = sys.argv[1]
     log, _ = Simulator(SimConfig(num_items=200, num_clusters=8, num_creators=40, num_users=150,
                                  events_per_user=30), seed=0).generate()
@@ -236,7 +238,8 @@ DDP_SCRIPT = textwrap.dedent("""
                       # whose true gradient is 0) into steps of size ~lr; eps=1e-6 keeps such
                       # noise from dominating the 1- vs 2-process comparison
                       optim=OptimConfig(lr=3e-3, warmup_steps=2, eps=1e-6), epochs=2,
-                      batch_size=32, progress=False, tensorboard=False, eval_every=0, device="cpu")
+                      batch_size=32, progress=False, tensorboard=False, eval_every=0, device="cpu",
+                      objective=Objective("input_ntr", {"dislike": 20}))
     t = Trainer(cfg, split.train, out)
     t.fit()
     if t.rank == 0:

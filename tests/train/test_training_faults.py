@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from helpers import one_model_objective
 from negrec.data import leave_one_out
 from negrec.models import ModelConfig
 from negrec.train.checkpoint import load_checkpoint
@@ -35,7 +36,7 @@ CONFIG = dict(random_crop=True, epochs=2, batch_size=32, progress=False, tensorb
 
 
 def make_config(**kw) -> TrainConfig:
-    base = dict(model=ModelConfig(kind="sasrec", dim=16, num_layers=1, num_heads=2, dropout=0.1,
+    base = dict(objective=one_model_objective(), model=ModelConfig(kind="sasrec", dim=16, num_layers=1, num_heads=2, dropout=0.1,
                                   max_len=10),
                 loss=LossConfig(mode="sampled", sampler="popularity", num_negatives=32),
                 optim=OptimConfig(lr=3e-3, warmup_steps=2), **CONFIG)
@@ -63,6 +64,7 @@ FAULT_SCRIPT = textwrap.dedent("""
     import torch
     torch.set_num_threads(int(os.environ["FAULT_THREADS"]))
     sys.path.insert(0, os.environ["FAULT_TESTS_DIR"])
+    sys.path.insert(0, os.path.dirname(os.environ["FAULT_TESTS_DIR"]))  # helpers.py
     import test_training_faults as T
     import negrec.train.trainer as tr
     from negrec.data import leave_one_out
