@@ -404,7 +404,9 @@ def main() -> None:
     if bad:
         ap.error(f"--set-for: expected OBJECTIVE:KEY=VALUE with OBJECTIVE one of "
                  f"{list(OBJECTIVES)}; received {bad}")
-    args.tune_dislike = chooses_dislike_weight(args)
+    # input_ntr (and the control, which takes its weight) with an auto weight: the sweep
+    args.tune_dislike = chooses_dislike_weight(args) and ("input_ntr" in objectives
+                                                         or not args.no_control)
     if args.tune_dislike and not {"input_ntr", REFERENCE_OBJECTIVE} <= set(objectives):
         ap.error(f"input_ntr's dislike weight is auto, chosen against {REFERENCE_OBJECTIVE}: "
                  f"--objectives needs both; received {objectives} (or give the weight: "

@@ -143,3 +143,15 @@ def test_a_control_that_is_not_a_placebo_is_refused(tiny_demo, tmp_path, capsys)
                                   "--histories", "5", "--out", str(tmp_path / "r"))
     assert status == 2
     assert "was not trained as a placebo" in err and "--placebo" in err
+
+
+def test_the_demo_keeps_the_configuration_its_headline_was_measured_with():
+    """The package defaults moved (stop 44: the count prior where items have clusters, the
+    dislike weight chosen per log); the demo trains what its headline was measured with
+    (docs/generalization.md, "The demo's headline and the dislike weight")."""
+    demo = DemoConfig()
+    for objective in ("input_ntr", "positive_only"):
+        config = demo.train_config(objective, seed=0)
+        assert config.model.count_prior is False
+        assert config.objective.weights["dislike"] == demo.w_dislike == 5.0
+        assert not config.objective.chooses_dislike_weight
