@@ -37,6 +37,7 @@ from negrec.data.log import EventLog, ItemMeta
 from negrec.eval.metrics import held_out_ranks
 from negrec.files import append_csv
 from negrec.models import ModelConfig
+from negrec.train.objectives import DISLIKE_WEIGHT_GRID, Objective
 from negrec.train import LossConfig, OptimConfig, TrainConfig, Trainer
 
 EVENTS_PER_USER = 60
@@ -74,7 +75,10 @@ def make_trainer(log: EventLog, embeddings: str | None, model: str, out: Path) -
     """SASRec/GRU defaults (dim 64, 2 layers, max_len 50, batch 64), sampled softmax with 1,024
     popularity negatives; ``embeddings`` None keeps the configuration's default."""
     optim = OptimConfig() if embeddings is None else OptimConfig(embeddings=embeddings)
-    cfg = TrainConfig(model=ModelConfig(kind=model),
+    # one model at a given dislike weight (the weight changes no cost), without the count prior
+    # (as the rows this bench appended before it became a default measured)
+    cfg = TrainConfig(model=ModelConfig(kind=model, count_prior=False),
+                      objective=Objective("input_ntr", {"dislike": DISLIKE_WEIGHT_GRID[0]}),
                       loss=LossConfig(mode="sampled", sampler="popularity", num_negatives=1024),
                       optim=optim, epochs=1, eval_every=0, progress=False, tensorboard=False,
                       device="cpu", max_steps=1)

@@ -25,6 +25,7 @@ import negrec
 from negrec.data import leave_one_out, load_movielens
 from negrec.files import append_csv
 from negrec.models import ModelConfig
+from negrec.train.objectives import DISLIKE_WEIGHT_GRID, Objective
 from negrec.threads import configure as apply_thread_policy
 from negrec.train import LossConfig, TrainConfig, Trainer
 
@@ -34,9 +35,12 @@ RECBOLE_SASREC_TARGETS_PER_S = 576.0
 
 
 def make_trainer(kind: str, split, out: Path, epochs: int) -> Trainer:
+    # one model at a given dislike weight (the weight changes no cost), without the count prior
+    # (as the rows this bench appended before it became a default measured)
     cfg = TrainConfig(model=ModelConfig(kind=kind, dim=64, num_layers=2, num_heads=2, dropout=0.2,
-                                        max_len=50),
-                      objective="input_ntr", loss=LossConfig(mode="full"), epochs=epochs,
+                                        max_len=50, count_prior=False),
+                      objective=Objective("input_ntr", {"dislike": DISLIKE_WEIGHT_GRID[0]}),
+                      loss=LossConfig(mode="full"), epochs=epochs,
                       batch_size=256, eval_every=0, progress=False, tensorboard=False)
     return Trainer(cfg, split.train, out)
 

@@ -456,8 +456,9 @@ def negrec_config(kind: str, budget_min: float, overrides: list[str], patience: 
     from negrec.models import ModelConfig
     from negrec.train import LossConfig, OptimConfig, TrainConfig, apply_overrides
 
+    # the architectures RecBole has (no count prior: negrec's default since stop 44)
     cfg = TrainConfig(model=ModelConfig(kind=kind, dim=64, num_layers=2, num_heads=2, dropout=0.2,
-                                        max_len=MAX_LEN),
+                                        max_len=MAX_LEN, count_prior=False),
                       objective="positive_only", loss=LossConfig(mode="full"),
                       optim=OptimConfig(lr=1e-3), epochs=100000, batch_size=256,
                       max_minutes=budget_min, early_stopping_patience=patience, eval_every=1,

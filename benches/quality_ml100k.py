@@ -49,7 +49,7 @@ from negrec.threads import configure as apply_thread_policy
 from negrec.train.checkpoint import load_checkpoint
 from negrec.train.config import LossConfig, OptimConfig, TrainConfig
 from negrec.train.data_spec import DataSpec
-from negrec.train.objectives import OBJECTIVES, Objective
+from negrec.train.objectives import DISLIKE_WEIGHT_GRID, OBJECTIVES, Objective
 
 REPO = Path(__file__).resolve().parents[1]
 ML100K = Path(os.environ.get("NEGREC_ML100K", REPO.parent / "shared" / "data" / "ml-100k"))
@@ -59,7 +59,9 @@ def train_config(objective: str, seed: int, epochs: int, args) -> TrainConfig:
     """The package defaults (SASRec dim 64, 2 layers, full softmax, batch 64, lr 2e-3, the
     objective's default weights) unless the command line says otherwise."""
     defaults = TrainConfig()
-    weights = {} if args.w_dislike is None else {"dislike": args.w_dislike}
+    # one model per objective: a weight the command line does not give is the grid's smallest
+    # (the default, auto, is chosen by training several: negrec train / negrec tune)
+    weights = {"dislike": DISLIKE_WEIGHT_GRID[0] if args.w_dislike is None else args.w_dislike}
     return TrainConfig(
         data=DataSpec(source="movielens", path=str(ML100K)),
         model=ModelConfig(kind=args.model, dim=64, num_layers=2, num_heads=2, dropout=0.2,
@@ -97,7 +99,8 @@ def main() -> None:
     ap.add_argument("--bootstrap", type=int, default=1000)
     ap.add_argument("--objectives", default=",".join(OBJECTIVES),
                     help="comma-separated; positive_only is always included (the baseline)")
-    ap.add_argument("--w-dislike", type=float, default=None, help="input_ntr's dislike weight")
+    ap.add_argument("--w-dislike", type=float, default=None,
+                    help=f"input_ntr's dislike weight (default {DISLIKE_WEIGHT_GRID[0]:g})")
     ap.add_argument("--model", choices=model_kinds(), default="sasrec")
     ap.add_argument("--batch-size", type=int, default=None)
     ap.add_argument("--lr", type=float, default=None)

@@ -15,7 +15,7 @@ branched item's cluster / creator, responsiveness = ratio of means - 1. Checkpoi
 objective are that model's training seeds: a report row pools them, with 95% intervals over the
 seeds and the histories (give >= 3 seeds per objective). Every report has a placebo control
 (input_ntr trained with the feedback codes shuffled across events; given with --control, or
-trained here from the first checkpoint's configuration, --train-controls seeds): a model's
+trained here from the first input_ntr checkpoint's configuration, --train-controls seeds): a model's
 figure counts as a response to the dislike only beyond the control's ("vs control"). An
 action with no event in the model's training data (e.g. skip on MovieLens) is not measured.
 Checkpoints trained on simulated data are measured on simulated histories (users consuming the

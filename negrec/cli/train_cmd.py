@@ -135,13 +135,16 @@ def resume_config(args: argparse.Namespace):
 def run(args: argparse.Namespace) -> int:
     from negrec.cli.options import CLIError
     from negrec.experiments.training import train_and_evaluate
-    from negrec.experiments.tuning import is_tuning_folder
+    from pathlib import Path
+
+    from negrec.experiments.tuning import clear_tuning, is_tuning_folder
     from negrec.files import strict_json
     from negrec.train.objectives import DISLIKE_WEIGHT_GRID
     from negrec.train.run_folder import check_run_folder
 
-    if args.resume and is_tuning_folder(args.out):  # a sweep (below) interrupted
-        return tune(args, None)
+    out = Path(args.out)
+    if args.resume and is_tuning_folder(out) and not (out / "last.pt").exists():
+        return tune(args, None)  # a sweep (below) interrupted; a single run has its own last.pt
     cfg = resume_config(args) if args.resume else build_config(args)
     if cfg.objective.chooses_dislike_weight:
         # objective.weights.dislike auto (the default): the weight is chosen on the validation
@@ -152,6 +155,12 @@ def run(args: argparse.Namespace) -> int:
                            "--set objective.weights.dislike=W (a tuned run's tune.json has it "
                            "as chosen_weight)")
         return _tune(cfg, DISLIKE_WEIGHT_GRID, args)
+    if not args.resume and is_tuning_folder(out):  # one model where a sweep was
+        if not args.overwrite:
+            raise CLIError(f"{out} already holds a tuning run (tune_plan.json): continue it with "
+                           "--resume, or delete it and start over with --overwrite (or choose "
+                           "another --out)")
+        clear_tuning(out)
     check_run_folder(args.out, resume=args.resume, overwrite=args.overwrite)  # before loading
     log = load_and_report(cfg.data, "train")  # the loader's summary line on stderr
     metrics = train_and_evaluate(cfg, args.out, log=log, resume=args.resume,

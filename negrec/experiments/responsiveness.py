@@ -3,7 +3,8 @@ training seeds of each objective and measured against a placebo control.
 
 Checkpoints of the same objective are the training seeds of one model (a report row); the
 control is either given (checkpoints trained with ``placebo: true``, e.g. ``negrec train
---placebo``) or trained here from the first checkpoint's stored configuration: ``input_ntr``
+--placebo``) or trained here from the stored configuration of the first checkpoint trained with the
+not-to-recommend term (else the first): ``input_ntr``
 with the same data, architecture and weights, its training events' feedback codes shuffled
 (:mod:`negrec.experiments.pooling` explains why a figure without a control is not evidence).
 """
@@ -28,7 +29,7 @@ from negrec.train.data_spec import SIMULATED
 from negrec.train.objectives import Objective, Term
 from negrec.train.resume import stored_config
 
-__all__ = ["CONTROL_OBJECTIVE", "responsiveness_report", "train_controls"]
+__all__ = ["CONTROL_OBJECTIVE", "control_config", "responsiveness_report", "train_controls"]
 
 #: The objective a trained control has (a model that sees feedback codes and trains on them).
 CONTROL_OBJECTIVE = "input_ntr"
@@ -39,6 +40,23 @@ def train_controls(template: LoadedCheckpoint, seeds: int, out_dir: Path, *,
     """Trains ``seeds`` placebo controls from ``template``'s stored configuration into
     ``out_dir/seed<k>`` (a finished control of the same configuration there is reused);
     returns their best checkpoints."""
+    config = control_config(template)
+    paths = []
+    for seed in range(seeds):
+        folder = out_dir / f"seed{seed}"
+        wanted = dataclasses.replace(config, seed=seed)
+        if not _finished_with(folder, wanted):
+            echo(f"training placebo control {seed + 1}/{seeds} into {folder}")
+            with stage(f"train placebo control {seed + 1}/{seeds}"):
+                train_and_evaluate(wanted, folder, ks=(10,), bootstrap=0, overwrite=True)
+        paths.append(folder / "best.pt")
+    return paths
+
+
+def control_config(template: LoadedCheckpoint):
+    """The training configuration of a placebo control of ``template``: its stored
+    configuration, the control objective with the same weights, feedback codes shuffled.
+    UserError when the template's dislike weight was never chosen (auto)."""
     base = stored_config(template)
     config = dataclasses.replace(
         base, objective=Objective(CONTROL_OBJECTIVE, dict(base.objective.weights)), placebo=True,
@@ -50,16 +68,7 @@ def train_controls(template: LoadedCheckpoint, seeds: int, out_dir: Path, *,
                         f"({template.objective.name}) was trained without one (auto); give a "
                         "checkpoint trained with the not-to-recommend term, or controls trained "
                         "with negrec train --placebo --set objective.weights.dislike=W")
-    paths = []
-    for seed in range(seeds):
-        folder = out_dir / f"seed{seed}"
-        wanted = dataclasses.replace(config, seed=seed)
-        if not _finished_with(folder, wanted):
-            echo(f"training placebo control {seed + 1}/{seeds} into {folder}")
-            with stage(f"train placebo control {seed + 1}/{seeds}"):
-                train_and_evaluate(wanted, folder, ks=(10,), bootstrap=0, overwrite=True)
-        paths.append(folder / "best.pt")
-    return paths
+    return config
 
 
 def _control_template(groups: dict[str, list[LoadedCheckpoint]]) -> LoadedCheckpoint:
@@ -126,6 +135,8 @@ def responsiveness_report(checkpoints: Sequence[str | Path], sizes: MeasureSizes
     if not_placebo:
         raise UserError(f"--control: {', '.join(not_placebo)} was not trained as a placebo "
                         "(train one with `negrec train --placebo ...`)")
+    if not control_cks and train_control_seeds > 0:
+        control_config(_control_template(groups))  # a control it cannot train: before any work
     worlds: dict = {}
     measured = {name: _measure_all(cks, sizes, worlds, progress) for name, cks in groups.items()}
     notes = []

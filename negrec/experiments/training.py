@@ -75,7 +75,7 @@ def train_and_evaluate(config: TrainConfig, out_dir: str | Path, *, log: EventLo
                         bootstrap=bootstrap, seed=config.seed)
     metrics = {
         "objective": config.objective.to_dict(),
-        "model": config.model.to_dict(),
+        "model": best.model.config.to_dict(),  # as built: automatic choices decided
         "valid": valid.flat(),
         "test": test.flat(),
         "train": {"steps": result.steps, "epochs": result.epochs_completed,

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -44,7 +45,7 @@ from negrec.train.objectives import DISLIKE_WEIGHT_GRID, Term, get_objective
 from negrec.train.run_folder import check_run_folder, clear_run
 
 __all__ = ["DISLIKE_WEIGHT_GRID", "RANKING_MARGIN", "REFERENCE_OBJECTIVE", "WeightChoice", "choose_dislike_weight",
-           "is_tuning_folder", "read_plan", "trial_folder", "tune_dislike_weight"]
+           "clear_tuning", "is_tuning_folder", "read_plan", "trial_folder", "tune_dislike_weight"]
 
 #: The largest ranking cost a weight's interval may leave open, relative to the reference's
 #: validation NDCG (5%: the rule needs evidence that the cost is small, not only no evidence
@@ -181,22 +182,19 @@ def tune_dislike_weight(config: TrainConfig, out_dir: str | Path, *,
         if main:
             if overwrite:
                 clear_run(out)  # a single run's files, or the links to an earlier choice
+                for name in (RESULT_FILE, CHOSEN_LINK):  # an earlier choice, never a stale one
+                    (out / name).unlink(missing_ok=True)
             out.mkdir(parents=True, exist_ok=True)
             write_json(out / PLAN_FILE, {"config": config.to_dict(), "dislike_weights": list(grid)})
     if split is None:
         split = make_split(log if log is not None else load_data(config.data), config.split)
     key = f"ndcg@{config.eval_k}"
     valid: dict[str, np.ndarray] = {}
+    kept = []
     for name, cfg in runs.items():
         folder = out / name
         if resume and (folder / "metrics.json").exists():
-            if not main:
-                continue
-            progress_log.info("%s: trained and evaluated before, kept", folder)
-            # per-user figures are not stored: the kept run's best.pt is evaluated again
-            best = load_checkpoint(folder / "best.pt")
-            valid[name] = evaluate(from_checkpoint(best), split.valid, ks=(config.eval_k,),
-                                   bootstrap=0).per_user[key]
+            kept.append(name)  # evaluated after the trainings, so that every rank trains in step
             continue
         carry_on = resume and (folder / "last.pt").exists()
         result = train_and_evaluate(cfg, folder, split=split, resume=carry_on,
@@ -206,6 +204,12 @@ def tune_dislike_weight(config: TrainConfig, out_dir: str | Path, *,
             valid[name] = result["per_user"]["valid"][key]
     if not main:  # the other ranks of a torchrun job only train (rank 0 chooses)
         return None
+    for name in kept:
+        progress_log.info("%s: trained and evaluated before, kept", out / name)
+        # per-user figures are not stored: the kept run's best.pt is evaluated again
+        best = load_checkpoint(out / name / "best.pt")
+        valid[name] = evaluate(from_checkpoint(best), split.valid, ks=(config.eval_k,),
+                               bootstrap=0).per_user[key]
     choice = choose_dislike_weight(valid[REFERENCE_OBJECTIVE],
                                    {w: valid[trial_folder(w)] for w in grid},
                                    resamples=resamples, seed=config.seed)
@@ -241,6 +245,19 @@ def _link(link: Path, target: str) -> None:
 def is_tuning_folder(out_dir: str | Path) -> bool:
     """Whether ``out_dir`` holds a tuning run (finished or not)."""
     return (Path(out_dir) / PLAN_FILE).exists()
+
+
+def clear_tuning(out_dir: str | Path) -> None:
+    """Deletes the tuning run in ``out_dir``: its plan, result and links, and the run folders
+    its plan names (a single run written there next must not be taken for it)."""
+    out = Path(out_dir)
+    if not is_tuning_folder(out):
+        return
+    _, grid = read_plan(out)
+    for name in (REFERENCE_OBJECTIVE, *map(trial_folder, grid)):
+        shutil.rmtree(out / name, ignore_errors=True)
+    for name in (RESULT_FILE, CHOSEN_LINK, *CHOSEN_FILES, PLAN_FILE):
+        (out / name).unlink(missing_ok=True)  # a link itself, never its target
 
 
 def read_plan(out_dir: str | Path) -> tuple[TrainConfig, tuple[float, ...]]:

@@ -67,7 +67,7 @@ class ModelConfig:
             if not 1 <= self.chrono_max_memory < self.max_len:
                 raise UserError(f"model.chrono_max_memory must be in [1, max_len - 1 = "
                                 f"{self.max_len - 1}] events; got {self.chrono_max_memory}")
-        for name in ("count_prior_item_score", "count_prior_recency"):
+        for name in _COUNT_PRIOR_OPTIONS:
             value, plain = getattr(self, name), _FIELD_DEFAULTS[name]
             if value != plain and self.count_prior is False:
                 raise UserError(f"model.{name} shapes count_prior; it does nothing with "
@@ -96,14 +96,16 @@ class ModelConfig:
         from negrec.models.registry import model_class
 
         cluster_input = decide(self.cluster_input, cluster, "cluster")
-        count_prior = self.count_prior
-        if count_prior is None:
-            count_prior = cluster_input and model_class(self.kind).has_count_prior
-        elif count_prior and not cluster_input:
+        prior = {}
+        if self.count_prior is None:
+            prior["count_prior"] = cluster_input and model_class(self.kind).has_count_prior
+            if not prior["count_prior"]:  # its options, shaping nothing, back to their defaults
+                prior.update({k: _FIELD_DEFAULTS[k] for k in _COUNT_PRIOR_OPTIONS})
+        elif self.count_prior and not cluster_input:
             raise UserError("model.count_prior is true but the model has no item clusters (item "
                             "metadata with a cluster per item, and model.cluster_input not "
                             "false); set it to null (automatic) or false")
-        return replace(self, cluster_input=cluster_input, count_prior=count_prior,
+        return replace(self, cluster_input=cluster_input, **prior,
                        creator_input=decide(self.creator_input, creator, "creator"))
 
     def to_dict(self) -> dict:
@@ -112,3 +114,5 @@ class ModelConfig:
 
 #: Every field's default (the count prior's options are checked against theirs).
 _FIELD_DEFAULTS = {f.name: f.default for f in fields(ModelConfig)}
+#: The options that shape the count prior (nothing without it).
+_COUNT_PRIOR_OPTIONS = ("count_prior_item_score", "count_prior_recency")

@@ -18,6 +18,7 @@ import yaml
 from helpers import TINY_TRAINING, assert_one_line_error
 
 from negrec.cli import main
+from negrec.train.run_folder import RUN_FILES
 
 TINY = TINY_TRAINING
 
@@ -82,6 +83,20 @@ def test_train_chooses_the_dislike_weight_by_default_and_out_best_pt_is_the_choi
     assert code == 0, captured.err
     assert captured.err.count("evaluated before, kept") == 1 + len(DISLIKE_WEIGHT_GRID)
     assert json.loads(captured.out)["chosen_weight"] == printed["chosen_weight"]
+
+    # one model where a sweep was: refused (even with the sweep unfinished: no links yet), and
+    # with --overwrite the sweep goes whole, so that a later --resume continues the one model
+    for name in ("best.pt", "config.yaml", "metrics.json", "chosen", "tune.json"):
+        (out / name).unlink()
+    code, err = train(capsys, out, *TINY)
+    assert_one_line_error(code, err, "already holds a tuning run", "--overwrite")
+    code, err = train(capsys, out, *TINY, "--overwrite", "--set", "max_steps=1")
+    assert code == 0, err
+    assert {p.name for p in out.iterdir()} <= set(RUN_FILES) | {"tensorboard"}  # no sweep left
+    assert not (out / "best.pt").is_symlink()
+    code, err = train(capsys, out, "--resume", "--set", "max_steps=2")
+    assert code == 0, err
+    assert yaml.safe_load((out / "config.yaml").read_text())["max_steps"] == 2
 
 
 def test_a_placebo_without_a_dislike_weight_is_refused_in_one_line(tmp_path, capsys):

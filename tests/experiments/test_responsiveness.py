@@ -54,7 +54,8 @@ def test_without_a_control_the_report_says_it_is_not_evidence(tiny_checkpoint, t
     assert any("not evidence" in note for note in report["notes"])
 
 
-def test_trained_controls_take_the_dislike_weight_of_an_ntr_checkpoint(tiny_checkpoint, tmp_path):
+def test_trained_controls_take_the_dislike_weight_of_an_ntr_checkpoint(tiny_checkpoint, tmp_path,
+                                                                        monkeypatch):
     """A control copies the configuration of the first checkpoint trained with the
     not-to-recommend term (the weight to control); a report of objectives without the term,
     whose dislike weight was never chosen (auto), cannot train one and says so."""
@@ -74,3 +75,9 @@ def test_trained_controls_take_the_dislike_weight_of_an_ntr_checkpoint(tiny_chec
                                         "model it controls"):
         responsiveness_module.train_controls(po_ck, 1, tmp_path / "controls")
     assert not (tmp_path / "controls").exists()
+    # the report says so before it measures anything
+    monkeypatch.setattr(responsiveness_module, "measure",
+                        lambda *a, **k: pytest.fail("measured before the control was checked"))
+    with pytest.raises(UserError, match="was trained without one \\(auto\\)"):
+        responsiveness_report([po / "best.pt"], MeasureSizes(histories=5), train_control_seeds=1,
+                              out_dir=tmp_path)

@@ -104,6 +104,7 @@ def test_tuning_trains_the_reference_and_every_weight_and_links_the_choice(tmp_p
     # the default model on items with clusters: the count prior, decided when it was built
     assert load_checkpoint(out / "best.pt").model.config.count_prior is True
     assert config["model"]["count_prior"] is None
+    assert json.loads((out / "metrics.json").read_text())["model"]["count_prior"] is True  # as built
     config, weights = read_plan(out)
     assert weights == (20.0, 100.0) and config.to_dict() == tiny_config().to_dict()
 

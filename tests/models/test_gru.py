@@ -331,6 +331,10 @@ def test_an_automatic_count_prior_is_on_exactly_where_a_gru_has_item_clusters():
     assert ModelConfig(kind="gru", dim=8, count_prior=False).for_items(clusters, None).count_prior is False
     with pytest.raises(UserError, match="model.count_prior is true but the model has no item clusters"):
         ModelConfig(kind="gru", dim=8, count_prior=True).for_items(None, None)
+    # an automatic prior decided off: its options (shaping nothing) are not refused
+    for kind, meta in (("sasrec", clusters), ("gru", None)):
+        off = ModelConfig(kind=kind, dim=8, count_prior_recency=False).for_items(meta, None)
+        assert (off.count_prior, off.count_prior_recency) == (False, True)
     # decided, the model is the one an explicit setting builds: the recent counts, no item score
     torch.manual_seed(0)
     decided = build_model(auto.for_items(clusters, None), V, item_cluster=clusters)
