@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from negrec.cli.data_cmd import (add_source_arguments, given_source_options, load_and_report,
                                  reject_source_options_without_source, spec_from_args)
@@ -104,8 +105,6 @@ def build_config(args: argparse.Namespace):
 def resume_config(args: argparse.Namespace):
     """The configuration stored in OUT/last.pt, with the changes a resumed run may make;
     anything else asked for is refused (it would otherwise be ignored)."""
-    from pathlib import Path
-
     from negrec.cli.options import CLIError
     from negrec.train.config import apply_overrides, parse_override, resume_adjustable_keys
     from negrec.train.resume import config_from_checkpoint
@@ -135,8 +134,6 @@ def resume_config(args: argparse.Namespace):
 def run(args: argparse.Namespace) -> int:
     from negrec.cli.options import CLIError
     from negrec.experiments.training import train_and_evaluate
-    from pathlib import Path
-
     from negrec.experiments.tuning import clear_tuning, is_tuning_folder
     from negrec.files import strict_json
     from negrec.train.objectives import DISLIKE_WEIGHT_GRID
@@ -204,8 +201,6 @@ def tune(args: argparse.Namespace, grid) -> int:
 def _tune(cfg, weights, args: argparse.Namespace) -> int:
     """Runs (or, with --resume, continues) the tuning of ``cfg`` over ``weights`` in --out and
     prints its summary."""
-    from pathlib import Path
-
     from negrec.experiments.tuning import tune_dislike_weight
     from negrec.files import strict_json
 

@@ -287,15 +287,9 @@ def _coerce_to(hint, value, name: str):
 
     YAML 1.1 reads "3e-4" as a string: numbers given as strings become the annotated numeric
     type; an integral float (1e3) is accepted for an int; ints are accepted for floats."""
-    options = typing.get_args(hint) if _is_union(hint) else (hint,)
-    if value is None and _NONE in options:
-        return None
-    for option in options:
-        if option is _NONE:
-            continue
-        ok, coerced = _as_type(option, value)
-        if ok:
-            return coerced
+    ok, coerced = _as_type(hint, value)
+    if ok:
+        return coerced
     raise UserError(f"config key {name} must be {_describe(hint)}; got {value!r}")
 
 
@@ -304,9 +298,11 @@ def _is_union(hint) -> bool:
 
 
 def _as_type(hint, value) -> tuple[bool, Any]:
-    if _is_union(hint):  # inside a mapping (objective.weights: a number or auto)
+    if _is_union(hint):  # a key's or a mapping's values (objective.weights: a number or auto)
+        if value is None:
+            return _NONE in typing.get_args(hint), None
         for option in typing.get_args(hint):
-            ok, coerced = _as_type(option, value)
+            ok, coerced = (False, None) if option is _NONE else _as_type(option, value)
             if ok:
                 return True, coerced
         return False, None
